@@ -1,0 +1,161 @@
+//! Command line: `kconn run | check | demo | crd`. Parsing and dispatch only; each command's work lives
+//! in its own module.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{api, checks, manifest, output, validate};
+
+/// kconn: declarative, continuously tested Kafka connections for Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "kconn", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KCONN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info,kconn=debug`).
+    #[arg(long, global = true, default_value = "info", env = "KCONN_LOG")]
+    pub log: String,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator: watch KafkaConnections and keep them tested.
+    Run,
+    /// Test connections from manifests (KafkaConnection and Secret YAML), without an operator.
+    Check(CheckArgs),
+    /// Start an in-process Kafka cluster and show a full connection test and model discovery against it.
+    Demo,
+    /// Print the KafkaConnection CustomResourceDefinition (the only source of crds/).
+    Crd,
+}
+
+/// `kconn check` arguments.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Manifest files or directories (multi-document YAML or JSON); `-` reads stdin. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true, value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Validate only, with no network: for pre-merge CI of GitOps repositories.
+    #[arg(long)]
+    pub offline: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = output::Format::Table)]
+    pub output: output::Format,
+    /// Namespace for manifests that name none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+}
+
+/// Exit code: every check passed or warned.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a check failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: the input could not be read.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.log_format, &cli.log);
+    let code = match cli.command {
+        Command::Crd => {
+            print!("{}", api::crd_yaml());
+            EXIT_OK
+        }
+        Command::Check(args) if args.offline => check_offline(&args),
+        Command::Check(_) => not_yet("kconn check without --offline (the online connection test)"),
+        Command::Run => not_yet("kconn run (the operator)"),
+        Command::Demo => not_yet("kconn demo"),
+    };
+    ExitCode::from(code)
+}
+
+fn not_yet(what: &str) -> u8 {
+    eprintln!("{what} is not implemented yet in this version; `kconn check --offline` and `kconn crd` are.");
+    EXIT_BAD_INPUT
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// `kconn check --offline`: validation of every KafkaConnection in the inputs, no network.
+fn check_offline(args: &CheckArgs) -> u8 {
+    let manifests = manifest::load(&args.files, &args.namespace);
+    let report = offline_report(&manifests);
+    for note in &manifests.notes {
+        eprintln!("note: {note}");
+    }
+    for error in &manifests.errors {
+        eprintln!("error: {error}");
+    }
+    if let Err(e) = output::print(&report, args.output) {
+        eprintln!("error: cannot write the report: {e}");
+        return EXIT_BAD_INPUT;
+    }
+    if !manifests.errors.is_empty() {
+        EXIT_BAD_INPUT
+    } else if report.connections.is_empty() {
+        eprintln!(
+            "error: no KafkaConnection (apiVersion {}) found in the input",
+            api::API_VERSION
+        );
+        EXIT_BAD_INPUT
+    } else if report
+        .connections
+        .iter()
+        .any(output::ConnectionReport::failed)
+    {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+/// The offline report: SpecValid for each connection, with every problem listed.
+pub fn offline_report(manifests: &manifest::Manifests) -> output::Report {
+    let connections = manifests
+        .connections
+        .iter()
+        .map(|doc| {
+            let started = Instant::now();
+            let problems = match &doc.parsed {
+                Ok(conn) => validate::validate(&conn.spec).err().unwrap_or_default(),
+                Err(problems) => problems.clone(),
+            };
+            let elapsed = started.elapsed().as_millis() as u64;
+            output::ConnectionReport {
+                name: doc.name.clone(),
+                namespace: doc.namespace.clone(),
+                source: doc.source.to_string(),
+                checks: vec![checks::spec_valid(&problems, elapsed)],
+                problems,
+            }
+        })
+        .collect();
+    output::Report { connections }
+}

@@ -1,0 +1,12 @@
+//! kconn: a Kubernetes operator that turns "a connection to a Kafka cluster" into a declarative,
+//! continuously tested resource. See README.md for the tour and DESIGN-level contract.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod checks;
+pub mod cli;
+pub mod manifest;
+pub mod output;
+pub mod topics;
+pub mod validate;

@@ -1,0 +1,130 @@
+//! Rendering test reports for people (a table) and tools (JSON, YAML in the `status.checks` shape).
+
+use std::io::Write;
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::api::{CheckReport, CheckResult};
+use crate::validate::Problem;
+
+/// Output format of `kconn check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A readable table.
+    Table,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// Everything `kconn check` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// One entry per KafkaConnection in the input, in input order.
+    pub connections: Vec<ConnectionReport>,
+}
+
+/// The report of one connection.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionReport {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace` (or the default).
+    pub namespace: String,
+    /// `file#document`.
+    pub source: String,
+    /// The rows `status.checks` would hold.
+    pub checks: Vec<CheckReport>,
+    /// Every spec problem, with field, reason, message and hint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+impl ConnectionReport {
+    /// Whether any check failed.
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|c| c.result == CheckResult::Failed)
+    }
+}
+
+/// The symbol a table shows for a result.
+pub fn symbol(result: CheckResult) -> &'static str {
+    match result {
+        CheckResult::Passed => "✓",
+        CheckResult::Warning => "⚠",
+        CheckResult::Failed => "✗",
+        CheckResult::Skipped => "–",
+    }
+}
+
+/// Writes the report to stdout.
+pub fn print(report: &Report, format: Format) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        Format::Table => out.write_all(table(report).as_bytes()),
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, report).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
+        }
+        Format::Yaml => out.write_all(
+            serde_yaml::to_string(report)
+                .map_err(std::io::Error::other)?
+                .as_bytes(),
+        ),
+    }
+}
+
+/// The table for people.
+pub fn table(report: &Report) -> String {
+    let mut s = String::new();
+    for c in &report.connections {
+        s.push_str(&format!(
+            "KafkaConnection {}/{}  ({})\n",
+            c.namespace, c.name, c.source
+        ));
+        let name_w = c.checks.iter().map(|r| r.name.len()).max().unwrap_or(0);
+        let reason_w = c.checks.iter().map(|r| r.reason.len()).max().unwrap_or(0);
+        for r in &c.checks {
+            s.push_str(&format!(
+                "  {} {:name_w$}  {:reason_w$}  {}\n",
+                symbol(r.result),
+                r.name,
+                r.reason,
+                if c.problems.len() > 1 && r.result == CheckResult::Failed {
+                    format!("{} problems:", c.problems.len())
+                } else {
+                    r.message.clone()
+                }
+            ));
+            if r.result != CheckResult::Failed || c.problems.len() > 1 {
+                continue;
+            }
+            if let Some(field) = &r.field {
+                s.push_str(&format!("      field: {field}\n"));
+            }
+            if let Some(hint) = &r.hint {
+                s.push_str(&format!("      fix:   {hint}\n"));
+            }
+        }
+        if c.problems.len() > 1 {
+            for p in &c.problems {
+                s.push_str(&format!("      ✗ {}  {}\n", p.field, p.reason));
+                s.push_str(&format!("          {}\n", p.message));
+                s.push_str(&format!("          fix: {}\n", p.hint));
+            }
+        }
+        s.push('\n');
+    }
+    let failed = report.connections.iter().filter(|c| c.failed()).count();
+    let total = report.connections.len();
+    s.push_str(&format!(
+        "{total} connection{}: {} passed, {failed} failed\n",
+        if total == 1 { "" } else { "s" },
+        total - failed
+    ));
+    s
+}

@@ -1,0 +1,958 @@
+//! Every spec rule, as a pure function: each broken rule becomes a [`Problem`] naming the field path,
+//! a stable reason, what is wrong and how to fix it. The SpecValid check, `kconn check --offline` and
+//! the controller all use this module; the CRD's CEL rules mirror the same rules for the API server.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::api::{reason, KafkaConnectionSpec, MAX_BOOTSTRAP_SERVERS, MAX_BOOTSTRAP_SERVER_LEN};
+use crate::topics::{TopicExpressionError, TopicMatcher};
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// Path of the offending field, e.g. `spec.bootstrapServers[2]`.
+    pub field: String,
+    /// Stable CamelCase reason (see [`crate::api::reason`]).
+    pub reason: &'static str,
+    /// What is wrong. Never contains secret values (specs hold none).
+    pub message: String,
+    /// What to change.
+    pub hint: String,
+}
+
+impl Problem {
+    /// A problem at `field`.
+    pub fn new(
+        field: impl Into<String>,
+        reason: &'static str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            reason,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// A bootstrap server split into host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// DNS name or IP address, without brackets.
+    pub host: String,
+    /// TCP port, 1..=65535.
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Why a bootstrap server is not `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostPortError {
+    /// Empty string.
+    #[error("is empty")]
+    Empty,
+    /// Longer than a DNS name plus a port can be.
+    #[error("is {0} characters long; the limit is 261")]
+    TooLong(usize),
+    /// No `:port`.
+    #[error("{0:?} has no port")]
+    MissingPort(String),
+    /// `[` without `]` (or the reverse).
+    #[error("{0:?} has an unbalanced '[' or ']' around an IPv6 address")]
+    UnbalancedBracket(String),
+    /// A bare IPv6 address: the port cannot be told apart.
+    #[error("{0:?} looks like an IPv6 address without brackets")]
+    UnbracketedIpv6(String),
+    /// Port is not a number.
+    #[error("{value:?} has port {port:?}, which is not a number")]
+    PortNotANumber {
+        /// The whole entry.
+        value: String,
+        /// The port part.
+        port: String,
+    },
+    /// Port 0 or above 65535.
+    #[error("{value:?} has port {port}, outside 1-65535")]
+    PortOutOfRange {
+        /// The whole entry.
+        value: String,
+        /// The port.
+        port: u64,
+    },
+    /// Host part is not a DNS name or IP address.
+    #[error("{value:?} has host {host:?}, which is not a DNS name or an IP address")]
+    InvalidHost {
+        /// The whole entry.
+        value: String,
+        /// The host part.
+        host: String,
+    },
+}
+
+/// Parses `host:port`, `1.2.3.4:port` or `[v6]:port`.
+pub fn parse_host_port(value: &str) -> Result<HostPort, HostPortError> {
+    let owned = || value.to_string();
+    if value.is_empty() {
+        return Err(HostPortError::Empty);
+    }
+    if value.len() > MAX_BOOTSTRAP_SERVER_LEN {
+        return Err(HostPortError::TooLong(value.len()));
+    }
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some(close) = rest.find(']') else {
+            return Err(HostPortError::UnbalancedBracket(owned()));
+        };
+        let host = &rest[..close];
+        let after = &rest[close + 1..];
+        if host.contains('[') || after.contains(']') || after.contains('[') {
+            return Err(HostPortError::UnbalancedBracket(owned()));
+        }
+        let Some(port) = after.strip_prefix(':') else {
+            return Err(HostPortError::MissingPort(owned()));
+        };
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(HostPortError::InvalidHost {
+                value: owned(),
+                host: host.to_string(),
+            });
+        }
+        (host, port)
+    } else {
+        if value.contains('[') || value.contains(']') {
+            return Err(HostPortError::UnbalancedBracket(owned()));
+        }
+        match value.matches(':').count() {
+            0 => return Err(HostPortError::MissingPort(owned())),
+            1 => {}
+            _ => return Err(HostPortError::UnbracketedIpv6(owned())),
+        }
+        let (host, port) = value.split_once(':').expect("one colon");
+        if !is_dns_name(host) {
+            return Err(HostPortError::InvalidHost {
+                value: owned(),
+                host: host.to_string(),
+            });
+        }
+        (host, port)
+    };
+    if port.is_empty() {
+        return Err(HostPortError::MissingPort(owned()));
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HostPortError::PortNotANumber {
+            value: owned(),
+            port: port.to_string(),
+        });
+    }
+    let n: u64 = port.parse().unwrap_or(u64::MAX);
+    if n == 0 || n > 65535 {
+        return Err(HostPortError::PortOutOfRange {
+            value: owned(),
+            port: n,
+        });
+    }
+    Ok(HostPort {
+        host: host.to_string(),
+        port: n as u16,
+    })
+}
+
+/// A DNS name (labels of letters, digits, `-` and `_`) or a dotted IPv4 address.
+fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// An RFC 1123 label (agent pool names).
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// An RFC 1123 subdomain (Secret names).
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// A Secret data key: letters, digits, `-`, `_` and `.`.
+fn is_secret_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// A spec that passed every rule, with what validation computed on the way.
+#[derive(Debug, Clone)]
+pub struct ValidSpec {
+    /// The bootstrap servers, parsed, in spec order.
+    pub bootstrap: Vec<HostPort>,
+    /// The compiled topic expression.
+    pub topics: TopicMatcher,
+    /// The re-test interval.
+    pub interval: Duration,
+    /// The bound on one test.
+    pub timeout: Duration,
+    /// The daily refresh time, (hour, minute).
+    pub refresh_at: (u8, u8),
+    /// The time zone of `refresh_at`.
+    pub time_zone: Tz,
+}
+
+/// Checks every rule; returns what it computed, or every broken rule (not just the first).
+pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
+    let mut problems = Vec::new();
+
+    // spec.bootstrapServers
+    let servers = &spec.bootstrap_servers;
+    if servers.is_empty() {
+        problems.push(Problem::new(
+            "spec.bootstrapServers",
+            reason::BOOTSTRAP_SERVERS_EMPTY,
+            "no bootstrap servers are listed",
+            "list at least one broker as host:port, e.g. kafka-0.kafka:9092",
+        ));
+    } else if servers.len() > MAX_BOOTSTRAP_SERVERS {
+        problems.push(Problem::new(
+            "spec.bootstrapServers",
+            reason::TOO_MANY_BOOTSTRAP_SERVERS,
+            format!(
+                "{} bootstrap servers are listed; the limit is 64",
+                servers.len()
+            ),
+            "list a few brokers per cluster (3 is plenty): kconn discovers the rest from metadata",
+        ));
+    }
+    let mut bootstrap = Vec::with_capacity(servers.len());
+    for (i, server) in servers.iter().enumerate() {
+        match parse_host_port(&server.0) {
+            Ok(hp) => bootstrap.push(hp),
+            Err(e) => problems.push(Problem::new(
+                format!("spec.bootstrapServers[{i}]"),
+                reason::INVALID_BOOTSTRAP_SERVER,
+                format!("bootstrap server {e}"),
+                host_port_hint(&e),
+            )),
+        }
+    }
+
+    // spec.topics
+    let topics = match TopicMatcher::new(&spec.topics) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            let (why, hint) = match &e {
+                TopicExpressionError::Empty | TopicExpressionError::TooLong(_) => (
+                    reason::INVALID_TOPIC_EXPRESSION_LENGTH,
+                    "write an expression of 1 to 256 characters; for many topics use a common prefix, e.g. orders\\..*",
+                ),
+                TopicExpressionError::Regex(_) => (
+                    reason::INVALID_TOPIC_EXPRESSION,
+                    "fix the regular expression (whole-name match, no look-around or backreferences), or set spec.topics.syntax: Glob for patterns like orders.*",
+                ),
+                TopicExpressionError::EmptyGlob(_) | TopicExpressionError::GlobCharacter { .. } => (
+                    reason::INVALID_TOPIC_EXPRESSION,
+                    "write comma-separated patterns of topic-name characters with * and ?, e.g. orders.*, payments.?",
+                ),
+            };
+            problems.push(Problem::new(
+                "spec.topics.expression",
+                why,
+                e.to_string(),
+                hint,
+            ));
+            None
+        }
+    };
+
+    // spec.authentication
+    if let Some(auth) = &spec.authentication {
+        match (&auth.sasl, &auth.kerberos) {
+            (Some(_), Some(_)) => problems.push(Problem::new(
+                "spec.authentication",
+                reason::CONFLICTING_AUTHENTICATION,
+                "both authentication.sasl and authentication.kerberos are set",
+                "keep the one your brokers' listener expects: sasl for PLAIN/SCRAM, kerberos for GSSAPI",
+            )),
+            (None, None) => problems.push(Problem::new(
+                "spec.authentication",
+                reason::MISSING_AUTHENTICATION,
+                "authentication is set but names neither sasl nor kerberos",
+                "add authentication.sasl or authentication.kerberos, or remove authentication for an unauthenticated listener",
+            )),
+            _ => {}
+        }
+        if let Some(sasl) = &auth.sasl {
+            let r = &sasl.secret_ref;
+            secret_name(
+                &mut problems,
+                "spec.authentication.sasl.secretRef.name",
+                &r.name,
+            );
+            secret_key(
+                &mut problems,
+                "spec.authentication.sasl.secretRef.usernameKey",
+                &r.username_key,
+            );
+            secret_key(
+                &mut problems,
+                "spec.authentication.sasl.secretRef.passwordKey",
+                &r.password_key,
+            );
+        }
+        if let Some(krb) = &auth.kerberos {
+            if let Err(msg) = check_principal(&krb.principal) {
+                problems.push(Problem::new(
+                    "spec.authentication.kerberos.principal",
+                    reason::INVALID_PRINCIPAL,
+                    msg,
+                    "write the client principal as primary[/instance]@REALM, e.g. pipeline@EXAMPLE.COM",
+                ));
+            }
+            if krb.service_name.is_empty()
+                || krb.service_name.contains(['/', '@'])
+                || krb.service_name.contains(char::is_whitespace)
+            {
+                problems.push(Problem::new(
+                    "spec.authentication.kerberos.serviceName",
+                    reason::INVALID_NAME,
+                    format!("service name {:?} is not the first part of a principal", krb.service_name),
+                    "set the brokers' service name, the part before '/' in their principal (usually kafka)",
+                ));
+            }
+            secret_name(
+                &mut problems,
+                "spec.authentication.kerberos.keytabSecretRef.name",
+                &krb.keytab_secret_ref.name,
+            );
+            secret_key(
+                &mut problems,
+                "spec.authentication.kerberos.keytabSecretRef.key",
+                &krb.keytab_secret_ref.key,
+            );
+            secret_name(
+                &mut problems,
+                "spec.authentication.kerberos.krb5ConfSecretRef.name",
+                &krb.krb5_conf_secret_ref.name,
+            );
+            secret_key(
+                &mut problems,
+                "spec.authentication.kerberos.krb5ConfSecretRef.key",
+                &krb.krb5_conf_secret_ref.key,
+            );
+        }
+    }
+
+    // spec.tls
+    if let Some(tls) = &spec.tls {
+        if let Some(ca) = &tls.ca_secret_ref {
+            secret_name(&mut problems, "spec.tls.caSecretRef.name", &ca.name);
+            secret_key(&mut problems, "spec.tls.caSecretRef.key", &ca.key);
+        }
+        if let Some(cert) = &tls.client_cert_secret_ref {
+            secret_name(
+                &mut problems,
+                "spec.tls.clientCertSecretRef.name",
+                &cert.name,
+            );
+        }
+        if let Some(name) = tls.server_name.as_deref().filter(|n| !n.is_empty()) {
+            if !is_dns_name(name) {
+                problems.push(Problem::new(
+                    "spec.tls.serverName",
+                    reason::INVALID_NAME,
+                    format!("{name:?} is not a DNS name"),
+                    "set the name in the brokers' certificate (or remove serverName to verify the host itself)",
+                ));
+            }
+        }
+    }
+
+    // spec.consumer.groupId
+    if let Some(group) = &spec.consumer.group_id {
+        if group.chars().count() > 249 {
+            problems.push(Problem::new(
+                "spec.consumer.groupId",
+                reason::INVALID_NAME,
+                format!(
+                    "the group id is {} characters long; the limit is 249",
+                    group.chars().count()
+                ),
+                "use a shorter consumer group id",
+            ));
+        }
+    }
+
+    // spec.agent.name
+    if let Some(agent) = &spec.agent {
+        if !is_dns_label(&agent.name) {
+            problems.push(Problem::new(
+                "spec.agent.name",
+                reason::INVALID_NAME,
+                format!("agent pool {:?} is not a DNS label", agent.name),
+                "use lower-case letters, digits and '-', at most 63 characters, as in kconn run --agent vpc-a; or remove spec.agent for automatic allocation",
+            ));
+        }
+    }
+
+    // spec.check
+    let interval = duration(
+        &mut problems,
+        "spec.check.interval",
+        &spec.check.interval,
+        "5m",
+    );
+    let timeout = duration(
+        &mut problems,
+        "spec.check.timeout",
+        &spec.check.timeout,
+        "30s",
+    );
+    if let (Some(i), Some(t)) = (interval, timeout) {
+        if t > i {
+            problems.push(Problem::new(
+                "spec.check.timeout",
+                reason::TIMEOUT_EXCEEDS_INTERVAL,
+                format!(
+                    "check.timeout {} is longer than check.interval {}",
+                    spec.check.timeout, spec.check.interval
+                ),
+                "lower spec.check.timeout or raise spec.check.interval so that timeout <= interval",
+            ));
+        }
+    }
+
+    // spec.models
+    let m = &spec.models;
+    let refresh_at =
+        match parse_hh_mm(&m.refresh_at) {
+            Some(t) => Some(t),
+            None => {
+                problems.push(Problem::new(
+                "spec.models.refreshAt",
+                reason::INVALID_REFRESH_AT,
+                format!("{:?} is not a time of day as HH:MM (00:00 to 23:59)", m.refresh_at),
+                "write the daily refresh time on a 24-hour clock, e.g. \"02:00\" (quoted in YAML)",
+            ));
+                None
+            }
+        };
+    let time_zone = match Tz::from_str(&m.time_zone) {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            problems.push(Problem::new(
+                "spec.models.timeZone",
+                reason::UNKNOWN_TIME_ZONE,
+                format!("{:?} is not an IANA time zone", m.time_zone),
+                "use a name from the IANA database such as UTC, Europe/Berlin or America/New_York",
+            ));
+            None
+        }
+    };
+    if m.sample_messages > 1000 {
+        problems.push(Problem::new(
+            "spec.models.sampleMessages",
+            reason::OUT_OF_RANGE,
+            format!("sampleMessages is {}; the limit is 1000", m.sample_messages),
+            "sample 1 to 1000 messages per topic (10 is usually enough)",
+        ));
+    }
+    if m.large_catalog_threshold == 0 {
+        problems.push(Problem::new(
+            "spec.models.largeCatalogThreshold",
+            reason::OUT_OF_RANGE,
+            "largeCatalogThreshold is 0",
+            "set at least 1 (the default is 10000)",
+        ));
+    }
+    if let Some(name) = &spec.display_name {
+        if name.chars().count() > 253 {
+            problems.push(Problem::new(
+                "spec.displayName",
+                reason::INVALID_NAME,
+                format!(
+                    "displayName is {} characters long; the limit is 253",
+                    name.chars().count()
+                ),
+                "shorten spec.displayName",
+            ));
+        }
+    }
+
+    match (
+        problems.is_empty(),
+        topics,
+        interval,
+        timeout,
+        refresh_at,
+        time_zone,
+    ) {
+        (true, Some(topics), Some(interval), Some(timeout), Some(refresh_at), Some(time_zone)) => {
+            Ok(ValidSpec {
+                bootstrap,
+                topics,
+                interval,
+                timeout,
+                refresh_at,
+                time_zone,
+            })
+        }
+        _ => Err(problems),
+    }
+}
+
+fn host_port_hint(e: &HostPortError) -> String {
+    match e {
+        HostPortError::MissingPort(v) => format!("add the listener's port, e.g. {v}:9092"),
+        HostPortError::UnbalancedBracket(_) | HostPortError::UnbracketedIpv6(_) => {
+            "write IPv6 addresses in brackets followed by the port, e.g. [fd00::1]:9092".into()
+        }
+        HostPortError::PortOutOfRange { .. } | HostPortError::PortNotANumber { .. } => {
+            "use the listener's port, a number from 1 to 65535 (Kafka's default is 9092)".into()
+        }
+        _ => "write host:port, e.g. kafka-0.kafka.svc:9092 or 10.0.0.5:9092".into(),
+    }
+}
+
+fn secret_name(problems: &mut Vec<Problem>, field: &str, name: &str) {
+    if !is_dns_subdomain(name) {
+        problems.push(Problem::new(
+            field,
+            reason::INVALID_SECRET_REF,
+            format!("{name:?} is not a valid Secret name"),
+            "name a Secret in the connection's namespace (lower-case letters, digits, '-' and '.')",
+        ));
+    }
+}
+
+fn secret_key(problems: &mut Vec<Problem>, field: &str, key: &str) {
+    if !is_secret_key(key) {
+        problems.push(Problem::new(
+            field,
+            reason::INVALID_SECRET_REF,
+            format!("{key:?} is not a valid Secret key"),
+            "name a key of the Secret's data (letters, digits, '-', '_' and '.')",
+        ));
+    }
+}
+
+fn check_principal(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("the principal is empty".into());
+    }
+    if p.contains(char::is_whitespace) {
+        return Err(format!("principal {p:?} contains white space"));
+    }
+    let (name, realm) = match p.rsplit_once('@') {
+        Some((n, r)) => (n, Some(r)),
+        None => (p, None),
+    };
+    if name.is_empty() || name.split('/').any(str::is_empty) || name.contains('@') {
+        return Err(format!("principal {p:?} is not primary[/instance][@REALM]"));
+    }
+    if realm == Some("") {
+        return Err(format!("principal {p:?} ends with '@' but names no realm"));
+    }
+    Ok(())
+}
+
+fn duration(
+    problems: &mut Vec<Problem>,
+    field: &str,
+    value: &str,
+    example: &str,
+) -> Option<Duration> {
+    let hint = format!("write a positive Go duration such as {example}, 90s or 1h30m");
+    match kube::core::Duration::from_str(value) {
+        Ok(d) if d.is_negative() => {
+            problems.push(Problem::new(
+                field,
+                reason::INVALID_DURATION,
+                format!("{value:?} is negative"),
+                hint,
+            ));
+            None
+        }
+        Ok(d) => {
+            let d: Duration = d.into();
+            if d.is_zero() {
+                problems.push(Problem::new(
+                    field,
+                    reason::INVALID_DURATION,
+                    format!("{value:?} is zero"),
+                    hint,
+                ));
+                None
+            } else {
+                Some(d)
+            }
+        }
+        Err(_) => {
+            problems.push(Problem::new(
+                field,
+                reason::INVALID_DURATION,
+                format!("{value:?} is not a duration"),
+                hint,
+            ));
+            None
+        }
+    }
+}
+
+/// Parses `HH:MM` on a 24-hour clock.
+pub fn parse_hh_mm(s: &str) -> Option<(u8, u8)> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m): (u8, u8) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some((h, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::KafkaConnection;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+            "metadata": {"name": "orders", "namespace": "team-a"},
+            "spec": {"bootstrapServers": ["b1.kafka:9092"], "topics": {"expression": "orders\\..*"}}
+        })
+    }
+
+    fn spec_with(patch: impl FnOnce(&mut serde_json::Value)) -> KafkaConnectionSpec {
+        let mut v = base();
+        patch(&mut v["spec"]);
+        serde_json::from_value::<KafkaConnection>(v)
+            .expect("fixture deserializes")
+            .spec
+    }
+
+    /// Each case: a change to a valid spec, the field path and the reason the validator must report.
+    #[test]
+    fn every_bad_input_names_its_field_and_reason() {
+        use serde_json::json;
+        type Patch = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Patch, &str, &str)> = vec![
+            (
+                "empty bootstrap list",
+                Box::new(|s| s["bootstrapServers"] = json!([])),
+                "spec.bootstrapServers",
+                reason::BOOTSTRAP_SERVERS_EMPTY,
+            ),
+            (
+                "65 bootstrap servers",
+                Box::new(|s| {
+                    s["bootstrapServers"] =
+                        json!((0..65).map(|i| format!("b{i}:9092")).collect::<Vec<_>>())
+                }),
+                "spec.bootstrapServers",
+                reason::TOO_MANY_BOOTSTRAP_SERVERS,
+            ),
+            (
+                "host without port",
+                Box::new(|s| s["bootstrapServers"] = json!(["ok:1", "kafka"])),
+                "spec.bootstrapServers[1]",
+                reason::INVALID_BOOTSTRAP_SERVER,
+            ),
+            (
+                "port 0",
+                Box::new(|s| s["bootstrapServers"] = json!(["kafka:0"])),
+                "spec.bootstrapServers[0]",
+                reason::INVALID_BOOTSTRAP_SERVER,
+            ),
+            (
+                "port 65536",
+                Box::new(|s| s["bootstrapServers"] = json!(["kafka:65536"])),
+                "spec.bootstrapServers[0]",
+                reason::INVALID_BOOTSTRAP_SERVER,
+            ),
+            (
+                "unbalanced IPv6",
+                Box::new(|s| s["bootstrapServers"] = json!(["[::1"])),
+                "spec.bootstrapServers[0]",
+                reason::INVALID_BOOTSTRAP_SERVER,
+            ),
+            (
+                "257-char expression",
+                Box::new(|s| s["topics"]["expression"] = json!("a".repeat(257))),
+                "spec.topics.expression",
+                reason::INVALID_TOPIC_EXPRESSION_LENGTH,
+            ),
+            (
+                "invalid regex",
+                Box::new(|s| s["topics"]["expression"] = json!("orders.(")),
+                "spec.topics.expression",
+                reason::INVALID_TOPIC_EXPRESSION,
+            ),
+            (
+                "bad glob",
+                Box::new(|s| s["topics"] = json!({"expression": "orders/*", "syntax": "Glob"})),
+                "spec.topics.expression",
+                reason::INVALID_TOPIC_EXPRESSION,
+            ),
+            (
+                "sasl and kerberos",
+                Box::new(|s| {
+                    s["authentication"] = json!({
+                "sasl": {"mechanism": "PLAIN", "secretRef": {"name": "u"}},
+                "kerberos": {"principal": "p@R", "keytabSecretRef": {"name": "k", "key": "kt"}, "krb5ConfSecretRef": {"name": "k", "key": "conf"}}})
+                }),
+                "spec.authentication",
+                reason::CONFLICTING_AUTHENTICATION,
+            ),
+            (
+                "empty authentication",
+                Box::new(|s| s["authentication"] = json!({})),
+                "spec.authentication",
+                reason::MISSING_AUTHENTICATION,
+            ),
+            (
+                "empty kerberos principal",
+                Box::new(|s| {
+                    s["authentication"] = json!({
+                "kerberos": {"principal": "", "keytabSecretRef": {"name": "k", "key": "kt"}, "krb5ConfSecretRef": {"name": "k", "key": "conf"}}})
+                }),
+                "spec.authentication.kerberos.principal",
+                reason::INVALID_PRINCIPAL,
+            ),
+            (
+                "bad secret name",
+                Box::new(|s| {
+                    s["authentication"] = json!({"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "Orders_User"}}})
+                }),
+                "spec.authentication.sasl.secretRef.name",
+                reason::INVALID_SECRET_REF,
+            ),
+            (
+                "refreshAt 25:00",
+                Box::new(|s| s["models"] = json!({"refreshAt": "25:00"})),
+                "spec.models.refreshAt",
+                reason::INVALID_REFRESH_AT,
+            ),
+            (
+                "unknown time zone",
+                Box::new(|s| s["models"] = json!({"timeZone": "Mars/Olympus"})),
+                "spec.models.timeZone",
+                reason::UNKNOWN_TIME_ZONE,
+            ),
+            (
+                "zero interval",
+                Box::new(|s| s["check"] = json!({"interval": "0s", "timeout": "0s"})),
+                "spec.check.interval",
+                reason::INVALID_DURATION,
+            ),
+            (
+                "negative interval",
+                Box::new(|s| s["check"] = json!({"interval": "-5m"})),
+                "spec.check.interval",
+                reason::INVALID_DURATION,
+            ),
+            (
+                "garbage interval",
+                Box::new(|s| s["check"] = json!({"interval": "often"})),
+                "spec.check.interval",
+                reason::INVALID_DURATION,
+            ),
+            (
+                "timeout over interval",
+                Box::new(|s| s["check"] = json!({"interval": "1m", "timeout": "2m"})),
+                "spec.check.timeout",
+                reason::TIMEOUT_EXCEEDS_INTERVAL,
+            ),
+            (
+                "bad agent name",
+                Box::new(|s| s["agent"] = json!({"name": "VPC A"})),
+                "spec.agent.name",
+                reason::INVALID_NAME,
+            ),
+            (
+                "too many samples",
+                Box::new(|s| s["models"] = json!({"sampleMessages": 5000})),
+                "spec.models.sampleMessages",
+                reason::OUT_OF_RANGE,
+            ),
+        ];
+        for (what, patch, field, why) in cases {
+            let problems = validate(&spec_with(patch)).expect_err(what);
+            assert!(
+                problems.iter().any(|p| p.field == field && p.reason == why),
+                "{what}: want {field} {why}, got {problems:#?}"
+            );
+            for p in &problems {
+                assert!(!p.hint.is_empty() && !p.message.is_empty(), "{what}: {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_valid_spec_yields_what_validation_computed() {
+        let spec = spec_with(|s| {
+            s["bootstrapServers"] =
+                serde_json::json!(["b1.kafka:9092", "[fd00::1]:9093", "10.0.0.5:19092"]);
+            s["models"] = serde_json::json!({"refreshAt": "23:59", "timeZone": "Europe/Berlin"});
+            s["check"] = serde_json::json!({"interval": "1h", "timeout": "1h"});
+        });
+        let v = validate(&spec).expect("valid");
+        assert_eq!(
+            v.bootstrap[1],
+            HostPort {
+                host: "fd00::1".into(),
+                port: 9093
+            }
+        );
+        assert_eq!(v.bootstrap[1].to_string(), "[fd00::1]:9093");
+        assert_eq!(v.refresh_at, (23, 59));
+        assert_eq!(v.time_zone, chrono_tz::Europe::Berlin);
+        assert_eq!(v.interval, Duration::from_secs(3600));
+        assert!(v.topics.matches("orders.eu"));
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let spec = spec_with(|s| {
+            s["bootstrapServers"] = serde_json::json!(["a", "b:0"]);
+            s["models"] = serde_json::json!({"refreshAt": "7:00"});
+        });
+        let fields: Vec<_> = validate(&spec)
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.bootstrapServers[0]",
+                "spec.bootstrapServers[1]",
+                "spec.models.refreshAt"
+            ]
+        );
+    }
+
+    #[test]
+    fn host_port_table() {
+        let ok = [
+            ("kafka:9092", "kafka", 9092),
+            ("10.1.2.3:1", "10.1.2.3", 1),
+            ("[::1]:65535", "::1", 65535),
+            ("b_1.svc:9092", "b_1.svc", 9092),
+        ];
+        for (input, host, port) in ok {
+            assert_eq!(
+                parse_host_port(input),
+                Ok(HostPort {
+                    host: host.into(),
+                    port
+                }),
+                "{input}"
+            );
+        }
+        type Expect = fn(&HostPortError) -> bool;
+        let bad: [(&str, Expect); 10] = [
+            ("", |e| matches!(e, HostPortError::Empty)),
+            ("kafka", |e| matches!(e, HostPortError::MissingPort(_))),
+            ("kafka:", |e| matches!(e, HostPortError::MissingPort(_))),
+            ("kafka:0", |e| {
+                matches!(e, HostPortError::PortOutOfRange { port: 0, .. })
+            }),
+            ("kafka:65536", |e| {
+                matches!(e, HostPortError::PortOutOfRange { port: 65536, .. })
+            }),
+            ("kafka:99999999999999999999", |e| {
+                matches!(e, HostPortError::PortOutOfRange { .. })
+            }),
+            ("kafka:http", |e| {
+                matches!(e, HostPortError::PortNotANumber { .. })
+            }),
+            ("[::1", |e| matches!(e, HostPortError::UnbalancedBracket(_))),
+            ("::1:9092", |e| {
+                matches!(e, HostPortError::UnbracketedIpv6(_))
+            }),
+            ("bad host:9092", |e| {
+                matches!(e, HostPortError::InvalidHost { .. })
+            }),
+        ];
+        for (input, want) in bad {
+            let err = parse_host_port(input).expect_err(input);
+            assert!(want(&err), "{input}: {err:?}");
+        }
+        assert!(matches!(
+            parse_host_port(&format!("{}:1", "a".repeat(300))),
+            Err(HostPortError::TooLong(302))
+        ));
+        assert!(matches!(
+            parse_host_port("[nothex]:1"),
+            Err(HostPortError::InvalidHost { .. })
+        ));
+    }
+
+    #[test]
+    fn hh_mm() {
+        assert_eq!(parse_hh_mm("00:00"), Some((0, 0)));
+        assert_eq!(parse_hh_mm("23:59"), Some((23, 59)));
+        for bad in ["24:00", "25:00", "7:00", "07:60", "0700", "07:0a", ""] {
+            assert_eq!(parse_hh_mm(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn principals() {
+        for ok in [
+            "pipeline@EXAMPLE.COM",
+            "pipeline/host.example.com@EXAMPLE.COM",
+            "pipeline",
+        ] {
+            assert!(check_principal(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b@R", "@R", "p@", "a//b@R", "a@b@R"] {
+            assert!(check_principal(bad).is_err(), "{bad}");
+        }
+    }
+}

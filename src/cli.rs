@@ -143,10 +143,10 @@ pub fn offline_report(manifests: &manifest::Manifests) -> output::Report {
         .iter()
         .map(|doc| {
             let started = Instant::now();
-            let problems = match &doc.parsed {
-                Ok(conn) => validate::validate(&conn.spec).err().unwrap_or_default(),
-                Err(problems) => problems.clone(),
-            };
+            let mut problems = doc.shape_problems.clone();
+            if let Some(conn) = &doc.object {
+                problems.extend(validate::validate(&conn.spec).err().unwrap_or_default());
+            }
             let elapsed = started.elapsed().as_millis() as u64;
             output::ConnectionReport {
                 name: doc.name.clone(),

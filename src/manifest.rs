@@ -26,7 +26,7 @@ impl fmt::Display for Source {
     }
 }
 
-/// A KafkaConnection document: parsed, or the problems that kept it from parsing.
+/// A KafkaConnection document: the object (when its shape could be read) and its shape problems.
 #[derive(Debug, Clone)]
 pub struct ConnectionDoc {
     /// Where it was read.
@@ -35,8 +35,10 @@ pub struct ConnectionDoc {
     pub name: String,
     /// `metadata.namespace`, or the default namespace.
     pub namespace: String,
-    /// The object, or its shape problems.
-    pub parsed: Result<KafkaConnection, Vec<Problem>>,
+    /// The object, when its shape allowed reading it.
+    pub object: Option<KafkaConnection>,
+    /// Shape problems: unknown fields, wrong types, unknown enum values, missing required fields.
+    pub shape_problems: Vec<Problem>,
 }
 
 /// Input that could not be read at all (a missing file, malformed YAML).
@@ -191,17 +193,18 @@ fn add_value(
         (KIND, v) if v.split('/').next() == Some(GROUP) => {
             let name = meta_str(&value, "name").unwrap_or_else(|| "<unnamed>".into());
             let namespace = meta_str(&value, "namespace").unwrap_or_else(|| default_namespace.to_string());
-            let parsed = if v != API_VERSION {
-                Err(vec![Problem::new(
+            let (object, shape_problems) = if v != API_VERSION {
+                let problem = Problem::new(
                     "apiVersion",
                     reason::UNSUPPORTED_VALUE,
                     format!("apiVersion {v:?} is not served by this kconn"),
                     format!("use apiVersion: {API_VERSION}"),
-                )])
+                );
+                (None, vec![problem])
             } else {
                 parse_connection(value, &namespace)
             };
-            out.connections.push(ConnectionDoc { source, name, namespace, parsed });
+            out.connections.push(ConnectionDoc { source, name, namespace, object, shape_problems });
         }
         ("", _) => out.notes.push(format!("{source}: ignored a document without kind")),
         (kind, api_version) => {
@@ -220,11 +223,12 @@ fn meta_str(value: &serde_yaml::Value, key: &str) -> Option<String> {
 }
 
 /// Deserializes a KafkaConnection document, turning every shape problem (unknown enum value, missing
-/// or unknown field, wrong type) into a [`Problem`] on its field path.
+/// or unknown field, wrong type) into a [`Problem`] on its field path. Unknown fields and a missing
+/// name still yield the object, so its other rules can be checked in the same run.
 pub fn parse_connection(
     value: serde_yaml::Value,
     namespace: &str,
-) -> Result<KafkaConnection, Vec<Problem>> {
+) -> (Option<KafkaConnection>, Vec<Problem>) {
     let mut unknown = Vec::new();
     let mut track = serde_path_to_error::Track::new();
     let de = serde_path_to_error::Deserializer::new(value, &mut track);
@@ -253,15 +257,11 @@ pub fn parse_connection(
             conn.metadata
                 .namespace
                 .get_or_insert_with(|| namespace.to_string());
-            if problems.is_empty() {
-                Ok(conn.clone())
-            } else {
-                Err(problems)
-            }
+            (Some(conn.clone()), problems)
         }
         Err(e) => {
             problems.push(shape_problem(&track.path().to_string(), e));
-            Err(problems)
+            (None, problems)
         }
     }
 }
@@ -273,9 +273,9 @@ fn unknown_field(field: String) -> Problem {
         "remove the field or fix its spelling (kubectl explain kafkaconnection.spec lists the fields)".to_string()
     };
     Problem::new(
-        field.clone(),
+        field,
         reason::UNKNOWN_FIELD,
-        format!("{field} is not a field of KafkaConnection v1alpha1"),
+        "not a field of KafkaConnection v1alpha1",
         hint,
     )
 }
@@ -293,11 +293,12 @@ fn shape_problem(path: &str, e: serde_yaml::Error) -> Problem {
         } else {
             format!("{path}.{missing}")
         };
+        let hint = required_hint(&field);
         return Problem::new(
-            field.clone(),
+            field,
             reason::REQUIRED_FIELD_MISSING,
-            format!("{field} is required"),
-            required_hint(&field),
+            "required, but missing",
+            hint,
         );
     }
     if text.starts_with("unknown variant") {
@@ -310,14 +311,14 @@ fn shape_problem(path: &str, e: serde_yaml::Error) -> Problem {
         return Problem::new(
             path.clone(),
             reason::UNSUPPORTED_VALUE,
-            format!("{path}: {}", text.replace('`', "\"")),
+            text.replace('`', "\""),
             format!("set {path} to {expected}"),
         );
     }
     Problem::new(
         path.clone(),
         reason::INVALID_FIELD,
-        format!("{path}: {}", text.replace('`', "\"")),
+        text.replace('`', "\""),
         format!("fix the value of {path} (kubectl explain kafkaconnection.{path} describes it)"),
     )
 }
@@ -397,10 +398,8 @@ mod tests {
     fn problems(text: &str) -> Vec<Problem> {
         let m = load_str(text);
         assert_eq!(m.connections.len(), 1, "{m:?}");
-        m.connections[0]
-            .parsed
-            .clone()
-            .expect_err("should not parse")
+        assert!(!m.connections[0].shape_problems.is_empty(), "expected shape problems");
+        m.connections[0].shape_problems.clone()
     }
 
     const HEAD: &str =
@@ -507,7 +506,8 @@ mod tests {
         );
         assert_eq!(m.secrets.len(), 1);
         assert!(m.errors.is_empty());
-        let c = m.connections[0].parsed.as_ref().expect("valid");
+        assert!(m.connections[0].shape_problems.is_empty());
+        let c = m.connections[0].object.as_ref().expect("valid");
         assert_eq!(c.metadata.namespace.as_deref(), Some("default"));
         assert_eq!(m.connections[0].source.doc, 3);
     }

@@ -1,0 +1,156 @@
+//! The test kube-apiserver: the generated CRD installs and serves, a KafkaConnection round-trips with
+//! its defaults and its status subresource, and the unprivileged context is refused.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kconn::api::{
+    self, CheckReport, CheckResult, KafkaConnection, KafkaConnectionStatus, TopicsStatus,
+};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+
+/// Installs the CRD as generated. kube-apiserver 1.20 does not know `x-kubernetes-validations`: a plain
+/// create (not server-side apply) is accepted and the rules are dropped there; newer servers keep them.
+async fn install_crd(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    match crds.create(&PostParams::default(), &api::crd()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("CRD create failed: {e}"),
+    }
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(
+            crds,
+            "kafkaconnections.kconn.dev",
+            conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .expect("CRD established within 30 s")
+    .expect("watching the CRD works");
+}
+
+async fn namespace(client: &kube::Client) -> String {
+    let name = support::unique("ns").replace('.', "-");
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace created");
+    name
+}
+
+#[tokio::test]
+async fn kafka_connection_round_trips_with_defaults_and_status() {
+    let client = support::kube_client(support::Env::get().var("KUBE_CONTEXT_ADMIN")).await;
+    install_crd(&client).await;
+    let ns = namespace(&client).await;
+    let api: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
+
+    // Only the required fields: the server fills in the schema defaults.
+    let minimal: KafkaConnection = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+        "metadata": {"name": "orders"},
+        "spec": {"bootstrapServers": ["b1.kafka:9092"], "topics": {"expression": "orders\\..*"}}
+    }))
+    .unwrap();
+    let created = api
+        .create(&PostParams::default(), &minimal)
+        .await
+        .expect("KafkaConnection created");
+    assert_eq!(
+        created.spec, minimal.spec,
+        "defaults applied by the server equal the types' defaults"
+    );
+    let raw: serde_json::Value = Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        &ns,
+        &kube::api::ApiResource::erase::<KafkaConnection>(&()),
+    )
+    .get("orders")
+    .await
+    .map(|o| serde_json::to_value(o).unwrap())
+    .unwrap();
+    assert_eq!(raw["spec"]["role"], "SourceAndTarget");
+    assert_eq!(raw["spec"]["check"]["interval"], "5m");
+    assert_eq!(raw["spec"]["models"]["refreshAt"], "02:00");
+
+    // Status through the subresource, by server-side apply with one field manager.
+    let status = KafkaConnectionStatus {
+        observed_generation: created.metadata.generation,
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "AllChecksPassed".into(),
+            message: "every check passed".into(),
+            last_transition_time: Time(
+                k8s_openapi::jiff::Timestamp::from_second(1_795_000_000).unwrap(),
+            ),
+            observed_generation: created.metadata.generation,
+        }],
+        checks: vec![CheckReport {
+            name: "SpecValid".into(),
+            result: CheckResult::Passed,
+            reason: "SpecValid".into(),
+            message: "every spec rule holds".into(),
+            hint: None,
+            field: None,
+            duration_ms: 1,
+        }],
+        topics: Some(TopicsStatus {
+            matched: 2,
+            sample: vec!["orders.eu".into(), "orders.us".into()],
+        }),
+        ..Default::default()
+    };
+    let patch =
+        serde_json::json!({"apiVersion": api::API_VERSION, "kind": api::KIND, "status": status});
+    api.patch_status(
+        "orders",
+        &PatchParams::apply("kconn").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .expect("status applied");
+    let read = api.get_status("orders").await.unwrap();
+    assert_eq!(read.status.as_ref(), Some(&status));
+    assert_eq!(
+        read.spec, created.spec,
+        "a status write leaves the spec alone"
+    );
+    assert_eq!(
+        read.metadata.generation, created.metadata.generation,
+        "a status write does not bump the generation"
+    );
+
+    // A spec change bumps the generation; status is kept.
+    let mut changed = read.clone();
+    changed.spec.suspend = true;
+    changed.metadata.managed_fields = None;
+    let replaced = api
+        .replace("orders", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert!(replaced.metadata.generation > created.metadata.generation);
+    assert_eq!(replaced.status.as_ref(), Some(&status));
+}
+
+#[tokio::test]
+async fn the_unprivileged_context_is_refused() {
+    let env = support::Env::get();
+    let admin = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
+    install_crd(&admin).await;
+    let client = support::kube_client(env.var("KUBE_CONTEXT_UNPRIVILEGED")).await;
+    let api: Api<KafkaConnection> = Api::namespaced(client, "default");
+    match api.list(&Default::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{s:?}"),
+        other => panic!("expected 403 Forbidden, got {other:?}"),
+    }
+}

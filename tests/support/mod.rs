@@ -1,0 +1,216 @@
+//! Shared by the integration tests: the environment `scripts/test-env.sh up` started, unique names,
+//! and rdkafka / kube clients for it.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+/// The variables in `target/test-env/env`.
+pub struct Env(HashMap<String, String>);
+
+impl Env {
+    /// Reads the environment file once per test binary. Panics, naming the command to run, when the
+    /// environment is not up.
+    pub fn get() -> &'static Env {
+        static ENV: OnceLock<Env> = OnceLock::new();
+        ENV.get_or_init(|| {
+            let path = std::env::var_os("KCONN_TEST_ENV")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-env/env")
+                });
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "the integration test environment is not up ({}: {e}).\n\
+                     Start it with `scripts/test-env.sh up` (or run everything with `make test`).",
+                    path.display()
+                )
+            });
+            let vars = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("export "))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                .collect();
+            Env(vars)
+        })
+    }
+
+    /// A variable; panics with its name when missing.
+    pub fn var(&self, name: &str) -> &str {
+        self.0.get(name).unwrap_or_else(|| {
+            panic!("{name} is missing from target/test-env/env; re-run `scripts/test-env.sh up`")
+        })
+    }
+
+    /// A file in `KAFKA_TLS_DIR`.
+    pub fn tls(&self, file: &str) -> String {
+        format!("{}/{file}", self.var("KAFKA_TLS_DIR"))
+    }
+}
+
+/// A name no other test (or earlier run) uses, prefixed `test.` so the test users have rights on it.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "test.{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `f` until it returns `Some`, or panics after `deadline` with `what`.
+pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // poll interval, bounded by the deadline above
+    }
+}
+
+/// Records the errors librdkafka reports (authentication, TLS, transport) so tests can assert on them.
+#[derive(Clone, Default)]
+pub struct Recorder(Arc<Mutex<Vec<(RDKafkaErrorCode, String)>>>);
+
+impl Recorder {
+    /// Every error seen so far: (code, reason).
+    pub fn errors(&self) -> Vec<(RDKafkaErrorCode, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl ClientContext for Recorder {
+    fn log(&self, _level: RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        self.0.lock().unwrap().push((code, reason.to_string()));
+    }
+}
+impl ConsumerContext for Recorder {}
+
+/// A client config for `bootstrap` with `settings`.
+pub fn config(bootstrap: &str, settings: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("group"))
+        .set("enable.auto.commit", "false")
+        .set("socket.timeout.ms", "10000")
+        .set("reconnect.backoff.max.ms", "1000");
+    for (k, v) in settings {
+        c.set(*k, *v);
+    }
+    c
+}
+
+/// What happened when a client asked for metadata.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Metadata came back: the broker ids seen.
+    Connected(Vec<i32>),
+    /// It failed; the errors librdkafka reported on the way.
+    Rejected(Vec<(RDKafkaErrorCode, String)>),
+}
+
+/// Connects with `config` and asks for cluster metadata within `timeout`.
+pub fn metadata(config: &ClientConfig, timeout: Duration) -> Outcome {
+    let recorder = Recorder::default();
+    let consumer: BaseConsumer<Recorder> = config
+        .create_with_context(recorder.clone())
+        .expect("client config is valid");
+    match consumer.fetch_metadata(None, timeout) {
+        Ok(md) => Outcome::Connected(md.brokers().iter().map(|b| b.id()).collect()),
+        Err(e) => {
+            // Error events wait on the client's queue until it is polled; drain them (bounded).
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while recorder.errors().is_empty() && Instant::now() < deadline {
+                let _ = consumer.poll(Duration::from_millis(100));
+            }
+            let mut errors = recorder.errors();
+            errors.push((
+                e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail),
+                e.to_string(),
+            ));
+            Outcome::Rejected(errors)
+        }
+    }
+}
+
+/// Asserts a connection succeeds and returns the broker ids.
+pub fn connects(config: &ClientConfig) -> Vec<i32> {
+    match metadata(config, Duration::from_secs(20)) {
+        Outcome::Connected(ids) => ids,
+        Outcome::Rejected(errors) => panic!("expected a connection, got {errors:#?}"),
+    }
+}
+
+/// Asserts a connection is rejected with an error whose code is `code` and whose reason contains
+/// `reason` (case-insensitive); returns every error seen.
+pub fn rejected(
+    config: &ClientConfig,
+    code: RDKafkaErrorCode,
+    reason: &str,
+) -> Vec<(RDKafkaErrorCode, String)> {
+    match metadata(config, Duration::from_secs(5)) {
+        Outcome::Connected(ids) => {
+            panic!("expected a rejection ({code:?}: {reason}), but connected to brokers {ids:?}")
+        }
+        Outcome::Rejected(errors) => {
+            let wanted = reason.to_lowercase();
+            assert!(
+                errors
+                    .iter()
+                    .any(|(c, r)| *c == code && r.to_lowercase().contains(&wanted)),
+                "expected {code:?} with {reason:?}, got {errors:#?}"
+            );
+            errors
+        }
+    }
+}
+
+/// SASL settings for a user on a listener.
+pub fn sasl<'a>(
+    protocol: &'a str,
+    mechanism: &'a str,
+    user: &'a str,
+    password: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("security.protocol", protocol),
+        ("sasl.mechanism", mechanism),
+        ("sasl.username", user),
+        ("sasl.password", password),
+    ]
+}
+
+/// A kube client for a context of the test kubeconfig (`admin` or `unprivileged`).
+pub async fn kube_client(context: &str) -> kube::Client {
+    let env = Env::get();
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(env.var("KUBECONFIG")).expect("test kubeconfig reads");
+    let options = kube::config::KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kubeconfig context resolves");
+    kube::Client::try_from(config).expect("kube client builds")
+}

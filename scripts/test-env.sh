@@ -246,9 +246,11 @@ up() {
   make_tls
 
   # Ports
-  local P_KDC P_CTL P_PLAIN P_SASL P_SSL P_MTLS P_SASL_SSL P_API P_ETCD P_ETCD_PEER
+  local P_KDC P_CTL P_PLAIN P_SASL P_SSL P_MTLS P_SASL_SSL P_BADADV P_NOWHERE P_API P_ETCD P_ETCD_PEER
   P_KDC=$(free_port); P_CTL=$(free_port); P_PLAIN=$(free_port); P_SASL=$(free_port); P_SSL=$(free_port)
   P_MTLS=$(free_port); P_SASL_SSL=$(free_port); P_API=$(free_port); P_ETCD=$(free_port); P_ETCD_PEER=$(free_port)
+  # BADADV: a PLAINTEXT listener that advertises a port nothing listens on (the advertised-listener trap).
+  P_BADADV=$(free_port); P_NOWHERE=$(free_port)
   local C3_CTL=() C3_PLAIN=() i
   for i in 1 2 3; do C3_CTL+=("$(free_port)"); C3_PLAIN+=("$(free_port)"); done
 
@@ -274,9 +276,9 @@ up() {
     cat <<EOF
 process.roles=broker,controller
 controller.quorum.voters=1@127.0.0.1:$P_CTL
-listeners=CONTROLLER://127.0.0.1:$P_CTL,PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL
-advertised.listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL
+listeners=CONTROLLER://127.0.0.1:$P_CTL,PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_BADADV
+advertised.listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_NOWHERE
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL,BADADV:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
@@ -377,6 +379,7 @@ export KAFKA_SASL_PLAINTEXT=127.0.0.1:$P_SASL
 export KAFKA_SSL=127.0.0.1:$P_SSL
 export KAFKA_MTLS=127.0.0.1:$P_MTLS
 export KAFKA_SASL_SSL=127.0.0.1:$P_SASL_SSL
+export KAFKA_ADVERTISED_UNREACHABLE=127.0.0.1:$P_BADADV
 export KAFKA_TLS_DIR=$RUN/tls
 export KAFKA_SUPER_USER=admin
 export KAFKA_SUPER_PASSWORD=$SUPER_PW

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::kafka::RdKafka;
+use crate::secrets::SecretStore;
 use crate::{api, checks, manifest, output, validate};
 
 /// kconn: declarative, continuously tested Kafka connections for Kubernetes.
@@ -40,8 +42,8 @@ pub enum Command {
     Run,
     /// Test connections from manifests (KafkaConnection and Secret YAML), without an operator.
     Check(CheckArgs),
-    /// Start an in-process Kafka cluster and show a full connection test and model discovery against it.
-    Demo,
+    /// Start an in-process Kafka cluster and show a full connection test against it.
+    Demo(DemoArgs),
     /// Print the KafkaConnection CustomResourceDefinition (the only source of crds/).
     Crd,
 }
@@ -63,6 +65,18 @@ pub struct CheckArgs {
     pub namespace: String,
 }
 
+/// `kconn demo` arguments.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Keep the in-process cluster running (until Ctrl-C) and print its bootstrap address, so that
+    /// `kconn check` can be pointed at it.
+    #[arg(long)]
+    pub hold: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = output::Format::Table)]
+    pub output: output::Format,
+}
+
 /// Exit code: every check passed or warned.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: a check failed.
@@ -78,16 +92,15 @@ pub fn run(cli: Cli) -> ExitCode {
             print!("{}", api::crd_yaml());
             EXIT_OK
         }
-        Command::Check(args) if args.offline => check_offline(&args),
-        Command::Check(_) => not_yet("kconn check without --offline (the online connection test)"),
+        Command::Check(args) => check(&args),
         Command::Run => not_yet("kconn run (the operator)"),
-        Command::Demo => not_yet("kconn demo"),
+        Command::Demo(args) => crate::demo::run(&args),
     };
     ExitCode::from(code)
 }
 
 fn not_yet(what: &str) -> u8 {
-    eprintln!("{what} is not implemented yet in this version; `kconn check --offline` and `kconn crd` are.");
+    eprintln!("{what} is not implemented yet in this version; `kconn check`, `kconn demo` and `kconn crd` are.");
     EXIT_BAD_INPUT
 }
 
@@ -103,20 +116,38 @@ fn init_logging(format: LogFormat, filter: &str) {
     };
 }
 
-/// `kconn check --offline`: validation of every KafkaConnection in the inputs, no network.
-fn check_offline(args: &CheckArgs) -> u8 {
+/// `kconn check`: every KafkaConnection in the inputs; `--offline` validates only, without network.
+fn check(args: &CheckArgs) -> u8 {
     let manifests = manifest::load(&args.files, &args.namespace);
-    let report = offline_report(&manifests);
     for note in &manifests.notes {
         eprintln!("note: {note}");
     }
     for error in &manifests.errors {
         eprintln!("error: {error}");
     }
+    let report = if args.offline {
+        offline_report(&manifests)
+    } else {
+        match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(online_report(&manifests, &args.namespace)),
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        }
+    };
     if let Err(e) = output::print(&report, args.output) {
         eprintln!("error: cannot write the report: {e}");
         return EXIT_BAD_INPUT;
     }
+    exit_code(&manifests, &report)
+}
+
+/// 2 for unreadable input or no connection at all, 1 when a check failed, else 0.
+pub fn exit_code(manifests: &manifest::Manifests, report: &output::Report) -> u8 {
     if !manifests.errors.is_empty() {
         EXIT_BAD_INPUT
     } else if report.connections.is_empty() {
@@ -136,6 +167,14 @@ fn check_offline(args: &CheckArgs) -> u8 {
     }
 }
 
+fn problems_of(doc: &manifest::ConnectionDoc) -> Vec<validate::Problem> {
+    let mut problems = doc.shape_problems.clone();
+    if let Some(conn) = &doc.object {
+        problems.extend(validate::validate(&conn.spec).err().unwrap_or_default());
+    }
+    problems
+}
+
 /// The offline report: SpecValid for each connection, with every problem listed.
 pub fn offline_report(manifests: &manifest::Manifests) -> output::Report {
     let connections = manifests
@@ -143,10 +182,7 @@ pub fn offline_report(manifests: &manifest::Manifests) -> output::Report {
         .iter()
         .map(|doc| {
             let started = Instant::now();
-            let mut problems = doc.shape_problems.clone();
-            if let Some(conn) = &doc.object {
-                problems.extend(validate::validate(&conn.spec).err().unwrap_or_default());
-            }
+            let problems = problems_of(doc);
             let elapsed = started.elapsed().as_millis() as u64;
             output::ConnectionReport {
                 name: doc.name.clone(),
@@ -154,8 +190,51 @@ pub fn offline_report(manifests: &manifest::Manifests) -> output::Report {
                 source: doc.source.to_string(),
                 checks: vec![checks::spec_valid(&problems, elapsed)],
                 problems,
+                cluster: None,
+                topics: None,
             }
         })
         .collect();
     output::Report { connections }
+}
+
+/// The full test of every connection, all connections in parallel; Secrets come from the manifests.
+pub async fn online_report(
+    manifests: &manifest::Manifests,
+    default_namespace: &str,
+) -> output::Report {
+    let secrets: Vec<_> = manifests.secrets.iter().map(|(_, s)| s).collect();
+    let tests = manifests.connections.iter().map(|doc| {
+        let store =
+            SecretStore::for_namespace(secrets.iter().copied(), &doc.namespace, default_namespace);
+        async move {
+            let problems = problems_of(doc);
+            let report = match &doc.object {
+                Some(conn) => {
+                    let input = checks::TestInput {
+                        spec: &conn.spec,
+                        shape_problems: &doc.shape_problems,
+                        secrets: &store,
+                    };
+                    checks::run(&input, &RdKafka).await
+                }
+                None => checks::TestReport {
+                    checks: vec![checks::spec_valid(&problems, 0)],
+                    ..Default::default()
+                },
+            };
+            output::ConnectionReport {
+                name: doc.name.clone(),
+                namespace: doc.namespace.clone(),
+                source: doc.source.to_string(),
+                checks: report.checks,
+                problems,
+                cluster: report.cluster,
+                topics: report.topics,
+            }
+        }
+    });
+    output::Report {
+        connections: futures::future::join_all(tests).await,
+    }
 }

@@ -6,7 +6,10 @@
 pub mod api;
 pub mod checks;
 pub mod cli;
+pub mod demo;
+pub mod kafka;
 pub mod manifest;
 pub mod output;
+pub mod secrets;
 pub mod topics;
 pub mod validate;

@@ -398,7 +398,10 @@ mod tests {
     fn problems(text: &str) -> Vec<Problem> {
         let m = load_str(text);
         assert_eq!(m.connections.len(), 1, "{m:?}");
-        assert!(!m.connections[0].shape_problems.is_empty(), "expected shape problems");
+        assert!(
+            !m.connections[0].shape_problems.is_empty(),
+            "expected shape problems"
+        );
         m.connections[0].shape_problems.clone()
     }
 

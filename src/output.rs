@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::api::{CheckReport, CheckResult};
+use crate::api::{CheckReport, CheckResult, ClusterInfo, TopicsStatus};
 use crate::validate::Problem;
 
 /// Output format of `kconn check`.
@@ -41,6 +41,12 @@ pub struct ConnectionReport {
     /// Every spec problem, with field, reason, message and hint.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,
+    /// Cluster facts, when the test reached the cluster (`status.cluster`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterInfo>,
+    /// Matched topics (`status.topics`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topics: Option<TopicsStatus>,
 }
 
 impl ConnectionReport {
@@ -89,33 +95,51 @@ pub fn table(report: &Report) -> String {
         let name_w = c.checks.iter().map(|r| r.name.len()).max().unwrap_or(0);
         let reason_w = c.checks.iter().map(|r| r.reason.len()).max().unwrap_or(0);
         for r in &c.checks {
+            // A SpecValid failure with several problems lists each under its row.
+            let listed = r.name == crate::checks::SPEC_VALID
+                && c.problems.len() > 1
+                && r.result == CheckResult::Failed;
+            let message = if listed {
+                format!("{} problems:", c.problems.len())
+            } else {
+                r.message.clone()
+            };
             s.push_str(&format!(
-                "  {} {:name_w$}  {:reason_w$}  {}\n",
+                "  {} {:name_w$}  {:reason_w$}  {message}\n",
                 symbol(r.result),
                 r.name,
-                r.reason,
-                if c.problems.len() > 1 && r.result == CheckResult::Failed {
-                    format!("{} problems:", c.problems.len())
-                } else {
-                    r.message.clone()
-                }
+                r.reason
             ));
-            if r.result != CheckResult::Failed || c.problems.len() > 1 {
-                continue;
-            }
-            if let Some(field) = &r.field {
-                s.push_str(&format!("      field: {field}\n"));
-            }
-            if let Some(hint) = &r.hint {
-                s.push_str(&format!("      fix:   {hint}\n"));
+            if listed {
+                for p in &c.problems {
+                    s.push_str(&format!("      ✗ {}  {}\n", p.field, p.reason));
+                    s.push_str(&format!("          {}\n", p.message));
+                    s.push_str(&format!("          fix: {}\n", p.hint));
+                }
+            } else if matches!(r.result, CheckResult::Failed | CheckResult::Warning) {
+                if let Some(field) = &r.field {
+                    s.push_str(&format!("      field: {field}\n"));
+                }
+                if let Some(hint) = &r.hint {
+                    s.push_str(&format!("      fix:   {hint}\n"));
+                }
             }
         }
-        if c.problems.len() > 1 {
-            for p in &c.problems {
-                s.push_str(&format!("      ✗ {}  {}\n", p.field, p.reason));
-                s.push_str(&format!("          {}\n", p.message));
-                s.push_str(&format!("          fix: {}\n", p.hint));
-            }
+        if let Some(cluster) = &c.cluster {
+            s.push_str(&format!(
+                "  cluster: {} ({} broker{})\n",
+                cluster.cluster_id.as_deref().unwrap_or("id unknown"),
+                cluster.brokers,
+                if cluster.brokers == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(topics) = &c.topics {
+            s.push_str(&format!(
+                "  topics:  {} matched{}{}\n",
+                topics.matched,
+                if topics.sample.is_empty() { "" } else { ": " },
+                topics.sample.join(", ")
+            ));
         }
         s.push('\n');
     }

@@ -45,3 +45,55 @@ pub const INVALID_REFRESH_AT: &str = "InvalidRefreshAt";
 pub const UNKNOWN_TIME_ZONE: &str = "UnknownTimeZone";
 /// A number is out of its allowed range.
 pub const OUT_OF_RANGE: &str = "OutOfRange";
+
+// Connection-test reasons (status.checks[].reason).
+/// The check does not apply to this spec (e.g. TlsHandshake without `tls`).
+pub const NOT_APPLICABLE: &str = "NotApplicable";
+/// A check this one depends on failed.
+pub const DEPENDENCY_FAILED: &str = "DependencyFailed";
+/// This version of kconn does not run the check yet.
+pub const NOT_IMPLEMENTED: &str = "NotImplemented";
+/// The whole test ran out of `check.timeout` before this check finished.
+pub const TEST_TIMED_OUT: &str = "TestTimedOut";
+/// Every referenced Secret and key exists and holds a usable value.
+pub const CREDENTIALS_RESOLVED: &str = "CredentialsResolved";
+/// The spec references no Secret.
+pub const NO_CREDENTIALS: &str = "NoCredentials";
+/// A referenced Secret does not exist in the connection's namespace.
+pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+/// A referenced key is missing from its Secret.
+pub const SECRET_KEY_NOT_FOUND: &str = "SecretKeyNotFound";
+/// A Secret value cannot be used (empty, not UTF-8, not PEM).
+pub const INVALID_SECRET_VALUE: &str = "InvalidSecretValue";
+/// Every bootstrap host resolved.
+pub const RESOLVED: &str = "Resolved";
+/// Some bootstrap hosts do not resolve.
+pub const SOME_HOSTS_UNRESOLVED: &str = "SomeHostsUnresolved";
+/// No bootstrap host resolves.
+pub const UNRESOLVABLE_HOSTS: &str = "UnresolvableHosts";
+/// Every bootstrap server accepts TCP.
+pub const ALL_BROKERS_REACHABLE: &str = "AllBrokersReachable";
+/// Some bootstrap servers do not accept TCP.
+pub const SOME_BROKERS_UNREACHABLE: &str = "SomeBrokersUnreachable";
+/// No bootstrap server accepts TCP.
+pub const NO_BROKER_REACHABLE: &str = "NoBrokerReachable";
+/// Authentication succeeded through a real Kafka request.
+pub const AUTHENTICATED: &str = "Authenticated";
+/// The listener takes connections without authentication.
+pub const NO_AUTHENTICATION: &str = "NoAuthentication";
+/// The brokers rejected the credentials.
+pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
+/// TLS failed during the Kafka connection.
+pub const TLS_FAILED: &str = "TlsFailed";
+/// The brokers did not answer the Kafka request.
+pub const KAFKA_UNAVAILABLE: &str = "KafkaUnavailable";
+/// Cluster metadata came back.
+pub const METADATA_FETCHED: &str = "MetadataFetched";
+/// Every advertised broker address resolves and accepts TCP.
+pub const ADVERTISED_LISTENERS_REACHABLE: &str = "AdvertisedListenersReachable";
+/// An advertised broker address does not resolve or accept TCP from here.
+pub const ADVERTISED_LISTENER_UNREACHABLE: &str = "AdvertisedListenerUnreachable";
+/// Topics match the expression.
+pub const TOPICS_MATCHED: &str = "TopicsMatched";
+/// No topic matches the expression.
+pub const NO_TOPICS_MATCHED: &str = "NoTopicsMatched";

@@ -1,11 +1,611 @@
-//! The connection test: one row per check, in dependency order. This module holds the checks that
-//! need no network; the online checks build on the same report type.
+//! The connection test: one row per check, in dependency order. A failed check marks the checks that
+//! depend on it Skipped (DependencyFailed); independent checks still run; the whole test is bounded by
+//! `spec.check.timeout`. Outcomes are rows, not errors: "wrong password" is a Failed row.
 
-use crate::api::{reason, CheckReport, CheckResult};
-use crate::validate::Problem;
+pub mod credentials;
+pub mod network;
 
-/// Name of the first check.
+use std::time::{Duration, Instant};
+
+use tokio::time::timeout_at;
+
+use crate::api::{
+    reason, CheckReport, CheckResult, ClusterInfo, KafkaConnectionSpec, TopicsStatus,
+};
+use crate::kafka::{ClusterView, Kafka, KafkaFailure};
+use crate::secrets::SecretStore;
+use crate::validate::{self, Problem};
+
+/// Check names, in the order they run and are reported.
 pub const SPEC_VALID: &str = "SpecValid";
+/// Secrets and keys exist and hold usable values.
+pub const CREDENTIALS_RESOLVED: &str = "CredentialsResolved";
+/// DNS for each bootstrap host.
+pub const BOOTSTRAP_RESOLVED: &str = "BootstrapResolved";
+/// TCP to each bootstrap server.
+pub const BROKERS_REACHABLE: &str = "BrokersReachable";
+/// The TLS handshake on its own.
+pub const TLS_HANDSHAKE: &str = "TlsHandshake";
+/// A Kerberos ticket from the KDC.
+pub const KERBEROS_TICKET: &str = "KerberosTicket";
+/// Authentication through a real Kafka request.
+pub const AUTHENTICATED: &str = "Authenticated";
+/// Cluster id, brokers, controller.
+pub const CLUSTER_METADATA: &str = "ClusterMetadata";
+/// Every advertised broker address reachable from here.
+pub const ADVERTISED_LISTENERS: &str = "AdvertisedListeners";
+/// Topics matching the expression.
+pub const TOPICS_RESOLVED: &str = "TopicsResolved";
+/// Per-role permissions.
+pub const AUTHORIZED: &str = "Authorized";
+/// Producer durability and compression.
+pub const PRODUCER_SETTINGS: &str = "ProducerSettings";
+
+/// Everything one test needs.
+pub struct TestInput<'a> {
+    /// The spec.
+    pub spec: &'a KafkaConnectionSpec,
+    /// Problems found while reading the object (unknown fields, bad enum values).
+    pub shape_problems: &'a [Problem],
+    /// The Secrets of the connection's namespace.
+    pub secrets: &'a SecretStore,
+}
+
+/// The outcome of one test: the rows for `status.checks` and what the test learned.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestReport {
+    /// One row per check, in order.
+    pub checks: Vec<CheckReport>,
+    /// Cluster facts, when metadata came back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterInfo>,
+    /// Matched topics, when they were listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topics: Option<TopicsStatus>,
+}
+
+impl TestReport {
+    /// Whether any check failed (Ready=False).
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|c| c.result == CheckResult::Failed)
+    }
+}
+
+/// Builds a row.
+pub(crate) fn row(
+    name: &str,
+    result: CheckResult,
+    reason: &str,
+    message: impl Into<String>,
+    hint: Option<String>,
+    field: Option<String>,
+) -> CheckReport {
+    CheckReport {
+        name: name.into(),
+        result,
+        reason: reason.into(),
+        message: message.into(),
+        hint,
+        field,
+        duration_ms: 0,
+    }
+}
+
+fn skipped(name: &str, reason: &str, message: impl Into<String>) -> CheckReport {
+    row(name, CheckResult::Skipped, reason, message, None, None)
+}
+
+fn passed(r: &CheckReport) -> bool {
+    matches!(r.result, CheckResult::Passed | CheckResult::Warning)
+}
+
+/// Runs the whole test. Never returns an error: every outcome is a row.
+pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
+    let mut report = TestReport::default();
+    let started = Instant::now();
+
+    // 1. SpecValid
+    let mut problems = input.shape_problems.to_vec();
+    let valid = match validate::validate(input.spec) {
+        Ok(v) if problems.is_empty() => Some(v),
+        Ok(_) => None,
+        Err(more) => {
+            problems.extend(more);
+            None
+        }
+    };
+    report
+        .checks
+        .push(spec_valid(&problems, started.elapsed().as_millis() as u64));
+    let Some(valid) = valid else {
+        for name in [
+            CREDENTIALS_RESOLVED,
+            BOOTSTRAP_RESOLVED,
+            BROKERS_REACHABLE,
+            TLS_HANDSHAKE,
+            KERBEROS_TICKET,
+            AUTHENTICATED,
+            CLUSTER_METADATA,
+            ADVERTISED_LISTENERS,
+            TOPICS_RESOLVED,
+            AUTHORIZED,
+            PRODUCER_SETTINGS,
+        ] {
+            report
+                .checks
+                .push(skipped(name, reason::DEPENDENCY_FAILED, "SpecValid failed"));
+        }
+        return report;
+    };
+    let deadline = tokio::time::Instant::now() + valid.timeout;
+    // Per-address work gets a share of the budget so that one silent address leaves time for the rest.
+    let per_address =
+        (valid.timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
+
+    // 2. CredentialsResolved
+    let t = Instant::now();
+    let settings = match credentials::resolve(input.spec, &valid, input.secrets) {
+        Ok((settings, row)) => {
+            report.checks.push(timed(row, t));
+            Some(settings)
+        }
+        Err(row) => {
+            report.checks.push(timed(*row, t));
+            None
+        }
+    };
+
+    // 3. BootstrapResolved and 4. BrokersReachable
+    let targets: Vec<(String, u16)> = valid
+        .bootstrap
+        .iter()
+        .map(|hp| (hp.host.clone(), hp.port))
+        .collect();
+    let t = Instant::now();
+    let resolved = match timeout_at(deadline, network::resolve_all(&targets, per_address)).await {
+        Ok(r) => r,
+        Err(_) => targets
+            .iter()
+            .map(|_| Err("the test ran out of time".to_string()))
+            .collect(),
+    };
+    let bootstrap_row = bootstrap_resolved(&valid.bootstrap, &resolved);
+    let any_resolved = passed(&bootstrap_row);
+    report.checks.push(timed(bootstrap_row, t));
+
+    let t = Instant::now();
+    let reach_row = if !any_resolved {
+        skipped(
+            BROKERS_REACHABLE,
+            reason::DEPENDENCY_FAILED,
+            "BootstrapResolved failed",
+        )
+    } else {
+        let attempts = futures::future::join_all(resolved.iter().map(|r| async move {
+            match r {
+                Ok(addrs) => network::connect_any(addrs, per_address).await.map(|_| ()),
+                Err(_) => Err("not resolved".to_string()),
+            }
+        }));
+        match timeout_at(deadline, attempts).await {
+            Ok(results) => brokers_reachable(&valid.bootstrap, &results),
+            Err(_) => timed_out(BROKERS_REACHABLE, valid.timeout),
+        }
+    };
+    let reachable = passed(&reach_row);
+    report.checks.push(timed(reach_row, t));
+
+    // 5. TlsHandshake and 6. KerberosTicket
+    report.checks.push(match &input.spec.tls {
+        None => skipped(TLS_HANDSHAKE, reason::NOT_APPLICABLE, "no tls in the spec"),
+        Some(_) => skipped(
+            TLS_HANDSHAKE,
+            reason::NOT_IMPLEMENTED,
+            "this version of kconn does not run the standalone TLS check yet; TLS is still used and verified by Authenticated",
+        ),
+    });
+    let kerberos = input
+        .spec
+        .authentication
+        .as_ref()
+        .and_then(|a| a.kerberos.as_ref())
+        .is_some();
+    report.checks.push(if kerberos {
+        skipped(
+            KERBEROS_TICKET,
+            reason::NOT_IMPLEMENTED,
+            "this version of kconn does not test Kerberos yet",
+        )
+    } else {
+        skipped(
+            KERBEROS_TICKET,
+            reason::NOT_APPLICABLE,
+            "no kerberos in the spec",
+        )
+    });
+
+    // 7. Authenticated (one metadata request: authentication is proven by a real Kafka answer)
+    let t = Instant::now();
+    let view = match (&settings, reachable, kerberos) {
+        (None, _, _) => {
+            report.checks.push(skipped(
+                AUTHENTICATED,
+                reason::DEPENDENCY_FAILED,
+                "CredentialsResolved failed",
+            ));
+            None
+        }
+        (_, false, _) => {
+            report.checks.push(skipped(
+                AUTHENTICATED,
+                reason::DEPENDENCY_FAILED,
+                "BrokersReachable failed",
+            ));
+            None
+        }
+        (_, _, true) => {
+            report.checks.push(skipped(
+                AUTHENTICATED,
+                reason::NOT_IMPLEMENTED,
+                "this version of kconn does not test Kerberos yet",
+            ));
+            None
+        }
+        (Some(settings), true, false) => {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let result = match timeout_at(deadline, kafka.metadata(settings, left)).await {
+                Ok(r) => r,
+                Err(_) => Err(KafkaFailure::Timeout(valid.timeout)),
+            };
+            let (row, view) = authenticated(settings.protocol(), result);
+            report.checks.push(timed(row, t));
+            view
+        }
+    };
+
+    // 8. ClusterMetadata and AdvertisedListeners
+    let t = Instant::now();
+    match &view {
+        None => {
+            report.checks.push(skipped(
+                CLUSTER_METADATA,
+                reason::DEPENDENCY_FAILED,
+                "Authenticated did not pass",
+            ));
+            report.checks.push(skipped(
+                ADVERTISED_LISTENERS,
+                reason::DEPENDENCY_FAILED,
+                "Authenticated did not pass",
+            ));
+        }
+        Some(view) => {
+            report.cluster = Some(ClusterInfo {
+                cluster_id: view.cluster_id.clone(),
+                brokers: view.brokers.len() as u32,
+                controller_id: None,
+            });
+            report.checks.push(timed(cluster_metadata(view), t));
+            let t = Instant::now();
+            let targets: Vec<(String, u16)> = view
+                .brokers
+                .iter()
+                .map(|b| (b.host.clone(), b.port))
+                .collect();
+            let row = match timeout_at(deadline, network::reach_all(&targets, per_address)).await {
+                Ok(results) => advertised_listeners(view, &results),
+                Err(_) => timed_out(ADVERTISED_LISTENERS, valid.timeout),
+            };
+            report.checks.push(timed(row, t));
+        }
+    }
+
+    // 9. TopicsResolved
+    let t = Instant::now();
+    match &view {
+        None => report.checks.push(skipped(
+            TOPICS_RESOLVED,
+            reason::DEPENDENCY_FAILED,
+            "ClusterMetadata did not pass",
+        )),
+        Some(view) => {
+            let mut matched: Vec<&str> = view
+                .topics
+                .iter()
+                .map(|t| t.name.as_str())
+                .filter(|n| valid.topics.matches(n))
+                .collect();
+            matched.sort_unstable();
+            report.topics = Some(TopicsStatus {
+                matched: matched.len() as u32,
+                sample: matched.iter().take(10).map(|s| s.to_string()).collect(),
+            });
+            report.checks.push(timed(
+                topics_resolved(&input.spec.topics.expression, view.topics.len(), &matched),
+                t,
+            ));
+        }
+    }
+
+    // 10. Authorized and 11. ProducerSettings
+    report.checks.push(skipped(
+        AUTHORIZED,
+        reason::NOT_IMPLEMENTED,
+        "this version of kconn does not check permissions yet",
+    ));
+    report.checks.push(if input.spec.role.writes() {
+        skipped(
+            PRODUCER_SETTINGS,
+            reason::NOT_IMPLEMENTED,
+            "this version of kconn does not check producer settings yet",
+        )
+    } else {
+        skipped(
+            PRODUCER_SETTINGS,
+            reason::NOT_APPLICABLE,
+            "role Source does not produce",
+        )
+    });
+    report
+}
+
+fn timed(mut row: CheckReport, started: Instant) -> CheckReport {
+    row.duration_ms = started.elapsed().as_millis() as u64;
+    row
+}
+
+fn timed_out(name: &str, budget: Duration) -> CheckReport {
+    row(
+        name,
+        CheckResult::Failed,
+        reason::TEST_TIMED_OUT,
+        format!("the whole test ran out of its {} budget before this check finished", network::human(budget)),
+        Some("raise spec.check.timeout, or fix what is slow (the rows above say which address did not answer)".into()),
+        Some("spec.check.timeout".into()),
+    )
+}
+
+fn bootstrap_resolved(
+    servers: &[validate::HostPort],
+    results: &[network::Resolution],
+) -> CheckReport {
+    let failed: Vec<(usize, &str)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.as_str())))
+        .collect();
+    let detail = |&(i, e): &(usize, &str)| format!("{}: {e}", servers[i].host);
+    match failed.len() {
+        0 => row(
+            BOOTSTRAP_RESOLVED,
+            CheckResult::Passed,
+            reason::RESOLVED,
+            format!("{} of {} hosts resolved", servers.len(), servers.len()),
+            None,
+            None,
+        ),
+        n => {
+            let field = Some(format!("spec.bootstrapServers[{}]", failed[0].0));
+            let message = format!(
+                "{} of {} hosts resolved; {}",
+                servers.len() - n,
+                servers.len(),
+                failed.iter().map(detail).collect::<Vec<_>>().join("; ")
+            );
+            let hint = Some("check the host names for typos; from inside the cluster, use the brokers' Service DNS names (e.g. kafka-0.kafka.<namespace>.svc)".to_string());
+            if n == servers.len() {
+                row(
+                    BOOTSTRAP_RESOLVED,
+                    CheckResult::Failed,
+                    reason::UNRESOLVABLE_HOSTS,
+                    message,
+                    hint,
+                    field,
+                )
+            } else {
+                row(
+                    BOOTSTRAP_RESOLVED,
+                    CheckResult::Warning,
+                    reason::SOME_HOSTS_UNRESOLVED,
+                    message,
+                    hint,
+                    field,
+                )
+            }
+        }
+    }
+}
+
+fn brokers_reachable(
+    servers: &[validate::HostPort],
+    results: &[Result<(), String>],
+) -> CheckReport {
+    let failed: Vec<(usize, &str)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.as_str())))
+        .collect();
+    let total = servers.len();
+    match failed.len() {
+        0 => row(
+            BROKERS_REACHABLE,
+            CheckResult::Passed,
+            reason::ALL_BROKERS_REACHABLE,
+            format!("{total} of {total} reachable"),
+            None,
+            None,
+        ),
+        n => {
+            let message = format!(
+                "{} of {total} reachable; {}",
+                total - n,
+                failed
+                    .iter()
+                    .map(|&(i, e)| format!("{}: {e}", servers[i]))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            let field = Some(format!("spec.bootstrapServers[{}]", failed[0].0));
+            if n == total {
+                let hint = "check the ports (a listener's port, not the controller's), that the brokers run, and that network policies and firewalls let this agent through";
+                row(
+                    BROKERS_REACHABLE,
+                    CheckResult::Failed,
+                    reason::NO_BROKER_REACHABLE,
+                    message,
+                    Some(hint.into()),
+                    field,
+                )
+            } else {
+                let hint = "the connection works through the other servers; fix or remove the unreachable entries so a restart of the reachable brokers does not cut pipelines off";
+                row(
+                    BROKERS_REACHABLE,
+                    CheckResult::Warning,
+                    reason::SOME_BROKERS_UNREACHABLE,
+                    message,
+                    Some(hint.into()),
+                    field,
+                )
+            }
+        }
+    }
+}
+
+fn authenticated(
+    protocol: &str,
+    result: Result<ClusterView, KafkaFailure>,
+) -> (CheckReport, Option<ClusterView>) {
+    match result {
+        Ok(view) => {
+            let row = if protocol.starts_with("SASL") {
+                row(AUTHENTICATED, CheckResult::Passed, reason::AUTHENTICATED, format!("authenticated over {protocol}; the brokers answered a metadata request"), None, None)
+            } else if protocol == "SSL" {
+                row(AUTHENTICATED, CheckResult::Passed, reason::AUTHENTICATED, "connected over SSL (the certificate, if any, is the identity); the brokers answered a metadata request", None, None)
+            } else {
+                row(AUTHENTICATED, CheckResult::Passed, reason::NO_AUTHENTICATION, "connected over PLAINTEXT without authentication; the brokers answered a metadata request", None, None)
+            };
+            (row, Some(view))
+        }
+        Err(KafkaFailure::Authentication(why)) => (
+            row(
+                AUTHENTICATED,
+                CheckResult::Failed,
+                reason::AUTHENTICATION_FAILED,
+                format!("the brokers rejected the credentials: {why}"),
+                Some("check the user name and password in the Secret and the SASL mechanism (spec.authentication.sasl.mechanism) the listener expects".into()),
+                Some("spec.authentication".into()),
+            ),
+            None,
+        ),
+        Err(KafkaFailure::Tls(why)) => (
+            row(
+                AUTHENTICATED,
+                CheckResult::Failed,
+                reason::TLS_FAILED,
+                format!("TLS failed: {why}"),
+                Some("check spec.tls.caSecretRef (the CA that signed the brokers' certificates), the client certificate for mTLS, and that the listener speaks TLS".into()),
+                Some("spec.tls".into()),
+            ),
+            None,
+        ),
+        Err(other) => (
+            row(
+                AUTHENTICATED,
+                CheckResult::Failed,
+                reason::KAFKA_UNAVAILABLE,
+                format!("no Kafka answer: {other}"),
+                Some("the port accepts TCP but does not answer as a Kafka listener with this protocol: check spec.tls and spec.authentication against the listener's security.protocol".into()),
+                Some("spec.bootstrapServers".into()),
+            ),
+            None,
+        ),
+    }
+}
+
+fn cluster_metadata(view: &ClusterView) -> CheckReport {
+    let id = view.cluster_id.as_deref().unwrap_or("unknown");
+    row(
+        CLUSTER_METADATA,
+        CheckResult::Passed,
+        reason::METADATA_FETCHED,
+        format!(
+            "cluster {id}: {} broker{}, {} topics visible",
+            view.brokers.len(),
+            if view.brokers.len() == 1 { "" } else { "s" },
+            view.topics.len()
+        ),
+        None,
+        None,
+    )
+}
+
+fn advertised_listeners(
+    view: &ClusterView,
+    results: &[Result<std::net::SocketAddr, String>],
+) -> CheckReport {
+    let failed: Vec<String> = view
+        .brokers
+        .iter()
+        .zip(results)
+        .filter_map(|(b, r)| {
+            r.as_ref()
+                .err()
+                .map(|e| format!("broker {} advertises {}:{}: {e}", b.id, b.host, b.port))
+        })
+        .collect();
+    if failed.is_empty() {
+        return row(
+            ADVERTISED_LISTENERS,
+            CheckResult::Passed,
+            reason::ADVERTISED_LISTENERS_REACHABLE,
+            format!(
+                "all {} advertised broker addresses accept connections from here",
+                view.brokers.len()
+            ),
+            None,
+            None,
+        );
+    }
+    row(
+        ADVERTISED_LISTENERS,
+        CheckResult::Failed,
+        reason::ADVERTISED_LISTENER_UNREACHABLE,
+        format!("the bootstrap servers answered, but {}; clients fail after their first metadata request", failed.join("; ")),
+        Some("the brokers' advertised.listeners must name addresses reachable from this network: use the listener meant for clients outside the brokers' network, or fix advertised.listeners on the brokers".into()),
+        Some("spec.bootstrapServers".into()),
+    )
+}
+
+fn topics_resolved(expression: &str, visible: usize, matched: &[&str]) -> CheckReport {
+    if matched.is_empty() {
+        return row(
+            TOPICS_RESOLVED,
+            CheckResult::Warning,
+            reason::NO_TOPICS_MATCHED,
+            format!("none of the {visible} visible topics matches {expression:?}"),
+            Some("check spec.topics.expression (a regex matches whole names: orders matches only \"orders\", orders\\..* matches orders.eu) and that this user may describe the topics".into()),
+            Some("spec.topics.expression".into()),
+        );
+    }
+    let sample = matched
+        .iter()
+        .take(3)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if matched.len() > 3 { ", ..." } else { "" };
+    row(
+        TOPICS_RESOLVED,
+        CheckResult::Passed,
+        reason::TOPICS_MATCHED,
+        format!(
+            "{} of {visible} visible topics match: {sample}{more}",
+            matched.len()
+        ),
+        None,
+        None,
+    )
+}
 
 /// The SpecValid row for a validation outcome: Passed, or Failed with the first problem's field and
 /// hint and every problem in the message.

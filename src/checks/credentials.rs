@@ -1,0 +1,272 @@
+//! CredentialsResolved: every referenced Secret and key exists and holds a usable value; the result is
+//! the client settings the network checks use. Pure: the Secrets come in a [`SecretStore`].
+
+use crate::api::{reason, CheckReport, CheckResult, KafkaConnectionSpec};
+use crate::kafka::{ClientSettings, SaslCredentials, TlsMaterial};
+use crate::secrets::{SecretBytes, SecretStore};
+use crate::validate::ValidSpec;
+
+use super::{row, CREDENTIALS_RESOLVED};
+
+/// Resolves the spec's credentials. `Err` is the failing row (field, reason, hint), boxed.
+pub fn resolve(
+    spec: &KafkaConnectionSpec,
+    valid: &ValidSpec,
+    store: &SecretStore,
+) -> Result<(ClientSettings, CheckReport), Box<CheckReport>> {
+    let bootstrap = valid.bootstrap.iter().map(ToString::to_string).collect();
+    let mut settings = ClientSettings {
+        bootstrap,
+        sasl: None,
+        tls: None,
+    };
+    let mut used = Vec::new();
+
+    if let Some(sasl) = spec.authentication.as_ref().and_then(|a| a.sasl.as_ref()) {
+        let r = &sasl.secret_ref;
+        let base = "spec.authentication.sasl.secretRef";
+        let username = value(
+            store,
+            &r.name,
+            &r.username_key,
+            &format!("{base}.usernameKey"),
+            base,
+        )?;
+        let password = value(
+            store,
+            &r.name,
+            &r.password_key,
+            &format!("{base}.passwordKey"),
+            base,
+        )?;
+        for (v, key, field) in [
+            (&username, &r.username_key, "usernameKey"),
+            (&password, &r.password_key, "passwordKey"),
+        ] {
+            if v.expose_str().is_none() || v.expose().contains(&0) {
+                return Err(fail(
+                    format!("{base}.{field}"),
+                    reason::INVALID_SECRET_VALUE,
+                    format!("key {key:?} of Secret {:?} is not UTF-8 text without NUL bytes ({} bytes)", r.name, v.len()),
+                    "SASL user names and passwords must be UTF-8 text: re-create the Secret value (kubectl create secret generic --from-literal)",
+                ));
+            }
+        }
+        settings.sasl = Some(SaslCredentials {
+            mechanism: sasl.mechanism,
+            username,
+            password,
+        });
+        used.push(r.name.clone());
+    }
+
+    if let Some(tls) = &spec.tls {
+        let mut material = TlsMaterial::default();
+        if let Some(ca) = &tls.ca_secret_ref {
+            let field = "spec.tls.caSecretRef";
+            let pem = value(store, &ca.name, &ca.key, &format!("{field}.key"), field)?;
+            material.ca_pem = Some(pem_text(&pem, "CERTIFICATE", &ca.name, &ca.key, field)?);
+            used.push(ca.name.clone());
+        }
+        if let Some(cert) = &tls.client_cert_secret_ref {
+            let field = "spec.tls.clientCertSecretRef";
+            let crt = value(store, &cert.name, "tls.crt", field, field)?;
+            let key = value(store, &cert.name, "tls.key", field, field)?;
+            let crt = pem_text(&crt, "CERTIFICATE", &cert.name, "tls.crt", field)?;
+            pem_text(&key, "PRIVATE KEY", &cert.name, "tls.key", field)?;
+            material.client = Some((crt, key));
+            used.push(cert.name.clone());
+        }
+        settings.tls = Some(material);
+    }
+
+    let report = if used.is_empty() {
+        row(
+            CREDENTIALS_RESOLVED,
+            CheckResult::Passed,
+            reason::NO_CREDENTIALS,
+            "the spec references no Secret",
+            None,
+            None,
+        )
+    } else {
+        used.sort();
+        used.dedup();
+        row(
+            CREDENTIALS_RESOLVED,
+            CheckResult::Passed,
+            reason::CREDENTIALS_RESOLVED,
+            format!(
+                "read Secret{} {}",
+                if used.len() == 1 { "" } else { "s" },
+                used.join(", ")
+            ),
+            None,
+            None,
+        )
+    };
+    Ok((settings, report))
+}
+
+fn fail(field: String, why: &'static str, message: String, hint: &str) -> Box<CheckReport> {
+    Box::new(row(
+        CREDENTIALS_RESOLVED,
+        CheckResult::Failed,
+        why,
+        message,
+        Some(hint.to_string()),
+        Some(field),
+    ))
+}
+
+fn value(
+    store: &SecretStore,
+    name: &str,
+    key: &str,
+    key_field: &str,
+    secret_field: &str,
+) -> Result<SecretBytes, Box<CheckReport>> {
+    let Some(secret) = store.get(name) else {
+        return Err(fail(
+            format!("{secret_field}.name"),
+            reason::SECRET_NOT_FOUND,
+            format!("Secret {name:?} was not found in the connection's namespace"),
+            "create the Secret in the same namespace as the KafkaConnection (kconn check: pass its manifest with -f), or fix the name",
+        ));
+    };
+    match secret.data.get(key) {
+        Some(v) if !v.is_empty() => Ok(v.clone()),
+        Some(_) => Err(fail(
+            key_field.to_string(),
+            reason::INVALID_SECRET_VALUE,
+            format!("key {key:?} of Secret {name:?} is empty"),
+            "put the value into the Secret",
+        )),
+        None => {
+            let keys: Vec<&str> = secret.data.keys().map(String::as_str).collect();
+            Err(fail(
+                key_field.to_string(),
+                reason::SECRET_KEY_NOT_FOUND,
+                format!(
+                    "Secret {name:?} has no key {key:?} (it has: {})",
+                    if keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                ),
+                "add the key to the Secret, or point the reference at the key that holds the value",
+            ))
+        }
+    }
+}
+
+/// The value as PEM text holding at least one `label` block.
+fn pem_text(
+    v: &SecretBytes,
+    label: &str,
+    name: &str,
+    key: &str,
+    field: &str,
+) -> Result<String, Box<CheckReport>> {
+    let text = v.expose_str().unwrap_or_default();
+    let has_block = text
+        .lines()
+        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{label}-----")));
+    if has_block {
+        Ok(text.to_string())
+    } else {
+        Err(fail(
+            field.to_string(),
+            reason::INVALID_SECRET_VALUE,
+            format!("key {key:?} of Secret {name:?} holds no PEM {label} block"),
+            &format!("store the PEM text (-----BEGIN {label}-----) under {key}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::KafkaConnection;
+    use k8s_openapi::api::core::v1::Secret;
+
+    fn setup(
+        spec: serde_json::Value,
+        secrets: serde_json::Value,
+    ) -> Result<(ClientSettings, CheckReport), Box<CheckReport>> {
+        let conn: KafkaConnection =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "c"}, "spec": spec}))
+                .unwrap();
+        let valid = crate::validate::validate(&conn.spec).unwrap();
+        let list: Vec<Secret> = serde_json::from_value(secrets).unwrap();
+        let store = SecretStore::for_namespace(&list, "default", "default");
+        resolve(&conn.spec, &valid, &store)
+    }
+
+    fn sasl_spec() -> serde_json::Value {
+        serde_json::json!({"bootstrapServers": ["k:1"], "topics": {"expression": "x"},
+            "authentication": {"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "u"}}}})
+    }
+
+    #[test]
+    fn resolves_sasl_and_never_formats_the_password() {
+        let (settings, report) = setup(sasl_spec(), serde_json::json!([{"metadata": {"name": "u"}, "stringData": {"username": "alice", "password": "canary-pw-91"}}])).unwrap();
+        assert_eq!(report.reason, reason::CREDENTIALS_RESOLVED);
+        assert_eq!(settings.protocol(), "SASL_PLAINTEXT");
+        assert!(!format!("{settings:?} {report:?}").contains("canary-pw-91"));
+    }
+
+    #[test]
+    fn missing_secret_key_and_bad_values_name_the_field() {
+        let cases = [
+            (
+                serde_json::json!([]),
+                "spec.authentication.sasl.secretRef.name",
+                reason::SECRET_NOT_FOUND,
+            ),
+            (
+                serde_json::json!([{"metadata": {"name": "u"}, "stringData": {"username": "a"}}]),
+                "spec.authentication.sasl.secretRef.passwordKey",
+                reason::SECRET_KEY_NOT_FOUND,
+            ),
+            (
+                serde_json::json!([{"metadata": {"name": "u"}, "stringData": {"username": "a", "password": ""}}]),
+                "spec.authentication.sasl.secretRef.passwordKey",
+                reason::INVALID_SECRET_VALUE,
+            ),
+            (
+                serde_json::json!([{"metadata": {"name": "u"}, "data": {"username": "YQ==", "password": "/w=="}}]),
+                "spec.authentication.sasl.secretRef.passwordKey",
+                reason::INVALID_SECRET_VALUE,
+            ),
+        ];
+        for (secrets, field, why) in cases {
+            let r = setup(sasl_spec(), secrets).expect_err(field);
+            assert_eq!(
+                (r.field.as_deref(), r.reason.as_str(), r.result),
+                (Some(field), why, CheckResult::Failed),
+                "{r:?}"
+            );
+            assert!(r.hint.is_some());
+        }
+    }
+
+    #[test]
+    fn tls_needs_pem() {
+        let spec = serde_json::json!({"bootstrapServers": ["k:1"], "topics": {"expression": "x"}, "tls": {"caSecretRef": {"name": "ca", "key": "ca.crt"}}});
+        let r = setup(
+            spec.clone(),
+            serde_json::json!([{"metadata": {"name": "ca"}, "stringData": {"ca.crt": "not pem"}}]),
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, reason::INVALID_SECRET_VALUE);
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let (settings, _) = setup(
+            spec,
+            serde_json::json!([{"metadata": {"name": "ca"}, "stringData": {"ca.crt": pem}}]),
+        )
+        .unwrap();
+        assert_eq!(settings.protocol(), "SSL");
+    }
+}

@@ -1,0 +1,411 @@
+//! Everything that talks to Kafka through librdkafka, behind the small [`Kafka`] trait so the check
+//! engine can be tested without a broker.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::api::SaslMechanism;
+use crate::secrets::{Redactor, SecretBytes};
+
+/// How to reach and authenticate to a cluster: the librdkafka settings of one connection.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// `host:port` entries.
+    pub bootstrap: Vec<String>,
+    /// SASL mechanism and credentials.
+    pub sasl: Option<SaslCredentials>,
+    /// TLS, when the listener is encrypted.
+    pub tls: Option<TlsMaterial>,
+}
+
+/// SASL user and password.
+#[derive(Debug, Clone)]
+pub struct SaslCredentials {
+    /// The mechanism.
+    pub mechanism: SaslMechanism,
+    /// User name (treated as secret: it identifies an account).
+    pub username: SecretBytes,
+    /// Password.
+    pub password: SecretBytes,
+}
+
+/// TLS material, PEM text.
+#[derive(Debug, Clone, Default)]
+pub struct TlsMaterial {
+    /// CA bundle; `None` trusts the system roots.
+    pub ca_pem: Option<String>,
+    /// Client certificate chain and key, for mTLS.
+    pub client: Option<(String, SecretBytes)>,
+}
+
+impl ClientSettings {
+    /// The librdkafka `security.protocol`.
+    pub fn protocol(&self) -> &'static str {
+        match (self.sasl.is_some(), self.tls.is_some()) {
+            (false, false) => "PLAINTEXT",
+            (false, true) => "SSL",
+            (true, false) => "SASL_PLAINTEXT",
+            (true, true) => "SASL_SSL",
+        }
+    }
+
+    /// A redactor that knows every secret in these settings.
+    pub fn redactor(&self) -> Redactor {
+        let mut r = Redactor::default();
+        if let Some(s) = &self.sasl {
+            r.add(&s.password);
+        }
+        if let Some((_, key)) = self.tls.as_ref().and_then(|t| t.client.as_ref()) {
+            r.add(key);
+        }
+        r
+    }
+
+    /// The librdkafka configuration. It holds secret values: never log or format it.
+    fn client_config(&self, timeout: Duration) -> ClientConfig {
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap.join(","))
+            .set("security.protocol", self.protocol())
+            .set("socket.timeout.ms", &ms)
+            .set("socket.connection.setup.timeout.ms", &ms)
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "1000")
+            .set("topic.metadata.refresh.interval.ms", "-1")
+            .set("log.connection.close", "false")
+            // kconn never joins a group or commits; librdkafka's consumer API wants an id all the same.
+            .set("group.id", "kconn-probe")
+            .set("enable.auto.commit", "false");
+        if let Some(sasl) = &self.sasl {
+            c.set("sasl.mechanism", sasl.mechanism.as_str())
+                .set(
+                    "sasl.username",
+                    String::from_utf8_lossy(sasl.username.expose()),
+                )
+                .set(
+                    "sasl.password",
+                    String::from_utf8_lossy(sasl.password.expose()),
+                );
+        }
+        if let Some(tls) = &self.tls {
+            if let Some(ca) = &tls.ca_pem {
+                c.set("ssl.ca.pem", ca);
+            }
+            if let Some((cert, key)) = &tls.client {
+                c.set("ssl.certificate.pem", cert)
+                    .set("ssl.key.pem", String::from_utf8_lossy(key.expose()));
+            }
+        }
+        c
+    }
+}
+
+/// A broker as the cluster advertises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    /// Broker id.
+    pub id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+}
+
+/// A topic in the metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// Name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Replicas of partition 0 (the replication factor).
+    pub replication_factor: u32,
+}
+
+/// What a metadata request returned.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterView {
+    /// The cluster id, when the brokers report one.
+    pub cluster_id: Option<String>,
+    /// The advertised brokers.
+    pub brokers: Vec<Broker>,
+    /// The topics this client may describe.
+    pub topics: Vec<Topic>,
+}
+
+/// Why a request failed, as librdkafka reported it (messages already redacted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KafkaFailure {
+    /// Credentials were rejected.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
+    /// The TLS handshake or certificate verification failed.
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    /// The brokers could not be reached or dropped the connection.
+    #[error("no broker answered: {0}")]
+    Transport(String),
+    /// Nothing came back in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Talks to Kafka.
+pub trait Kafka: Send + Sync {
+    /// Connects, authenticates and fetches cluster metadata within `timeout`.
+    fn metadata(
+        &self,
+        settings: &ClientSettings,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<ClusterView, KafkaFailure>> + Send;
+}
+
+/// The real [`Kafka`], through librdkafka.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RdKafka;
+
+impl Kafka for RdKafka {
+    async fn metadata(
+        &self,
+        settings: &ClientSettings,
+        timeout: Duration,
+    ) -> Result<ClusterView, KafkaFailure> {
+        let config = settings.client_config(timeout);
+        let redactor = settings.redactor();
+        tokio::task::spawn_blocking(move || fetch_metadata(config, &redactor, timeout))
+            .await
+            .unwrap_or_else(|e| {
+                Err(KafkaFailure::Other(format!(
+                    "the metadata task failed: {e}"
+                )))
+            })
+    }
+}
+
+fn fetch_metadata(
+    config: ClientConfig,
+    redactor: &Redactor,
+    timeout: Duration,
+) -> Result<ClusterView, KafkaFailure> {
+    let events = Events::default();
+    let consumer: BaseConsumer<Events> = config
+        .create_with_context(events.clone())
+        .map_err(|e| KafkaFailure::Other(redactor.apply(&e.to_string())))?;
+    // Ask in short slices: librdkafka retries a rejected login until the timeout, but the first
+    // authentication or TLS failure is already final, so stop as soon as one is reported.
+    let started = std::time::Instant::now();
+    loop {
+        let left = timeout.saturating_sub(started.elapsed());
+        let slice = left
+            .min(Duration::from_millis(500))
+            .max(Duration::from_millis(1));
+        match consumer.fetch_metadata(None, slice) {
+            Ok(md) => return Ok(view(&consumer, &md, left)),
+            Err(e) => {
+                let _ = consumer.poll(Duration::ZERO); // delivers queued error events
+                let seen = events.snapshot();
+                let fatal = seen.iter().any(|(c, _)| {
+                    matches!(c, RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+                });
+                if fatal || started.elapsed() >= timeout {
+                    return Err(classify(&seen, &e, redactor, timeout));
+                }
+            }
+        }
+    }
+}
+
+fn view(
+    consumer: &BaseConsumer<Events>,
+    md: &rdkafka::metadata::Metadata,
+    left: Duration,
+) -> ClusterView {
+    let cluster_id = consumer.client().fetch_cluster_id(
+        Duration::from_secs(2)
+            .min(left)
+            .max(Duration::from_millis(100)),
+    );
+    ClusterView {
+        cluster_id,
+        brokers: md
+            .brokers()
+            .iter()
+            .map(|b| Broker {
+                id: b.id(),
+                host: b.host().to_string(),
+                port: u16::try_from(b.port()).unwrap_or(0),
+            })
+            .collect(),
+        topics: md
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| Topic {
+                name: t.name().to_string(),
+                partitions: t.partitions().len() as u32,
+                replication_factor: t
+                    .partitions()
+                    .first()
+                    .map(|p| p.replicas().len() as u32)
+                    .unwrap_or(0),
+            })
+            .collect(),
+    }
+}
+
+/// Turns librdkafka's `[thrd:sasl_ssl://h:1/bootstrap]: sasl_ssl://h:1/bootstrap: Text (after 3ms in
+/// state X)` into `h:1: Text`.
+pub fn tidy(message: &str) -> String {
+    let mut m = message.trim();
+    if m.starts_with("[thrd:") {
+        if let Some(i) = m.find("]: ") {
+            m = &m[i + 3..];
+        }
+    }
+    let mut out = String::new();
+    if let Some((head, rest)) = m.split_once(": ") {
+        if let Some((_, addr)) = head.split_once("://") {
+            out.push_str(addr.split('/').next().unwrap_or(addr));
+            out.push_str(": ");
+            m = rest;
+        }
+    }
+    let m = match m.rfind(" (after ") {
+        Some(i) if m.ends_with(')') => &m[..i],
+        _ => m,
+    };
+    out.push_str(m);
+    out
+}
+
+/// Picks the most telling cause among the events and the final error.
+fn classify(
+    events: &[(RDKafkaErrorCode, String)],
+    last: &KafkaError,
+    redactor: &Redactor,
+    timeout: Duration,
+) -> KafkaFailure {
+    let text = |s: &str| redactor.apply(&tidy(s));
+    if let Some((_, r)) = events
+        .iter()
+        .find(|(c, _)| *c == RDKafkaErrorCode::Authentication)
+    {
+        return KafkaFailure::Authentication(text(r));
+    }
+    if let Some((_, r)) = events
+        .iter()
+        .find(|(c, r)| *c == RDKafkaErrorCode::SSL || r.contains("SSL handshake failed"))
+    {
+        return KafkaFailure::Tls(text(r));
+    }
+    if let Some((_, r)) = events.iter().find(|(c, _)| {
+        matches!(
+            c,
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
+        )
+    }) {
+        return KafkaFailure::Transport(text(r));
+    }
+    match last.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::OperationTimedOut) => KafkaFailure::Timeout(timeout),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown) => {
+            KafkaFailure::Transport(text(&last.to_string()))
+        }
+        _ => KafkaFailure::Other(text(&last.to_string())),
+    }
+}
+
+/// Collects the error events librdkafka raises while a request runs.
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<(RDKafkaErrorCode, String)>>>);
+
+impl Events {
+    fn snapshot(&self) -> Vec<(RDKafkaErrorCode, String)> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl ClientContext for Events {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        // librdkafka reports SASL and TLS failures as FAIL logs before (or instead of) an error event.
+        let severe = matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+        );
+        if severe && fac == "FAIL" {
+            let code = if message.contains("SASL authentication error")
+                || message.contains("Authentication failed")
+            {
+                RDKafkaErrorCode::Authentication
+            } else if message.contains("SSL") {
+                RDKafkaErrorCode::SSL
+            } else {
+                RDKafkaErrorCode::BrokerTransportFailure
+            };
+            if let Ok(mut v) = self.0.lock() {
+                v.push((code, message.to_string()));
+            }
+        }
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        if let Ok(mut v) = self.0.lock() {
+            v.push((code, reason.to_string()));
+        }
+    }
+}
+impl ConsumerContext for Events {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_librdkafka_messages() {
+        assert_eq!(
+            tidy("[thrd:sasl_plaintext://127.0.0.1:30373/bootstrap]: sasl_plaintext://127.0.0.1:30373/bootstrap: SASL authentication error: Authentication failed (after 309ms in state AUTH_REQ)"),
+            "127.0.0.1:30373: SASL authentication error: Authentication failed"
+        );
+        assert_eq!(
+            tidy("ssl://b1:9093/1: SSL handshake failed"),
+            "b1:9093: SSL handshake failed"
+        );
+        assert_eq!(
+            tidy("Local: Broker transport failure"),
+            "Local: Broker transport failure"
+        );
+    }
+
+    #[test]
+    fn protocol_follows_sasl_and_tls() {
+        let mut s = ClientSettings {
+            bootstrap: vec!["k:1".into()],
+            sasl: None,
+            tls: None,
+        };
+        assert_eq!(s.protocol(), "PLAINTEXT");
+        s.tls = Some(TlsMaterial::default());
+        assert_eq!(s.protocol(), "SSL");
+        s.sasl = Some(SaslCredentials {
+            mechanism: SaslMechanism::Plain,
+            username: SecretBytes::new(b"u".to_vec()),
+            password: SecretBytes::new(b"secret-pw".to_vec()),
+        });
+        assert_eq!(s.protocol(), "SASL_SSL");
+        assert!(!format!("{s:?}").contains("secret-pw"));
+        assert_eq!(s.redactor().apply("x secret-pw y"), "x *** y");
+    }
+}

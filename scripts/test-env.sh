@@ -107,7 +107,7 @@ down() {
   while read -r pid name; do
     if kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null && pids+=("$pid") && say "stopping $name ($pid)"; fi
   done <"$RUN/pids"
-  local deadline=$((SECONDS + 15))
+  local deadline=$((SECONDS + 8))
   for pid in "${pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null; do
       if [ $SECONDS -ge $deadline ]; then kill -9 "$pid" 2>/dev/null || true; break; fi
@@ -125,14 +125,14 @@ make_tls() {
   (
     cd "$d"
     gen() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null; }
-    sign() { openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -out "$1.crt" -days 7 -extfile "$1.ext" 2>/dev/null; }
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt -days 7 -subj /CN=kconn-test-ca 2>/dev/null
+    sign() { openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -out "$1.crt" -days 60 -extfile "$1.ext" 2>/dev/null; }
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt -days 60 -subj /CN=kconn-test-ca 2>/dev/null
     gen server /CN=localhost
     printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext; sign server ca
     gen client /CN=kconn-mtls
     printf 'extendedKeyUsage=clientAuth\n' >client.ext; sign client ca
     # A second CA that signed nothing the brokers use: "untrusted CA" tests.
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other-ca.key -out other-ca.crt -days 7 -subj /CN=kconn-other-ca 2>/dev/null
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other-ca.key -out other-ca.crt -days 60 -subj /CN=kconn-other-ca 2>/dev/null
     cat server.crt ca.crt >server-chain.crt
     rm -f ./*.csr ./*.ext ./*.srl
     chmod 600 ./*.key
@@ -417,13 +417,13 @@ start_apiserver() { # api_port etcd_port etcd_peer_port
   local pki=$RUN/kube/pki; mkdir -p "$pki"
   (
     cd "$pki"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 7 -subj /CN=kconn-test-kube-ca 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 60 -subj /CN=kconn-test-kube-ca 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout serving.key -out serving.csr -subj /CN=kube-apiserver 2>/dev/null
     printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >serving.ext
-    openssl x509 -req -in serving.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out serving.crt -days 7 -extfile serving.ext 2>/dev/null
+    openssl x509 -req -in serving.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out serving.crt -days 60 -extfile serving.ext 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=kconn-test-admin" 2>/dev/null
     printf 'extendedKeyUsage=clientAuth\n' >client.ext
-    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 7 -extfile client.ext 2>/dev/null
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 60 -extfile client.ext 2>/dev/null
     openssl genrsa -out sa.key 2048 2>/dev/null; openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
     local token; token=$(rand)
     echo "$token,kconn-operator,uid-kconn-operator,kconn:operators" >tokens.csv

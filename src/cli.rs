@@ -215,6 +215,7 @@ pub async fn online_report(
                         spec: &conn.spec,
                         shape_problems: &doc.shape_problems,
                         secrets: &store,
+                        now: std::time::SystemTime::now(),
                     };
                     checks::run(&input, &RdKafka).await
                 }

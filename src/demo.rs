@@ -87,6 +87,7 @@ pub fn run(args: &DemoArgs) -> u8 {
         spec: &conn.spec,
         shape_problems: &[],
         secrets: &secrets,
+        now: std::time::SystemTime::now(),
     };
     let report = rt.block_on(checks::run(&input, &kafka::RdKafka));
     let failed = report.failed();

@@ -149,15 +149,46 @@ fn tls_listeners_with_ca_client_certificate_and_sasl() {
     let ca = pem(env.tls("ca.crt"));
     let ssl = format!("  bootstrapServers: ['{}']\n  topics: {{expression: x}}\n  tls: {{caSecretRef: {{name: ca, key: ca.crt}}}}", env.var("KAFKA_SSL"));
     let run = check(&ssl, &[("ca", &[("ca.crt", ca.as_str())])], "json");
-    run.assert("Authenticated", "Passed", "Authenticated");
+    run.assert("TlsHandshake", "Passed", "TlsVerified").assert(
+        "Authenticated",
+        "Passed",
+        "Authenticated",
+    );
+    let message = run.row("TlsHandshake")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("certificate \"localhost\" expires in"),
+        "{message}"
+    );
     assert_eq!(run.code, 0);
 
-    // The wrong CA: the broker's certificate does not verify.
+    // The wrong CA: the broker's certificate does not verify, and Authenticated does not even try.
     let other = pem(env.tls("other-ca.crt"));
-    check(&ssl, &[("ca", &[("ca.crt", other.as_str())])], "json").assert(
-        "Authenticated",
+    let run = check(&ssl, &[("ca", &[("ca.crt", other.as_str())])], "json");
+    run.assert("TlsHandshake", "Failed", "CertificateUntrusted")
+        .assert("Authenticated", "Skipped", "DependencyFailed");
+    assert_eq!(run.row("TlsHandshake")["field"], "spec.tls.caSecretRef");
+
+    // A name the certificate does not list.
+    let mismatch = format!(
+        "  bootstrapServers: ['{}']\n  topics: {{expression: x}}\n  tls: {{caSecretRef: {{name: ca, key: ca.crt}}, serverName: kafka.example.test}}",
+        env.var("KAFKA_SSL")
+    );
+    let run = check(&mismatch, &[("ca", &[("ca.crt", ca.as_str())])], "json");
+    run.assert("TlsHandshake", "Failed", "HostnameMismatch");
+    assert_eq!(run.row("TlsHandshake")["field"], "spec.tls.serverName");
+
+    // TLS against a PLAINTEXT listener.
+    let plain = format!(
+        "  bootstrapServers: ['{}']\n  topics: {{expression: x}}\n  tls: {{caSecretRef: {{name: ca, key: ca.crt}}}}",
+        env.var("KAFKA_PLAINTEXT")
+    );
+    check(&plain, &[("ca", &[("ca.crt", ca.as_str())])], "json").assert(
+        "TlsHandshake",
         "Failed",
-        "TlsFailed",
+        "TlsHandshakeFailed",
     );
 
     // mTLS with and without the client certificate.

@@ -97,3 +97,17 @@ pub const ADVERTISED_LISTENER_UNREACHABLE: &str = "AdvertisedListenerUnreachable
 pub const TOPICS_MATCHED: &str = "TopicsMatched";
 /// No topic matches the expression.
 pub const NO_TOPICS_MATCHED: &str = "NoTopicsMatched";
+/// Every TLS handshake verified the chain and the name.
+pub const TLS_VERIFIED: &str = "TlsVerified";
+/// A certificate expires within 14 days.
+pub const CERTIFICATE_EXPIRING_SOON: &str = "CertificateExpiringSoon";
+/// A certificate has expired or is not yet valid.
+pub const CERTIFICATE_EXPIRED: &str = "CertificateExpired";
+/// The server's chain does not verify against the trusted CAs.
+pub const CERTIFICATE_UNTRUSTED: &str = "CertificateUntrusted";
+/// The server certificate does not name the host (or `tls.serverName`).
+pub const HOSTNAME_MISMATCH: &str = "HostnameMismatch";
+/// The TLS handshake failed for another reason (not TLS on that port, aborted).
+pub const TLS_HANDSHAKE_FAILED: &str = "TlsHandshakeFailed";
+/// The client private key does not belong to the client certificate.
+pub const KEY_MISMATCH: &str = "KeyMismatch";

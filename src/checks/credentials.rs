@@ -1,18 +1,21 @@
 //! CredentialsResolved: every referenced Secret and key exists and holds a usable value; the result is
 //! the client settings the network checks use. Pure: the Secrets come in a [`SecretStore`].
 
+use std::time::SystemTime;
+
 use crate::api::{reason, CheckReport, CheckResult, KafkaConnectionSpec};
 use crate::kafka::{ClientSettings, SaslCredentials, TlsMaterial};
 use crate::secrets::{SecretBytes, SecretStore};
 use crate::validate::ValidSpec;
 
-use super::{row, CREDENTIALS_RESOLVED};
+use super::{row, tls, CREDENTIALS_RESOLVED};
 
 /// Resolves the spec's credentials. `Err` is the failing row (field, reason, hint), boxed.
 pub fn resolve(
     spec: &KafkaConnectionSpec,
     valid: &ValidSpec,
     store: &SecretStore,
+    now: SystemTime,
 ) -> Result<(ClientSettings, CheckReport), Box<CheckReport>> {
     let bootstrap = valid.bootstrap.iter().map(ToString::to_string).collect();
     let mut settings = ClientSettings {
@@ -60,12 +63,25 @@ pub fn resolve(
         used.push(r.name.clone());
     }
 
+    let mut expiring = Vec::new();
     if let Some(tls) = &spec.tls {
-        let mut material = TlsMaterial::default();
+        let mut material = TlsMaterial {
+            server_name: tls.server_name.clone().filter(|n| !n.is_empty()),
+            ..TlsMaterial::default()
+        };
         if let Some(ca) = &tls.ca_secret_ref {
             let field = "spec.tls.caSecretRef";
             let pem = value(store, &ca.name, &ca.key, &format!("{field}.key"), field)?;
-            material.ca_pem = Some(pem_text(&pem, "CERTIFICATE", &ca.name, &ca.key, field)?);
+            let pem = pem_text(&pem, "CERTIFICATE", &ca.name, &ca.key, field)?;
+            let info = certificate(&pem, &ca.name, &ca.key, field, now)?;
+            if info.expires_in_secs < tls::EXPIRY_WARNING.as_secs() as i64 {
+                expiring.push((
+                    format!("CA {:?} in Secret {}", info.subject, ca.name),
+                    info.expires_in_secs,
+                    field,
+                ));
+            }
+            material.ca_pem = Some(pem);
             used.push(ca.name.clone());
         }
         if let Some(cert) = &tls.client_cert_secret_ref {
@@ -74,10 +90,47 @@ pub fn resolve(
             let key = value(store, &cert.name, "tls.key", field, field)?;
             let crt = pem_text(&crt, "CERTIFICATE", &cert.name, "tls.crt", field)?;
             pem_text(&key, "PRIVATE KEY", &cert.name, "tls.key", field)?;
+            let info = certificate(&crt, &cert.name, "tls.crt", field, now)?;
+            match tls::key_matches(&crt, key.expose()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(fail(
+                        field.to_string(),
+                        reason::KEY_MISMATCH,
+                        format!("tls.key in Secret {:?} does not belong to the certificate in tls.crt (CN {:?})", cert.name, info.subject),
+                        "put the certificate and the private key it was issued for into the same kubernetes.io/tls Secret",
+                    ))
+                }
+                Err(why) => {
+                    return Err(fail(field.to_string(), reason::INVALID_SECRET_VALUE, format!("tls.key in Secret {:?}: {why}", cert.name), "store an unencrypted PEM private key under tls.key"))
+                }
+            }
+            if info.expires_in_secs < tls::EXPIRY_WARNING.as_secs() as i64 {
+                expiring.push((
+                    format!(
+                        "client certificate {:?} in Secret {}",
+                        info.subject, cert.name
+                    ),
+                    info.expires_in_secs,
+                    field,
+                ));
+            }
             material.client = Some((crt, key));
             used.push(cert.name.clone());
         }
         settings.tls = Some(material);
+    }
+
+    if let Some((what, secs, field)) = expiring.first() {
+        let report = row(
+            CREDENTIALS_RESOLVED,
+            CheckResult::Warning,
+            reason::CERTIFICATE_EXPIRING_SOON,
+            format!("the {what} {}", tls::describe_expiry(*secs)),
+            Some("renew the certificate and update the Secret (kconn re-tests when the Secret changes)".into()),
+            Some(field.to_string()),
+        );
+        return Ok((settings, report));
     }
 
     let report = if used.is_empty() {
@@ -161,6 +214,37 @@ fn value(
     }
 }
 
+/// Parses a PEM certificate; an expired one fails the check.
+fn certificate(
+    pem: &str,
+    name: &str,
+    key: &str,
+    field: &str,
+    now: SystemTime,
+) -> Result<tls::CertInfo, Box<CheckReport>> {
+    let info = tls::cert_info(pem, now).map_err(|why| {
+        fail(
+            field.to_string(),
+            reason::INVALID_SECRET_VALUE,
+            format!("key {key:?} of Secret {name:?}: {why}"),
+            "store a PEM X.509 certificate under that key",
+        )
+    })?;
+    if info.expires_in_secs <= 0 {
+        return Err(fail(
+            field.to_string(),
+            reason::CERTIFICATE_EXPIRED,
+            format!(
+                "the certificate {:?} in Secret {name:?} {}",
+                info.subject,
+                tls::describe_expiry(info.expires_in_secs)
+            ),
+            "renew the certificate and update the Secret",
+        ));
+    }
+    Ok(info)
+}
+
 /// The value as PEM text holding at least one `label` block.
 fn pem_text(
     v: &SecretBytes,
@@ -201,7 +285,7 @@ mod tests {
         let valid = crate::validate::validate(&conn.spec).unwrap();
         let list: Vec<Secret> = serde_json::from_value(secrets).unwrap();
         let store = SecretStore::for_namespace(&list, "default", "default");
-        resolve(&conn.spec, &valid, &store)
+        resolve(&conn.spec, &valid, &store, SystemTime::now())
     }
 
     fn sasl_spec() -> serde_json::Value {
@@ -253,20 +337,64 @@ mod tests {
     }
 
     #[test]
+    fn tls_material_is_parsed_and_checked() {
+        let spec = serde_json::json!({"bootstrapServers": ["k:1"], "topics": {"expression": "x"},
+            "tls": {"caSecretRef": {"name": "ca", "key": "ca.crt"}, "clientCertSecretRef": {"name": "cert"}}});
+        let (ca, _) = super::tls::self_signed("ca", -1, 365);
+        let (good, good_key) = super::tls::self_signed("client", -1, 90);
+        let (soon, soon_key) = super::tls::self_signed("client", -1, 5);
+        let (old, old_key) = super::tls::self_signed("client", -30, -1);
+        let secrets = |crt: &str, key: &str| {
+            serde_json::json!([
+            {"metadata": {"name": "ca"}, "stringData": {"ca.crt": ca}},
+            {"metadata": {"name": "cert"}, "stringData": {"tls.crt": crt, "tls.key": key}}])
+        };
+
+        let (settings, report) = setup(spec.clone(), secrets(&good, &good_key)).unwrap();
+        assert_eq!(
+            (report.result, settings.protocol()),
+            (CheckResult::Passed, "SSL")
+        );
+
+        let (_, report) = setup(spec.clone(), secrets(&soon, &soon_key)).unwrap();
+        assert_eq!(
+            (report.result, report.reason.as_str()),
+            (CheckResult::Warning, reason::CERTIFICATE_EXPIRING_SOON)
+        );
+        assert!(report.message.contains("expires in"), "{report:?}");
+
+        let r = setup(spec.clone(), secrets(&old, &old_key)).unwrap_err();
+        assert_eq!(
+            (r.reason.as_str(), r.field.as_deref()),
+            (
+                reason::CERTIFICATE_EXPIRED,
+                Some("spec.tls.clientCertSecretRef")
+            )
+        );
+
+        let r = setup(spec.clone(), secrets(&good, &soon_key)).unwrap_err();
+        assert_eq!(r.reason, reason::KEY_MISMATCH);
+        assert!(!r.message.contains("PRIVATE KEY"), "{r:?}");
+
+        let r = setup(
+            spec,
+            secrets(
+                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                &good_key,
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, reason::INVALID_SECRET_VALUE);
+    }
+
+    #[test]
     fn tls_needs_pem() {
         let spec = serde_json::json!({"bootstrapServers": ["k:1"], "topics": {"expression": "x"}, "tls": {"caSecretRef": {"name": "ca", "key": "ca.crt"}}});
         let r = setup(
-            spec.clone(),
+            spec,
             serde_json::json!([{"metadata": {"name": "ca"}, "stringData": {"ca.crt": "not pem"}}]),
         )
         .unwrap_err();
         assert_eq!(r.reason, reason::INVALID_SECRET_VALUE);
-        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        let (settings, _) = setup(
-            spec,
-            serde_json::json!([{"metadata": {"name": "ca"}, "stringData": {"ca.crt": pem}}]),
-        )
-        .unwrap();
-        assert_eq!(settings.protocol(), "SSL");
     }
 }

@@ -4,8 +4,10 @@
 
 pub mod credentials;
 pub mod network;
+pub mod tls;
 
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::time::timeout_at;
 
@@ -49,6 +51,8 @@ pub struct TestInput<'a> {
     pub shape_problems: &'a [Problem],
     /// The Secrets of the connection's namespace.
     pub secrets: &'a SecretStore,
+    /// The time certificate expiry is measured from.
+    pub now: SystemTime,
 }
 
 /// The outcome of one test: the rows for `status.checks` and what the test learned.
@@ -145,7 +149,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
 
     // 2. CredentialsResolved
     let t = Instant::now();
-    let settings = match credentials::resolve(input.spec, &valid, input.secrets) {
+    let settings = match credentials::resolve(input.spec, &valid, input.secrets, input.now) {
         Ok((settings, row)) => {
             report.checks.push(timed(row, t));
             Some(settings)
@@ -175,6 +179,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
     report.checks.push(timed(bootstrap_row, t));
 
     let t = Instant::now();
+    let mut reached: Vec<(String, SocketAddr)> = Vec::new();
     let reach_row = if !any_resolved {
         skipped(
             BROKERS_REACHABLE,
@@ -184,27 +189,61 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
     } else {
         let attempts = futures::future::join_all(resolved.iter().map(|r| async move {
             match r {
-                Ok(addrs) => network::connect_any(addrs, per_address).await.map(|_| ()),
+                Ok(addrs) => network::connect_any(addrs, per_address).await,
                 Err(_) => Err("not resolved".to_string()),
             }
         }));
         match timeout_at(deadline, attempts).await {
-            Ok(results) => brokers_reachable(&valid.bootstrap, &results),
+            Ok(results) => {
+                reached = valid
+                    .bootstrap
+                    .iter()
+                    .zip(&results)
+                    .filter_map(|(hp, r)| r.as_ref().ok().map(|a| (hp.host.clone(), *a)))
+                    .collect();
+                brokers_reachable(&valid.bootstrap, &results)
+            }
             Err(_) => timed_out(BROKERS_REACHABLE, valid.timeout),
         }
     };
     let reachable = passed(&reach_row);
     report.checks.push(timed(reach_row, t));
 
-    // 5. TlsHandshake and 6. KerberosTicket
-    report.checks.push(match &input.spec.tls {
-        None => skipped(TLS_HANDSHAKE, reason::NOT_APPLICABLE, "no tls in the spec"),
-        Some(_) => skipped(
+    // 5. TlsHandshake
+    let t = Instant::now();
+    let material = settings.as_ref().and_then(|s| s.tls.clone());
+    let tls_row = match (input.spec.tls.as_ref(), material) {
+        (None, _) => skipped(TLS_HANDSHAKE, reason::NOT_APPLICABLE, "no tls in the spec"),
+        (Some(_), None) => skipped(
             TLS_HANDSHAKE,
-            reason::NOT_IMPLEMENTED,
-            "this version of kconn does not run the standalone TLS check yet; TLS is still used and verified by Authenticated",
+            reason::DEPENDENCY_FAILED,
+            "CredentialsResolved failed",
         ),
-    });
+        (Some(_), Some(_)) if !reachable => skipped(
+            TLS_HANDSHAKE,
+            reason::DEPENDENCY_FAILED,
+            "BrokersReachable failed",
+        ),
+        (Some(_), Some(material)) => {
+            let server_name = material.server_name.clone();
+            let hosts: Vec<String> = reached.iter().map(|(h, _)| h.clone()).collect();
+            let handshakes = tls::handshake_all(
+                reached.clone(),
+                server_name.clone(),
+                material,
+                per_address,
+                input.now,
+            );
+            match timeout_at(deadline, handshakes).await {
+                Ok(results) => tls_handshake(&hosts, server_name.as_deref(), &results),
+                Err(_) => timed_out(TLS_HANDSHAKE, valid.timeout),
+            }
+        }
+    };
+    let tls_ok = passed(&tls_row) || tls_row.reason == reason::NOT_APPLICABLE;
+    report.checks.push(timed(tls_row, t));
+
+    // 6. KerberosTicket
     let kerberos = input
         .spec
         .authentication
@@ -241,6 +280,14 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
                 AUTHENTICATED,
                 reason::DEPENDENCY_FAILED,
                 "BrokersReachable failed",
+            ));
+            None
+        }
+        (_, _, _) if !tls_ok => {
+            report.checks.push(skipped(
+                AUTHENTICATED,
+                reason::DEPENDENCY_FAILED,
+                "TlsHandshake failed",
             ));
             None
         }
@@ -416,9 +463,98 @@ fn bootstrap_resolved(
     }
 }
 
+fn tls_handshake(
+    hosts: &[String],
+    server_name: Option<&str>,
+    results: &[Result<tls::Handshake, tls::TlsError>],
+) -> CheckReport {
+    let failures: Vec<(&str, &tls::TlsError)> = hosts
+        .iter()
+        .zip(results)
+        .filter_map(|(h, r)| r.as_ref().err().map(|e| (h.as_str(), e)))
+        .collect();
+    if let Some(&(_, first)) = failures.first() {
+        let (why, field, hint) = match first {
+            tls::TlsError::Untrusted(_) => (
+                reason::CERTIFICATE_UNTRUSTED,
+                "spec.tls.caSecretRef",
+                "put the CA that signed the brokers' certificates into the Secret named by spec.tls.caSecretRef (without it, the system roots are trusted)",
+            ),
+            tls::TlsError::HostnameMismatch(_) => (
+                reason::HOSTNAME_MISMATCH,
+                "spec.tls.serverName",
+                "connect by a name the certificate lists (its subjectAltName), or set spec.tls.serverName to one of them",
+            ),
+            tls::TlsError::Expired(_) => {
+                (reason::CERTIFICATE_EXPIRED, "spec.bootstrapServers", "the brokers' certificates must be renewed on the brokers")
+            }
+            tls::TlsError::Material(_) => (reason::INVALID_SECRET_VALUE, "spec.tls", "fix the PEM material in the TLS Secrets"),
+            tls::TlsError::Connect(_) | tls::TlsError::Handshake(_) => (
+                reason::TLS_HANDSHAKE_FAILED,
+                "spec.tls",
+                "check that the bootstrap servers are TLS listeners (SSL or SASL_SSL); remove spec.tls for a PLAINTEXT listener",
+            ),
+        };
+        let detail = failures
+            .iter()
+            .map(|(h, e)| format!("{h}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return row(
+            TLS_HANDSHAKE,
+            CheckResult::Failed,
+            why,
+            detail,
+            Some(hint.into()),
+            Some(field.into()),
+        );
+    }
+    let done: Vec<&tls::Handshake> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let Some(soonest) = done.iter().min_by_key(|h| h.expires_in_secs) else {
+        return skipped(
+            TLS_HANDSHAKE,
+            reason::DEPENDENCY_FAILED,
+            "no reachable bootstrap server to shake hands with",
+        );
+    };
+    let versions: std::collections::BTreeSet<&str> =
+        done.iter().map(|h| h.version.as_str()).collect();
+    let verified_as = server_name
+        .map(|n| format!(" (verified as {n})"))
+        .unwrap_or_default();
+    let message = format!(
+        "{} with {} of {} servers{verified_as}; certificate {:?} {}",
+        versions.into_iter().collect::<Vec<_>>().join("/"),
+        done.len(),
+        hosts.len(),
+        soonest.subject,
+        tls::describe_expiry(soonest.expires_in_secs)
+    );
+    if soonest.expires_in_secs < tls::EXPIRY_WARNING.as_secs() as i64 {
+        let hint = Some("renew the brokers' certificates before they expire".to_string());
+        row(
+            TLS_HANDSHAKE,
+            CheckResult::Warning,
+            reason::CERTIFICATE_EXPIRING_SOON,
+            message,
+            hint,
+            Some("spec.bootstrapServers".into()),
+        )
+    } else {
+        row(
+            TLS_HANDSHAKE,
+            CheckResult::Passed,
+            reason::TLS_VERIFIED,
+            message,
+            None,
+            None,
+        )
+    }
+}
+
 fn brokers_reachable(
     servers: &[validate::HostPort],
-    results: &[Result<(), String>],
+    results: &[Result<SocketAddr, String>],
 ) -> CheckReport {
     let failed: Vec<(usize, &str)> = results
         .iter()

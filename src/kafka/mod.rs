@@ -41,6 +41,8 @@ pub struct TlsMaterial {
     pub ca_pem: Option<String>,
     /// Client certificate chain and key, for mTLS.
     pub client: Option<(String, SecretBytes)>,
+    /// Name to verify the brokers' certificates against instead of the host (`tls.serverName`).
+    pub server_name: Option<String>,
 }
 
 impl ClientSettings {
@@ -95,6 +97,11 @@ impl ClientSettings {
         if let Some(tls) = &self.tls {
             if let Some(ca) = &tls.ca_pem {
                 c.set("ssl.ca.pem", ca);
+            }
+            if tls.server_name.is_some() {
+                // librdkafka cannot verify against another name; the TlsHandshake check verified the
+                // certificate against tls.serverName before this connection is made.
+                c.set("ssl.endpoint.identification.algorithm", "none");
             }
             if let Some((cert, key)) = &tls.client {
                 c.set("ssl.certificate.pem", cert)

@@ -1,0 +1,302 @@
+//! TLS on its own: a real handshake with every reachable bootstrap server (in parallel), chain and
+//! hostname verification against the CA from the spec (or the system roots), the server certificate's
+//! expiry; and the PEM checks CredentialsResolved uses (certificate expiry, key matches certificate).
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openssl::asn1::Asn1Time;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use openssl::x509::{X509VerifyResult, X509};
+
+use crate::kafka::TlsMaterial;
+
+/// Certificates expiring sooner than this are a Warning.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// What one handshake established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// Negotiated protocol, e.g. `TLSv1.3`.
+    pub version: String,
+    /// Seconds from `now` until the server certificate's notAfter (negative: expired).
+    pub expires_in_secs: i64,
+    /// The server certificate's subject CN, when it has one.
+    pub subject: String,
+}
+
+/// Why a handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// The TCP connection did not open.
+    #[error("{0}")]
+    Connect(String),
+    /// The chain did not verify against the trusted CAs.
+    #[error("certificate verify failed: {0}")]
+    Untrusted(String),
+    /// The certificate does not name the host (or `serverName`).
+    #[error("the certificate does not name {0:?}")]
+    HostnameMismatch(String),
+    /// The certificate has expired (or is not yet valid).
+    #[error("the certificate is outside its validity period: {0}")]
+    Expired(String),
+    /// The peer does not speak TLS or aborted the handshake.
+    #[error("TLS handshake failed: {0}")]
+    Handshake(String),
+    /// Our own TLS material could not be loaded.
+    #[error("the TLS material cannot be used: {0}")]
+    Material(String),
+}
+
+/// Performs one handshake with `addr`, verifying the chain and `name`, bounded by `timeout`.
+pub fn handshake(
+    addr: SocketAddr,
+    name: &str,
+    material: &TlsMaterial,
+    timeout: Duration,
+    now: SystemTime,
+) -> Result<Handshake, TlsError> {
+    let mut builder = SslConnector::builder(SslMethod::tls_client())
+        .map_err(|e| TlsError::Material(e.to_string()))?;
+    builder.set_verify(SslVerifyMode::PEER);
+    if let Some(ca) = &material.ca_pem {
+        let certs = X509::stack_from_pem(ca.as_bytes())
+            .map_err(|e| TlsError::Material(format!("CA bundle: {e}")))?;
+        let store = builder.cert_store_mut();
+        for cert in certs {
+            store
+                .add_cert(cert)
+                .map_err(|e| TlsError::Material(format!("CA bundle: {e}")))?;
+        }
+    }
+    if let Some((cert, key)) = &material.client {
+        let chain = X509::stack_from_pem(cert.as_bytes())
+            .map_err(|e| TlsError::Material(format!("client certificate: {e}")))?;
+        let key = PKey::private_key_from_pem(key.expose())
+            .map_err(|_| TlsError::Material("client key: not a PEM private key".into()))?;
+        let mut chain = chain.into_iter();
+        if let Some(leaf) = chain.next() {
+            builder
+                .set_certificate(&leaf)
+                .map_err(|e| TlsError::Material(e.to_string()))?;
+        }
+        for extra in chain {
+            builder
+                .add_extra_chain_cert(extra)
+                .map_err(|e| TlsError::Material(e.to_string()))?;
+        }
+        builder
+            .set_private_key(&key)
+            .map_err(|e| TlsError::Material(e.to_string()))?;
+    }
+    let connector = builder.build();
+    let stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| TlsError::Connect(e.to_string()))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|_| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| TlsError::Connect(e.to_string()))?;
+    let config = connector
+        .configure()
+        .map_err(|e| TlsError::Material(e.to_string()))?;
+    match config.connect(name, stream) {
+        Ok(tls) => {
+            let ssl = tls.ssl();
+            let cert = ssl
+                .peer_certificate()
+                .ok_or_else(|| TlsError::Handshake("the server sent no certificate".into()))?;
+            Ok(Handshake {
+                version: ssl.version_str().to_string(),
+                expires_in_secs: seconds_until(cert.not_after(), now),
+                subject: common_name(&cert),
+            })
+        }
+        Err(openssl::ssl::HandshakeError::Failure(mid)) => {
+            let verify = mid.ssl().verify_result();
+            Err(classify(verify, name, &mid.error().to_string()))
+        }
+        Err(openssl::ssl::HandshakeError::SetupFailure(e)) => {
+            Err(TlsError::Material(e.to_string()))
+        }
+        Err(openssl::ssl::HandshakeError::WouldBlock(_)) => {
+            Err(TlsError::Handshake(format!("no answer within {timeout:?}")))
+        }
+    }
+}
+
+fn classify(verify: X509VerifyResult, name: &str, io_error: &str) -> TlsError {
+    // X509_V_ERR_HOSTNAME_MISMATCH = 62, IP_ADDRESS_MISMATCH = 64, CERT_HAS_EXPIRED = 10, CERT_NOT_YET_VALID = 9
+    match verify.as_raw() {
+        0 => TlsError::Handshake(tidy_io(io_error)),
+        62 | 64 => TlsError::HostnameMismatch(name.to_string()),
+        9 | 10 => TlsError::Expired(verify.error_string().to_string()),
+        _ => TlsError::Untrusted(verify.error_string().to_string()),
+    }
+}
+
+fn tidy_io(e: &str) -> String {
+    if e.contains("wrong version number")
+        || e.contains("packet length too long")
+        || e.contains("record layer failure")
+    {
+        "the server does not speak TLS on this port (a PLAINTEXT listener?)".into()
+    } else if e.contains("unexpected EOF") || e.contains("Connection reset") {
+        "the server closed the connection during the handshake".into()
+    } else {
+        e.to_string()
+    }
+}
+
+fn seconds_until(t: &openssl::asn1::Asn1TimeRef, now: SystemTime) -> i64 {
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    match Asn1Time::from_unix(now_secs).and_then(|n| n.diff(t)) {
+        Ok(diff) => i64::from(diff.days) * 86_400 + i64::from(diff.secs),
+        Err(_) => 0,
+    }
+}
+
+fn common_name(cert: &X509) -> String {
+    cert.subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .and_then(|e| e.data().to_string().ok())
+        .unwrap_or_default()
+}
+
+/// Facts about a PEM certificate (chain: the first one) that CredentialsResolved reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Subject CN.
+    pub subject: String,
+    /// Seconds from `now` until notAfter (negative: expired).
+    pub expires_in_secs: i64,
+}
+
+/// Parses the first certificate of a PEM chain.
+pub fn cert_info(pem: &str, now: SystemTime) -> Result<CertInfo, String> {
+    let cert = X509::from_pem(pem.as_bytes())
+        .map_err(|_| "not a parseable PEM certificate".to_string())?;
+    Ok(CertInfo {
+        subject: common_name(&cert),
+        expires_in_secs: seconds_until(cert.not_after(), now),
+    })
+}
+
+/// Whether the private key (PEM) belongs to the certificate (PEM). `Err` when the key does not parse;
+/// the message never contains key material.
+pub fn key_matches(cert_pem: &str, key_pem: &[u8]) -> Result<bool, String> {
+    let cert = X509::from_pem(cert_pem.as_bytes())
+        .map_err(|_| "the certificate does not parse".to_string())?;
+    let key: PKey<Private> = PKey::private_key_from_pem(key_pem)
+        .map_err(|_| "the private key does not parse (PEM, unencrypted)".to_string())?;
+    let public = cert
+        .public_key()
+        .map_err(|_| "the certificate's public key does not parse".to_string())?;
+    Ok(public.public_eq(&key))
+}
+
+/// `3 days`, `5 hours`, `expired 2 days ago`.
+pub fn describe_expiry(secs: i64) -> String {
+    let (past, s) = (secs < 0, secs.unsigned_abs());
+    let span = if s >= 2 * 86_400 {
+        format!("{} days", s / 86_400)
+    } else if s >= 2 * 3600 {
+        format!("{} hours", s / 3600)
+    } else {
+        format!("{} minutes", s / 60)
+    };
+    if past {
+        format!("expired {span} ago")
+    } else {
+        format!("expires in {span}")
+    }
+}
+
+/// Runs handshakes with every `(host, addr)` in parallel on blocking threads.
+pub async fn handshake_all(
+    targets: Vec<(String, SocketAddr)>,
+    server_name: Option<String>,
+    material: TlsMaterial,
+    timeout: Duration,
+    now: SystemTime,
+) -> Vec<Result<Handshake, TlsError>> {
+    let tasks = targets.into_iter().map(|(host, addr)| {
+        let material = material.clone();
+        let name = server_name.clone().unwrap_or(host);
+        tokio::task::spawn_blocking(move || handshake(addr, &name, &material, timeout, now))
+    });
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|e| {
+                Err(TlsError::Handshake(format!(
+                    "the handshake task failed: {e}"
+                )))
+            })
+        })
+        .collect()
+}
+
+/// Test support: a self-signed certificate valid from `from_days` to `to_days` around now, with its key.
+#[cfg(test)]
+pub(crate) fn self_signed(cn: &str, from_days: i64, to_days: i64) -> (String, String) {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::x509::X509NameBuilder;
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
+    let name = name.build();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(now + from_days * 86_400).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now + to_days * 86_400).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+    let key = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    (cert, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_facts() {
+        let (cert, key) = self_signed("broker", -1, 30);
+        let info = cert_info(&cert, SystemTime::now()).unwrap();
+        assert_eq!(info.subject, "broker");
+        assert!(
+            (29 * 86_400..=30 * 86_400).contains(&info.expires_in_secs),
+            "{info:?}"
+        );
+        assert_eq!(key_matches(&cert, key.as_bytes()), Ok(true));
+        let (_, other_key) = self_signed("other", -1, 30);
+        assert_eq!(key_matches(&cert, other_key.as_bytes()), Ok(false));
+        assert!(key_matches(&cert, b"garbage").is_err());
+        assert!(cert_info("not pem", SystemTime::now()).is_err());
+    }
+
+    #[test]
+    fn expiry_wording() {
+        assert_eq!(describe_expiry(20 * 86_400), "expires in 20 days");
+        assert_eq!(describe_expiry(5 * 3600), "expires in 5 hours");
+        assert_eq!(describe_expiry(-3 * 86_400), "expired 3 days ago");
+    }
+}

@@ -46,6 +46,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the KafkaConnection CustomResourceDefinition (the only source of crds/).
     Crd,
+    /// Internal: one Kerberos connection's Kafka request, in a process of its own.
+    #[command(name = "probe-metadata", hide = true)]
+    ProbeMetadata,
 }
 
 /// `kconn check` arguments.
@@ -94,6 +97,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Check(args) => check(&args),
         Command::Run => not_yet("kconn run (the operator)"),
+        Command::ProbeMetadata => crate::kafka::probe::child_main(),
         Command::Demo(args) => crate::demo::run(&args),
     };
     ExitCode::from(code)

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod cli;
 pub mod demo;
 pub mod kafka;
+pub mod kerberos;
 pub mod manifest;
 pub mod output;
 pub mod secrets;

@@ -111,3 +111,23 @@ pub const HOSTNAME_MISMATCH: &str = "HostnameMismatch";
 pub const TLS_HANDSHAKE_FAILED: &str = "TlsHandshakeFailed";
 /// The client private key does not belong to the client certificate.
 pub const KEY_MISMATCH: &str = "KeyMismatch";
+/// The keytab holds no key for the principal.
+pub const PRINCIPAL_NOT_IN_KEYTAB: &str = "PrincipalNotInKeytab";
+/// The keytab's keys for the principal use only removed encryption types (DES, 3DES).
+pub const NO_USABLE_ENCTYPE: &str = "NoUsableEnctype";
+/// The keytab's keys for the principal use only deprecated encryption types (RC4).
+pub const WEAK_ENCTYPE: &str = "WeakEnctype";
+/// krb5.conf does not name the principal's realm or its KDCs.
+pub const REALM_UNKNOWN: &str = "RealmUnknown";
+/// The KDC issued a ticket.
+pub const TICKET_ISSUED: &str = "TicketIssued";
+/// No KDC answered.
+pub const KDC_UNREACHABLE: &str = "KdcUnreachable";
+/// The KDC does not know the principal.
+pub const PRINCIPAL_UNKNOWN: &str = "PrincipalUnknown";
+/// Clocks differ by more than the KDC allows.
+pub const CLOCK_SKEW: &str = "ClockSkew";
+/// The KDC refused the keytab's key.
+pub const KEYTAB_REJECTED: &str = "KeytabRejected";
+/// Kerberos failed for another reason.
+pub const KERBEROS_FAILED: &str = "KerberosFailed";

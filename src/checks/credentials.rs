@@ -3,8 +3,9 @@
 
 use std::time::SystemTime;
 
-use crate::api::{reason, CheckReport, CheckResult, KafkaConnectionSpec};
+use crate::api::{reason, CheckReport, CheckResult, KafkaConnectionSpec, KerberosAuthentication};
 use crate::kafka::{ClientSettings, SaslCredentials, TlsMaterial};
+use crate::kerberos::{conf, keytab, KerberosMaterial};
 use crate::secrets::{SecretBytes, SecretStore};
 use crate::validate::ValidSpec;
 
@@ -22,6 +23,8 @@ pub fn resolve(
         bootstrap,
         sasl: None,
         tls: None,
+        kerberos: None,
+        kerberos_env: None,
     };
     let mut used = Vec::new();
 
@@ -61,6 +64,19 @@ pub fn resolve(
             password,
         });
         used.push(r.name.clone());
+    }
+
+    let mut weak = None;
+    if let Some(krb) = spec
+        .authentication
+        .as_ref()
+        .and_then(|a| a.kerberos.as_ref())
+    {
+        let (material, weak_enctypes) = kerberos(krb, store)?;
+        weak = weak_enctypes;
+        settings.kerberos = Some(material);
+        used.push(krb.keytab_secret_ref.name.clone());
+        used.push(krb.krb5_conf_secret_ref.name.clone());
     }
 
     let mut expiring = Vec::new();
@@ -121,6 +137,18 @@ pub fn resolve(
         settings.tls = Some(material);
     }
 
+    if let Some(message) = weak {
+        let hint = "re-create the keytab with AES keys (ktadd -e aes256-cts-hmac-sha1-96:normal); RC4 is disabled by default in current Kerberos and Java";
+        let report = row(
+            CREDENTIALS_RESOLVED,
+            CheckResult::Warning,
+            reason::WEAK_ENCTYPE,
+            message,
+            Some(hint.into()),
+            Some("spec.authentication.kerberos.keytabSecretRef".into()),
+        );
+        return Ok((settings, report));
+    }
     if let Some((what, secs, field)) = expiring.first() {
         let report = row(
             CREDENTIALS_RESOLVED,
@@ -212,6 +240,132 @@ fn value(
             ))
         }
     }
+}
+
+/// Reads and checks the keytab and krb5.conf: both parse, the principal (with its realm) is in the
+/// keytab with a usable key, and krb5.conf knows the realm's KDCs. `Ok` carries a warning text when
+/// the principal's keys are all deprecated (RC4).
+fn kerberos(
+    krb: &KerberosAuthentication,
+    store: &SecretStore,
+) -> Result<(KerberosMaterial, Option<String>), Box<CheckReport>> {
+    let base = "spec.authentication.kerberos";
+    let kt_ref = &krb.keytab_secret_ref;
+    let conf_ref = &krb.krb5_conf_secret_ref;
+    let keytab_bytes = value(
+        store,
+        &kt_ref.name,
+        &kt_ref.key,
+        &format!("{base}.keytabSecretRef.key"),
+        &format!("{base}.keytabSecretRef"),
+    )?;
+    let conf_bytes = value(
+        store,
+        &conf_ref.name,
+        &conf_ref.key,
+        &format!("{base}.krb5ConfSecretRef.key"),
+        &format!("{base}.krb5ConfSecretRef"),
+    )?;
+    let entries = keytab::parse(keytab_bytes.expose()).map_err(|e| {
+        fail(
+            format!("{base}.keytabSecretRef"),
+            reason::INVALID_SECRET_VALUE,
+            format!("key {:?} of Secret {:?}: {e}", kt_ref.key, kt_ref.name),
+            "store the binary keytab (kubectl create secret generic NAME --from-file=krb5.keytab)",
+        )
+    })?;
+    let conf_text = conf_bytes.expose_str().ok_or_else(|| {
+        fail(
+            format!("{base}.krb5ConfSecretRef"),
+            reason::INVALID_SECRET_VALUE,
+            format!(
+                "key {:?} of Secret {:?} is not text",
+                conf_ref.key, conf_ref.name
+            ),
+            "store the krb5.conf text",
+        )
+    })?;
+    let conf = conf::parse(conf_text).map_err(|e| {
+        fail(
+            format!("{base}.krb5ConfSecretRef"),
+            reason::INVALID_SECRET_VALUE,
+            format!("krb5.conf in Secret {:?} is malformed: {e}", conf_ref.name),
+            "fix the krb5.conf ([libdefaults] default_realm, [realms] REALM = { kdc = host:port })",
+        )
+    })?;
+    let principal = match krb.principal.rsplit_once('@') {
+        Some(_) => krb.principal.clone(),
+        None => match &conf.default_realm {
+            Some(realm) => format!("{}@{realm}", krb.principal),
+            None => {
+                return Err(fail(
+                    format!("{base}.principal"),
+                    reason::REALM_UNKNOWN,
+                    format!("the principal {:?} names no realm and krb5.conf has no default_realm", krb.principal),
+                    "write the principal with its realm (pipeline@EXAMPLE.COM) or set default_realm in krb5.conf",
+                ))
+            }
+        },
+    };
+    let realm = principal
+        .rsplit_once('@')
+        .map(|(_, r)| r)
+        .unwrap_or_default();
+    if conf.kdcs(realm).is_empty() && !conf.dns_lookup_kdc {
+        return Err(fail(
+            format!("{base}.krb5ConfSecretRef"),
+            reason::REALM_UNKNOWN,
+            format!("krb5.conf in Secret {:?} lists no KDC for realm {realm}", conf_ref.name),
+            &format!("add [realms] {realm} = {{ kdc = kdc.example.com:88 }} to krb5.conf, or set dns_lookup_kdc = true"),
+        ));
+    }
+    let mine: Vec<&keytab::Entry> = entries
+        .iter()
+        .filter(|e| e.principal == principal)
+        .collect();
+    if mine.is_empty() {
+        let mut held: Vec<&str> = entries.iter().map(|e| e.principal.as_str()).collect();
+        held.dedup();
+        return Err(fail(
+            format!("{base}.principal"),
+            reason::PRINCIPAL_NOT_IN_KEYTAB,
+            format!("the keytab in Secret {:?} has no key for {principal} (it holds: {})", kt_ref.name, held.join(", ")),
+            "set spec.authentication.kerberos.principal to a principal the keytab holds, or export a keytab for this principal (kadmin: ktadd)",
+        ));
+    }
+    let strengths: Vec<keytab::Strength> =
+        mine.iter().map(|e| keytab::strength(e.enctype)).collect();
+    let names = || {
+        mine.iter()
+            .map(|e| keytab::EnctypeName(e.enctype).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let weak = if strengths.contains(&keytab::Strength::Strong) {
+        None
+    } else if strengths.contains(&keytab::Strength::Deprecated) {
+        Some(format!(
+            "the keys for {principal} use only deprecated encryption types: {}",
+            names()
+        ))
+    } else {
+        return Err(fail(
+            format!("{base}.keytabSecretRef"),
+            reason::NO_USABLE_ENCTYPE,
+            format!(
+                "the keys for {principal} use only removed encryption types: {}",
+                names()
+            ),
+            "re-create the keytab with AES keys (ktadd -e aes256-cts-hmac-sha1-96:normal)",
+        ));
+    };
+    let material = KerberosMaterial {
+        principal,
+        service_name: krb.service_name.clone(),
+        keytab: keytab_bytes,
+        krb5_conf: conf_text.to_string(),
+    };
+    Ok((material, weak))
 }
 
 /// Parses a PEM certificate; an expired one fails the check.

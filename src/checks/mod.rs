@@ -15,6 +15,8 @@ use crate::api::{
     reason, CheckReport, CheckResult, ClusterInfo, KafkaConnectionSpec, TopicsStatus,
 };
 use crate::kafka::{ClusterView, Kafka, KafkaFailure};
+
+use crate::kerberos::{self, KerberosFiles, KerberosMaterial, TicketError};
 use crate::secrets::SecretStore;
 use crate::validate::{self, Problem};
 
@@ -243,31 +245,52 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
     let tls_ok = passed(&tls_row) || tls_row.reason == reason::NOT_APPLICABLE;
     report.checks.push(timed(tls_row, t));
 
-    // 6. KerberosTicket
-    let kerberos = input
-        .spec
-        .authentication
-        .as_ref()
-        .and_then(|a| a.kerberos.as_ref())
-        .is_some();
-    report.checks.push(if kerberos {
-        skipped(
-            KERBEROS_TICKET,
-            reason::NOT_IMPLEMENTED,
-            "this version of kconn does not test Kerberos yet",
-        )
-    } else {
-        skipped(
-            KERBEROS_TICKET,
-            reason::NOT_APPLICABLE,
-            "no kerberos in the spec",
-        )
-    });
+    // 6. KerberosTicket: a real AS exchange with this connection's own keytab, config and cache.
+    let t = Instant::now();
+    let mut settings = settings;
+    let mut kerberos_files = None; // kept until the test ends; removed on drop
+    let ticket_ok = match settings
+        .as_mut()
+        .and_then(|s| s.kerberos.clone().map(|k| (s, k)))
+    {
+        None if input
+            .spec
+            .authentication
+            .as_ref()
+            .and_then(|a| a.kerberos.as_ref())
+            .is_some() =>
+        {
+            report.checks.push(skipped(
+                KERBEROS_TICKET,
+                reason::DEPENDENCY_FAILED,
+                "CredentialsResolved failed",
+            ));
+            false
+        }
+        None => {
+            report.checks.push(skipped(
+                KERBEROS_TICKET,
+                reason::NOT_APPLICABLE,
+                "no kerberos in the spec",
+            ));
+            true
+        }
+        Some((settings, material)) => {
+            let (row, files) = kerberos_ticket(&material, deadline, per_address * 2).await;
+            let ok = passed(&row);
+            if let Some(files) = &files {
+                settings.kerberos_env = Some(files.env.clone());
+            }
+            kerberos_files = files;
+            report.checks.push(timed(row, t));
+            ok
+        }
+    };
 
     // 7. Authenticated (one metadata request: authentication is proven by a real Kafka answer)
     let t = Instant::now();
-    let view = match (&settings, reachable, kerberos) {
-        (None, _, _) => {
+    let view = match &settings {
+        None => {
             report.checks.push(skipped(
                 AUTHENTICATED,
                 reason::DEPENDENCY_FAILED,
@@ -275,7 +298,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
             ));
             None
         }
-        (_, false, _) => {
+        Some(_) if !reachable => {
             report.checks.push(skipped(
                 AUTHENTICATED,
                 reason::DEPENDENCY_FAILED,
@@ -283,7 +306,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
             ));
             None
         }
-        (_, _, _) if !tls_ok => {
+        Some(_) if !tls_ok => {
             report.checks.push(skipped(
                 AUTHENTICATED,
                 reason::DEPENDENCY_FAILED,
@@ -291,25 +314,27 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
             ));
             None
         }
-        (_, _, true) => {
+        Some(_) if !ticket_ok => {
             report.checks.push(skipped(
                 AUTHENTICATED,
-                reason::NOT_IMPLEMENTED,
-                "this version of kconn does not test Kerberos yet",
+                reason::DEPENDENCY_FAILED,
+                "KerberosTicket failed",
             ));
             None
         }
-        (Some(settings), true, false) => {
+        Some(settings) => {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let result = match timeout_at(deadline, kafka.metadata(settings, left)).await {
                 Ok(r) => r,
                 Err(_) => Err(KafkaFailure::Timeout(valid.timeout)),
             };
-            let (row, view) = authenticated(settings.protocol(), result);
+            let (row, view) =
+                authenticated(settings.protocol(), settings.kerberos.is_some(), result);
             report.checks.push(timed(row, t));
             view
         }
     };
+    drop(kerberos_files);
 
     // 8. ClusterMetadata and AdvertisedListeners
     let t = Instant::now();
@@ -463,6 +488,74 @@ fn bootstrap_resolved(
     }
 }
 
+/// Writes the connection's Kerberos files and asks the KDC for a ticket.
+async fn kerberos_ticket(
+    material: &KerberosMaterial,
+    deadline: tokio::time::Instant,
+    budget: Duration,
+) -> (CheckReport, Option<KerberosFiles>) {
+    let files = match KerberosFiles::write(material) {
+        Ok(f) => f,
+        Err(e) => {
+            let hint =
+                "kconn needs a writable temporary directory (TMPDIR; in the chart, an emptyDir)";
+            return (
+                row(
+                    KERBEROS_TICKET,
+                    CheckResult::Failed,
+                    reason::KERBEROS_FAILED,
+                    format!("cannot write the Kerberos files: {e}"),
+                    Some(hint.into()),
+                    None,
+                ),
+                None,
+            );
+        }
+    };
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .min(budget);
+    let base = "spec.authentication.kerberos";
+    let result = kerberos::get_ticket(&files, &material.principal, left).await;
+    let (why, field, hint): (&str, String, &str) = match &result {
+        Ok(()) => {
+            let message = format!("the KDC issued a ticket for {}", material.principal);
+            return (row(KERBEROS_TICKET, CheckResult::Passed, reason::TICKET_ISSUED, message, None, None), Some(files));
+        }
+        Err(TicketError::KdcUnreachable(_) | TicketError::Timeout(_)) => (
+            reason::KDC_UNREACHABLE,
+            format!("{base}.krb5ConfSecretRef"),
+            "check the realm's kdc entries in krb5.conf and that this agent can reach them (port 88)",
+        ),
+        Err(TicketError::PrincipalUnknown(_)) => {
+            (reason::PRINCIPAL_UNKNOWN, format!("{base}.principal"), "check the principal's spelling and realm; ask the Kerberos admins whether it exists")
+        }
+        Err(TicketError::ClockSkew(_)) => {
+            (reason::CLOCK_SKEW, format!("{base}.principal"), "synchronise the clocks (NTP) of the node running kconn and the KDC; Kerberos allows 5 minutes by default")
+        }
+        Err(TicketError::KeytabRejected(_)) => (
+            reason::KEYTAB_REJECTED,
+            format!("{base}.keytabSecretRef"),
+            "the keytab's key no longer matches the KDC (the principal's key or its version changed): export a new keytab",
+        ),
+        Err(TicketError::NoKinit | TicketError::Other(_)) => {
+            (reason::KERBEROS_FAILED, format!("{base}.principal"), "install the MIT Kerberos client (kinit) where kconn runs, and check the keytab and krb5.conf")
+        }
+    };
+    let message = result.err().map(|e| e.to_string()).unwrap_or_default();
+    (
+        row(
+            KERBEROS_TICKET,
+            CheckResult::Failed,
+            why,
+            message,
+            Some(hint.into()),
+            Some(field),
+        ),
+        Some(files),
+    )
+}
+
 fn tls_handshake(
     hosts: &[String],
     server_name: Option<&str>,
@@ -609,6 +702,7 @@ fn brokers_reachable(
 
 fn authenticated(
     protocol: &str,
+    kerberos: bool,
     result: Result<ClusterView, KafkaFailure>,
 ) -> (CheckReport, Option<ClusterView>) {
     match result {
@@ -622,6 +716,17 @@ fn authenticated(
             };
             (row, Some(view))
         }
+        Err(KafkaFailure::Authentication(why)) if kerberos => (
+            row(
+                AUTHENTICATED,
+                CheckResult::Failed,
+                reason::AUTHENTICATION_FAILED,
+                format!("GSSAPI authentication failed: {why}"),
+                Some("check spec.authentication.kerberos.serviceName (the brokers' principals are <serviceName>/<broker host>@REALM) and that the brokers' host names match their principals".into()),
+                Some("spec.authentication.kerberos.serviceName".into()),
+            ),
+            None,
+        ),
         Err(KafkaFailure::Authentication(why)) => (
             row(
                 AUTHENTICATED,

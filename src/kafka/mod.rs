@@ -1,6 +1,8 @@
 //! Everything that talks to Kafka through librdkafka, behind the small [`Kafka`] trait so the check
 //! engine can be tested without a broker.
 
+pub mod probe;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,8 +10,10 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use serde::{Deserialize, Serialize};
 
 use crate::api::SaslMechanism;
+use crate::kerberos::{KerberosEnv, KerberosMaterial};
 use crate::secrets::{Redactor, SecretBytes};
 
 /// How to reach and authenticate to a cluster: the librdkafka settings of one connection.
@@ -21,6 +25,10 @@ pub struct ClientSettings {
     pub sasl: Option<SaslCredentials>,
     /// TLS, when the listener is encrypted.
     pub tls: Option<TlsMaterial>,
+    /// Kerberos (SASL GSSAPI).
+    pub kerberos: Option<KerberosMaterial>,
+    /// Where this connection's Kerberos files are, once written (see [`crate::kerberos::KerberosFiles`]).
+    pub kerberos_env: Option<KerberosEnv>,
 }
 
 /// SASL user and password.
@@ -48,7 +56,10 @@ pub struct TlsMaterial {
 impl ClientSettings {
     /// The librdkafka `security.protocol`.
     pub fn protocol(&self) -> &'static str {
-        match (self.sasl.is_some(), self.tls.is_some()) {
+        match (
+            self.sasl.is_some() || self.kerberos.is_some(),
+            self.tls.is_some(),
+        ) {
             (false, false) => "PLAINTEXT",
             (false, true) => "SSL",
             (true, false) => "SASL_PLAINTEXT",
@@ -69,7 +80,7 @@ impl ClientSettings {
     }
 
     /// The librdkafka configuration. It holds secret values: never log or format it.
-    fn client_config(&self, timeout: Duration) -> ClientConfig {
+    pub(crate) fn client_config(&self, timeout: Duration) -> ClientConfig {
         let ms = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.bootstrap.join(","))
@@ -94,6 +105,17 @@ impl ClientSettings {
                     String::from_utf8_lossy(sasl.password.expose()),
                 );
         }
+        if let (Some(krb), Some(paths)) = (&self.kerberos, &self.kerberos_env) {
+            let kinit = format!(
+                "kinit -c FILE:{} -kt \"%{{sasl.kerberos.keytab}}\" %{{sasl.kerberos.principal}}",
+                paths.ccache.display()
+            );
+            c.set("sasl.mechanism", "GSSAPI")
+                .set("sasl.kerberos.service.name", &krb.service_name)
+                .set("sasl.kerberos.principal", &krb.principal)
+                .set("sasl.kerberos.keytab", paths.keytab.display().to_string())
+                .set("sasl.kerberos.kinit.cmd", kinit);
+        }
         if let Some(tls) = &self.tls {
             if let Some(ca) = &tls.ca_pem {
                 c.set("ssl.ca.pem", ca);
@@ -113,7 +135,7 @@ impl ClientSettings {
 }
 
 /// A broker as the cluster advertises it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Broker {
     /// Broker id.
     pub id: i32,
@@ -124,7 +146,7 @@ pub struct Broker {
 }
 
 /// A topic in the metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topic {
     /// Name.
     pub name: String,
@@ -135,7 +157,7 @@ pub struct Topic {
 }
 
 /// What a metadata request returned.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ClusterView {
     /// The cluster id, when the brokers report one.
     pub cluster_id: Option<String>,
@@ -146,7 +168,7 @@ pub struct ClusterView {
 }
 
 /// Why a request failed, as librdkafka reported it (messages already redacted).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum KafkaFailure {
     /// Credentials were rejected.
     #[error("authentication failed: {0}")]
@@ -185,7 +207,11 @@ impl Kafka for RdKafka {
         settings: &ClientSettings,
         timeout: Duration,
     ) -> Result<ClusterView, KafkaFailure> {
+        if settings.kerberos_env.is_some() {
+            return probe::metadata_in_child(settings, timeout).await;
+        }
         let config = settings.client_config(timeout);
+
         let redactor = settings.redactor();
         tokio::task::spawn_blocking(move || fetch_metadata(config, &redactor, timeout))
             .await
@@ -402,6 +428,8 @@ mod tests {
             bootstrap: vec!["k:1".into()],
             sasl: None,
             tls: None,
+            kerberos: None,
+            kerberos_env: None,
         };
         assert_eq!(s.protocol(), "PLAINTEXT");
         s.tls = Some(TlsMaterial::default());

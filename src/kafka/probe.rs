@@ -1,0 +1,145 @@
+//! Kafka requests that need Kerberos run in a child `kconn` process: the GSSAPI library reads its
+//! credential cache and configuration from process-wide environment variables, so each connection gets
+//! a process whose environment names only its own files. The request (which may hold a TLS key) goes
+//! over stdin, never through arguments or the environment; the answer comes back as JSON on stdout.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{fetch_metadata, ClientSettings, ClusterView, KafkaFailure, TlsMaterial};
+use crate::kerberos::{KerberosEnv, KerberosMaterial};
+use crate::secrets::SecretBytes;
+
+/// The hidden subcommand the child runs.
+pub const SUBCOMMAND: &str = "probe-metadata";
+
+#[derive(Serialize, Deserialize)]
+struct Request {
+    bootstrap: Vec<String>,
+    ca_pem: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    server_name: Option<String>,
+    principal: String,
+    service_name: String,
+    env: KerberosEnv,
+    timeout_ms: u64,
+}
+
+/// Runs the metadata request of a Kerberos connection in a child process.
+pub async fn metadata_in_child(
+    settings: &ClientSettings,
+    timeout: Duration,
+) -> Result<ClusterView, KafkaFailure> {
+    let (Some(krb), Some(env)) = (&settings.kerberos, &settings.kerberos_env) else {
+        return Err(KafkaFailure::Other(
+            "Kerberos settings are incomplete".into(),
+        ));
+    };
+    let tls = settings.tls.clone().unwrap_or_default();
+    let request = Request {
+        bootstrap: settings.bootstrap.clone(),
+        ca_pem: tls.ca_pem.clone(),
+        client_cert: tls.client.as_ref().map(|(c, _)| c.clone()),
+        client_key: tls
+            .client
+            .as_ref()
+            .map(|(_, k)| String::from_utf8_lossy(k.expose()).into_owned()),
+        server_name: tls.server_name.clone(),
+        principal: krb.principal.clone(),
+        service_name: krb.service_name.clone(),
+        env: env.clone(),
+        timeout_ms: timeout.as_millis() as u64,
+    };
+    let tls_enabled = settings.tls.is_some();
+    let body = serde_json::to_vec(&(tls_enabled, request))
+        .map_err(|e| KafkaFailure::Other(e.to_string()))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| KafkaFailure::Other(format!("cannot find the kconn executable: {e}")))?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg(SUBCOMMAND)
+        .env_clear()
+        .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "TMPDIR" || k == "HOME"))
+        .envs(env.vars())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| KafkaFailure::Other(format!("cannot start the Kerberos probe: {e}")))?;
+    let run = async {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(&body).await?;
+        drop(stdin);
+        let mut out = Vec::new();
+        child
+            .stdout
+            .take()
+            .expect("piped stdout")
+            .read_to_end(&mut out)
+            .await?;
+        child.wait().await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    match tokio::time::timeout(timeout + Duration::from_secs(2), run).await {
+        Err(_) => Err(KafkaFailure::Timeout(timeout)),
+        Ok(Err(e)) => Err(KafkaFailure::Other(format!(
+            "the Kerberos probe failed: {e}"
+        ))),
+        Ok(Ok(out)) => serde_json::from_slice::<Result<ClusterView, KafkaFailure>>(&out)
+            .unwrap_or_else(|_| {
+                Err(KafkaFailure::Other(
+                    "the Kerberos probe gave no answer".into(),
+                ))
+            }),
+    }
+}
+
+/// The child's side: reads the request from stdin, answers on stdout. Returns the exit code.
+pub fn child_main() -> u8 {
+    let mut input = Vec::new();
+    if std::io::stdin().read_to_end(&mut input).is_err() {
+        return 2;
+    }
+    let Ok((tls_enabled, req)) = serde_json::from_slice::<(bool, Request)>(&input) else {
+        return 2;
+    };
+    let tls = tls_enabled.then(|| TlsMaterial {
+        ca_pem: req.ca_pem.clone(),
+        client: req.client_cert.clone().zip(
+            req.client_key
+                .clone()
+                .map(|k| SecretBytes::new(k.into_bytes())),
+        ),
+        server_name: req.server_name.clone(),
+    });
+    let settings = ClientSettings {
+        bootstrap: req.bootstrap,
+        sasl: None,
+        tls,
+        kerberos: Some(KerberosMaterial {
+            principal: req.principal,
+            service_name: req.service_name,
+            keytab: SecretBytes::new(Vec::new()),
+            krb5_conf: String::new(),
+        }),
+        kerberos_env: Some(req.env),
+    };
+    let timeout = Duration::from_millis(req.timeout_ms);
+    let result = fetch_metadata(
+        settings.client_config(timeout),
+        &settings.redactor(),
+        timeout,
+    );
+    let mut stdout = std::io::stdout().lock();
+    match serde_json::to_writer(&mut stdout, &result) {
+        Ok(()) => {
+            let _ = stdout.flush();
+            0
+        }
+        Err(_) => 2,
+    }
+}

@@ -220,7 +220,9 @@ pub async fn online_report(
                         shape_problems: &doc.shape_problems,
                         secrets: &store,
                         now: std::time::SystemTime::now(),
+                        group_id: checks::group_id(&conn.spec, &doc.namespace, &doc.name),
                     };
+
                     checks::run(&input, &RdKafka).await
                 }
                 None => checks::TestReport {

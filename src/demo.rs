@@ -88,7 +88,9 @@ pub fn run(args: &DemoArgs) -> u8 {
         shape_problems: &[],
         secrets: &secrets,
         now: std::time::SystemTime::now(),
+        group_id: checks::group_id(&conn.spec, "default", "demo"),
     };
+
     let report = rt.block_on(checks::run(&input, &kafka::RdKafka));
     let failed = report.failed();
     let printed = output::print(

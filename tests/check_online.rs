@@ -3,67 +3,7 @@
 
 mod support;
 
-use std::process::Command;
-
-use serde_json::Value;
-use support::Env;
-
-struct Run {
-    code: i32,
-    report: Value,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn row(&self, name: &str) -> &Value {
-        self.report["connections"][0]["checks"]
-            .as_array()
-            .and_then(|rows| rows.iter().find(|r| r["name"] == name))
-            .unwrap_or_else(|| panic!("no {name} row in {}", self.stdout))
-    }
-    fn assert(&self, name: &str, result: &str, reason: &str) -> &Self {
-        let row = self.row(name);
-        assert_eq!(
-            (row["result"].as_str(), row["reason"].as_str()),
-            (Some(result), Some(reason)),
-            "{name}: {row:#}\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
-/// Writes `spec` (YAML flow text of the spec body) and `secrets` into a directory and runs `kconn check`.
-fn check(spec: &str, secrets: &[(&str, &[(&str, &str)])], format: &str) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let mut yaml = format!("apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: t, namespace: tests}}\nspec:\n{spec}\n");
-    for (name, data) in secrets {
-        yaml.push_str(&format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: tests}}\nstringData:\n"));
-        for (k, v) in *data {
-            yaml.push_str(&format!("  {k}: {}\n", serde_json::to_string(v).unwrap()));
-        }
-    }
-    let file = dir.path().join("conn.yaml");
-    std::fs::write(&file, yaml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kconn"))
-        .args(["check", "-f", file.to_str().unwrap(), "-o", format])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = if format == "json" {
-        serde_json::from_str(&stdout).unwrap_or(Value::Null)
-    } else {
-        Value::Null
-    };
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        report,
-        stdout,
-        stderr,
-    }
-}
+use support::{check, Env};
 
 fn user_secret(env: &Env, password: &str) -> Vec<(&'static str, String)> {
     vec![

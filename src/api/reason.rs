@@ -131,3 +131,15 @@ pub const CLOCK_SKEW: &str = "ClockSkew";
 pub const KEYTAB_REJECTED: &str = "KeytabRejected";
 /// Kerberos failed for another reason.
 pub const KERBEROS_FAILED: &str = "KerberosFailed";
+/// The principal has every permission the role needs.
+pub const AUTHORIZED: &str = "Authorized";
+/// The principal lacks a permission the role needs.
+pub const NOT_AUTHORIZED: &str = "NotAuthorized";
+/// Some permissions could not be verified.
+pub const PERMISSIONS_UNVERIFIED: &str = "PermissionsUnverified";
+/// acks and compression fit the topics and brokers.
+pub const PRODUCER_SETTINGS_OK: &str = "ProducerSettingsOk";
+/// A topic's min.insync.replicas does not meet acks, or the brokers do not support the codec.
+pub const PRODUCER_SETTINGS_UNSAFE: &str = "ProducerSettingsUnsafe";
+/// Durability or codec support could not be verified.
+pub const PRODUCER_SETTINGS_UNVERIFIED: &str = "ProducerSettingsUnverified";

@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod network;
+pub mod permissions;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -14,7 +15,8 @@ use tokio::time::timeout_at;
 use crate::api::{
     reason, CheckReport, CheckResult, ClusterInfo, KafkaConnectionSpec, TopicsStatus,
 };
-use crate::kafka::{ClusterView, Kafka, KafkaFailure};
+use crate::api::{Acks, Compression};
+use crate::kafka::{ClusterView, Kafka, KafkaFailure, ProbeRequest};
 
 use crate::kerberos::{self, KerberosFiles, KerberosMaterial, TicketError};
 use crate::secrets::SecretStore;
@@ -55,6 +57,16 @@ pub struct TestInput<'a> {
     pub secrets: &'a SecretStore,
     /// The time certificate expiry is measured from.
     pub now: SystemTime,
+    /// The consumer group pipelines will use (`spec.consumer.groupId` or its default).
+    pub group_id: String,
+}
+
+/// The consumer group of a connection: `spec.consumer.groupId`, or `kconn-<namespace>-<name>`.
+pub fn group_id(spec: &KafkaConnectionSpec, namespace: &str, name: &str) -> String {
+    match spec.consumer.group_id.as_deref() {
+        Some(g) if !g.is_empty() => g.to_string(),
+        _ => format!("kconn-{namespace}-{name}"),
+    }
 }
 
 /// The outcome of one test: the rows for `status.checks` and what the test learned.
@@ -323,8 +335,17 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
             None
         }
         Some(settings) => {
+            // A margin inside the deadline, so that what the session learned is never thrown away.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let result = match timeout_at(deadline, kafka.metadata(settings, left)).await {
+            let left = left.saturating_sub((left / 10).min(Duration::from_secs(1)));
+            let request = ProbeRequest {
+                topics: input.spec.topics.clone(),
+                group: input.spec.role.reads().then(|| input.group_id.clone()),
+                authorization: true,
+                min_insync: input.spec.role.writes()
+                    && matches!(input.spec.producer.acks, Acks::MajorityIsr | Acks::AllIsr),
+            };
+            let result = match timeout_at(deadline, kafka.probe(settings, &request, left)).await {
                 Ok(r) => r,
                 Err(_) => Err(KafkaFailure::Timeout(valid.timeout)),
             };
@@ -355,7 +376,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
             report.cluster = Some(ClusterInfo {
                 cluster_id: view.cluster_id.clone(),
                 brokers: view.brokers.len() as u32,
-                controller_id: None,
+                controller_id: view.controller_id,
             });
             report.checks.push(timed(cluster_metadata(view), t));
             let t = Instant::now();
@@ -381,13 +402,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
             "ClusterMetadata did not pass",
         )),
         Some(view) => {
-            let mut matched: Vec<&str> = view
-                .topics
-                .iter()
-                .map(|t| t.name.as_str())
-                .filter(|n| valid.topics.matches(n))
-                .collect();
-            matched.sort_unstable();
+            let matched: Vec<&str> = view.matched.iter().map(String::as_str).collect();
             report.topics = Some(TopicsStatus {
                 matched: matched.len() as u32,
                 sample: matched.iter().take(10).map(|s| s.to_string()).collect(),
@@ -399,24 +414,48 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
         }
     }
 
-    // 10. Authorized and 11. ProducerSettings
-    report.checks.push(skipped(
-        AUTHORIZED,
-        reason::NOT_IMPLEMENTED,
-        "this version of kconn does not check permissions yet",
-    ));
-    report.checks.push(if input.spec.role.writes() {
-        skipped(
-            PRODUCER_SETTINGS,
-            reason::NOT_IMPLEMENTED,
-            "this version of kconn does not check producer settings yet",
-        )
-    } else {
-        skipped(
+    // 10. Authorized
+    let t = Instant::now();
+    report.checks.push(match &view {
+        None => skipped(
+            AUTHORIZED,
+            reason::DEPENDENCY_FAILED,
+            "TopicsResolved did not run",
+        ),
+        Some(view) => timed(
+            permissions::authorized(input.spec.role, &input.group_id, view),
+            t,
+        ),
+    });
+
+    // 11. ProducerSettings
+    let t = Instant::now();
+    report.checks.push(match (&view, input.spec.role.writes()) {
+        (_, false) => skipped(
             PRODUCER_SETTINGS,
             reason::NOT_APPLICABLE,
             "role Source does not produce",
-        )
+        ),
+        (None, true) => skipped(
+            PRODUCER_SETTINGS,
+            reason::DEPENDENCY_FAILED,
+            "TopicsResolved did not run",
+        ),
+        (Some(view), true) => {
+            let produce_max = if input.spec.producer.compression == Compression::Zstd {
+                let material = settings.as_ref().and_then(|s| s.tls.clone());
+                let left = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(per_address);
+                Some(network::produce_max_version(&reached, material, left).await)
+            } else {
+                None
+            };
+            timed(
+                permissions::producer_settings(&input.spec.producer, view, produce_max),
+                t,
+            )
+        }
     });
     report
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use tokio::net::TcpStream;
 
+use crate::kafka::{api_versions, TlsMaterial};
+
 /// What DNS said about one `host:port`.
 pub type Resolution = Result<Vec<SocketAddr>, String>;
 
@@ -93,6 +95,42 @@ pub async fn reach_all(
         connect_any(&addrs, timeout).await
     }))
     .await
+}
+
+/// The highest Produce API version the first reachable bootstrap server supports (raw ApiVersions,
+/// over TLS when `tls` is set).
+pub async fn produce_max_version(
+    reached: &[(String, SocketAddr)],
+    tls: Option<TlsMaterial>,
+    timeout: Duration,
+) -> Result<i16, String> {
+    let Some((host, addr)) = reached.first().cloned() else {
+        return Err("no reachable bootstrap server".into());
+    };
+    let task = tokio::task::spawn_blocking(move || {
+        let versions = match &tls {
+            Some(material) => {
+                let name = material.server_name.clone().unwrap_or(host);
+                let mut stream = super::tls::connect(addr, &name, material, timeout)
+                    .map_err(|e| e.to_string())?;
+                api_versions::exchange(&mut stream)?
+            }
+            None => {
+                let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+                    .map_err(|e| e.to_string())?;
+                stream
+                    .set_read_timeout(Some(timeout))
+                    .map_err(|e| e.to_string())?;
+                api_versions::exchange(&mut stream)?
+            }
+        };
+        versions
+            .get(&api_versions::PRODUCE)
+            .map(|(_, max)| *max)
+            .ok_or_else(|| "the brokers list no Produce API".to_string())
+    });
+    task.await
+        .unwrap_or_else(|e| Err(format!("the ApiVersions task failed: {e}")))
 }
 
 /// `1.5s`, `250ms`, `2m`.

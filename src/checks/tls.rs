@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openssl::asn1::Asn1Time;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 use openssl::x509::{X509VerifyResult, X509};
 
 use crate::kafka::TlsMaterial;
@@ -57,6 +57,25 @@ pub fn handshake(
     timeout: Duration,
     now: SystemTime,
 ) -> Result<Handshake, TlsError> {
+    let tls = connect(addr, name, material, timeout)?;
+    let ssl = tls.ssl();
+    let cert = ssl
+        .peer_certificate()
+        .ok_or_else(|| TlsError::Handshake("the server sent no certificate".into()))?;
+    Ok(Handshake {
+        version: ssl.version_str().to_string(),
+        expires_in_secs: seconds_until(cert.not_after(), now),
+        subject: common_name(&cert),
+    })
+}
+
+/// Opens a verified TLS connection to `addr` (chain and `name`), with the client certificate if any.
+pub fn connect(
+    addr: SocketAddr,
+    name: &str,
+    material: &TlsMaterial,
+    timeout: Duration,
+) -> Result<SslStream<TcpStream>, TlsError> {
     let mut builder = SslConnector::builder(SslMethod::tls_client())
         .map_err(|e| TlsError::Material(e.to_string()))?;
     builder.set_verify(SslVerifyMode::PEER);
@@ -101,17 +120,7 @@ pub fn handshake(
         .configure()
         .map_err(|e| TlsError::Material(e.to_string()))?;
     match config.connect(name, stream) {
-        Ok(tls) => {
-            let ssl = tls.ssl();
-            let cert = ssl
-                .peer_certificate()
-                .ok_or_else(|| TlsError::Handshake("the server sent no certificate".into()))?;
-            Ok(Handshake {
-                version: ssl.version_str().to_string(),
-                expires_in_secs: seconds_until(cert.not_after(), now),
-                subject: common_name(&cert),
-            })
-        }
+        Ok(tls) => Ok(tls),
         Err(openssl::ssl::HandshakeError::Failure(mid)) => {
             let verify = mid.ssl().verify_result();
             Err(classify(verify, name, &mid.error().to_string()))

@@ -1,6 +1,8 @@
 //! Everything that talks to Kafka through librdkafka, behind the small [`Kafka`] trait so the check
 //! engine can be tested without a broker.
 
+pub mod api_versions;
+pub mod ffi;
 pub mod probe;
 
 use std::sync::{Arc, Mutex};
@@ -12,9 +14,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde::{Deserialize, Serialize};
 
-use crate::api::SaslMechanism;
+use crate::api::{SaslMechanism, TopicSelector};
 use crate::kerberos::{KerberosEnv, KerberosMaterial};
 use crate::secrets::{Redactor, SecretBytes};
+use crate::topics::TopicMatcher;
 
 /// How to reach and authenticate to a cluster: the librdkafka settings of one connection.
 #[derive(Debug, Clone)]
@@ -156,16 +159,47 @@ pub struct Topic {
     pub replication_factor: u32,
 }
 
-/// What a metadata request returned.
+/// What to ask beyond metadata, in the same session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    /// The topic selector (matched topics are described).
+    pub topics: TopicSelector,
+    /// The consumer group whose permissions to read (`None`: do not ask).
+    pub group: Option<String>,
+    /// Ask for the authorized operations on the cluster and the matched topics (KIP-430).
+    pub authorization: bool,
+    /// Read `min.insync.replicas` of the matched topics.
+    pub min_insync: bool,
+}
+
+pub use ffi::PerTopic;
+
+/// What one session learned.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ClusterView {
     /// The cluster id, when the brokers report one.
     pub cluster_id: Option<String>,
+    /// The active controller, when DescribeCluster answered.
+    pub controller_id: Option<i32>,
     /// The advertised brokers.
     pub brokers: Vec<Broker>,
     /// The topics this client may describe.
     pub topics: Vec<Topic>,
+    /// Names of the topics matching the selector, sorted.
+    pub matched: Vec<String>,
+    /// Operations authorized on the cluster (`Ok(None)`: the brokers do not report them).
+    pub cluster_ops: Option<Result<Option<Vec<ffi::Op>>, ffi::ApiError>>,
+    /// Operations authorized on each matched topic described (at most [`MAX_DESCRIBED_TOPICS`]).
+    pub topic_ops: PerTopic<Option<Vec<ffi::Op>>>,
+    /// Operations authorized on the consumer group.
+    pub group_ops: Option<Result<Option<Vec<ffi::Op>>, ffi::ApiError>>,
+    /// `min.insync.replicas` of each matched topic described.
+    pub min_insync: PerTopic<Option<u32>>,
 }
+
+/// Topics described per test: permissions are usually granted by prefix, so a sample this large finds
+/// a missing grant without sending one request per topic of a 100,000-topic cluster.
+pub const MAX_DESCRIBED_TOPICS: usize = 1000;
 
 /// Why a request failed, as librdkafka reported it (messages already redacted).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -189,10 +223,11 @@ pub enum KafkaFailure {
 
 /// Talks to Kafka.
 pub trait Kafka: Send + Sync {
-    /// Connects, authenticates and fetches cluster metadata within `timeout`.
-    fn metadata(
+    /// Connects, authenticates, fetches cluster metadata and what `request` asks for, within `timeout`.
+    fn probe(
         &self,
         settings: &ClientSettings,
+        request: &ProbeRequest,
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<ClusterView, KafkaFailure>> + Send;
 }
@@ -202,46 +237,45 @@ pub trait Kafka: Send + Sync {
 pub struct RdKafka;
 
 impl Kafka for RdKafka {
-    async fn metadata(
+    async fn probe(
         &self,
         settings: &ClientSettings,
+        request: &ProbeRequest,
         timeout: Duration,
     ) -> Result<ClusterView, KafkaFailure> {
         if settings.kerberos_env.is_some() {
-            return probe::metadata_in_child(settings, timeout).await;
+            return probe::in_child(settings, request, timeout).await;
         }
         let config = settings.client_config(timeout);
-
         let redactor = settings.redactor();
-        tokio::task::spawn_blocking(move || fetch_metadata(config, &redactor, timeout))
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || fetch(config, &request, &redactor, timeout))
             .await
-            .unwrap_or_else(|e| {
-                Err(KafkaFailure::Other(format!(
-                    "the metadata task failed: {e}"
-                )))
-            })
+            .unwrap_or_else(|e| Err(KafkaFailure::Other(format!("the probe task failed: {e}"))))
     }
 }
 
-fn fetch_metadata(
+/// One session: metadata, then what `request` asks for, each bounded by what is left of `timeout`.
+pub(crate) fn fetch(
     config: ClientConfig,
+    request: &ProbeRequest,
     redactor: &Redactor,
     timeout: Duration,
 ) -> Result<ClusterView, KafkaFailure> {
+    let started = std::time::Instant::now();
     let events = Events::default();
     let consumer: BaseConsumer<Events> = config
         .create_with_context(events.clone())
         .map_err(|e| KafkaFailure::Other(redactor.apply(&e.to_string())))?;
     // Ask in short slices: librdkafka retries a rejected login until the timeout, but the first
     // authentication or TLS failure is already final, so stop as soon as one is reported.
-    let started = std::time::Instant::now();
-    loop {
+    let md = loop {
         let left = timeout.saturating_sub(started.elapsed());
         let slice = left
             .min(Duration::from_millis(500))
             .max(Duration::from_millis(1));
         match consumer.fetch_metadata(None, slice) {
-            Ok(md) => return Ok(view(&consumer, &md, left)),
+            Ok(md) => break md,
             Err(e) => {
                 let _ = consumer.poll(Duration::ZERO); // delivers queued error events
                 let seen = events.snapshot();
@@ -253,21 +287,19 @@ fn fetch_metadata(
                 }
             }
         }
-    }
-}
-
-fn view(
-    consumer: &BaseConsumer<Events>,
-    md: &rdkafka::metadata::Metadata,
-    left: Duration,
-) -> ClusterView {
-    let cluster_id = consumer.client().fetch_cluster_id(
-        Duration::from_secs(2)
-            .min(left)
-            .max(Duration::from_millis(100)),
-    );
-    ClusterView {
-        cluster_id,
+    };
+    // Each admin request gets a share of what is left, so one slow answer leaves time for the others.
+    let share = (timeout / 4).max(Duration::from_secs(1));
+    let left = || {
+        timeout
+            .saturating_sub(started.elapsed())
+            .min(share)
+            .max(Duration::from_millis(100))
+    };
+    let mut view = ClusterView {
+        cluster_id: consumer
+            .client()
+            .fetch_cluster_id(Duration::from_secs(2).min(left())),
         brokers: md
             .brokers()
             .iter()
@@ -291,7 +323,79 @@ fn view(
                     .unwrap_or(0),
             })
             .collect(),
+        ..ClusterView::default()
+    };
+    if let Ok(matcher) = TopicMatcher::new(&request.topics) {
+        view.matched = view
+            .topics
+            .iter()
+            .map(|t| t.name.clone())
+            .filter(|n| matcher.matches(n))
+            .collect();
+        view.matched.sort_unstable();
     }
+    let native = consumer.client().native_client();
+    let described: Vec<String> = view
+        .matched
+        .iter()
+        .take(MAX_DESCRIBED_TOPICS)
+        .cloned()
+        .collect();
+    view.controller_id = ffi::controller_id(native, Duration::from_millis(500).min(left()));
+    let cluster = match view.controller_id {
+        None => Err(ffi::ApiError {
+            code: "ControllerUnknown".into(),
+            message: "the cluster names no active controller, so permissions and configs cannot be asked for".into(),
+        }),
+        Some(_) => ffi::describe_cluster(native, left()),
+    };
+    match cluster {
+        Ok(c) => {
+            view.controller_id = c.controller_id.or(view.controller_id);
+            view.cluster_ops = Some(Ok(c.authorized));
+        }
+        // Admin requests go to the controller: when it did not answer, the others would wait in vain.
+        Err(e) if matches!(e.code.as_str(), "ControllerUnknown" | "OperationTimedOut") => {
+            view.cluster_ops = Some(Err(e.clone()));
+            if request.authorization {
+                view.topic_ops = described
+                    .iter()
+                    .map(|n| (n.clone(), Err(e.clone())))
+                    .collect();
+                view.group_ops = request.group.as_ref().map(|_| Err(e.clone()));
+            }
+            if request.min_insync {
+                view.min_insync = described
+                    .iter()
+                    .map(|n| (n.clone(), Err(e.clone())))
+                    .collect();
+            }
+            return Ok(view);
+        }
+        Err(e) => view.cluster_ops = Some(Err(e)),
+    }
+    if request.authorization {
+        view.topic_ops = match ffi::describe_topics(native, &described, left()) {
+            Ok(list) => list,
+            Err(e) => described
+                .iter()
+                .map(|n| (n.clone(), Err(e.clone())))
+                .collect(),
+        };
+        if let Some(group) = &request.group {
+            view.group_ops = Some(ffi::describe_group(native, group, left()));
+        }
+    }
+    if request.min_insync {
+        view.min_insync = match ffi::topic_min_insync(native, &described, left()) {
+            Ok(list) => list,
+            Err(e) => described
+                .iter()
+                .map(|n| (n.clone(), Err(e.clone())))
+                .collect(),
+        };
+    }
+    Ok(view)
 }
 
 /// Turns librdkafka's `[thrd:sasl_ssl://h:1/bootstrap]: sasl_ssl://h:1/bootstrap: Text (after 3ms in

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{fetch_metadata, ClientSettings, ClusterView, KafkaFailure, TlsMaterial};
+use super::{fetch, ClientSettings, ClusterView, KafkaFailure, ProbeRequest, TlsMaterial};
 use crate::kerberos::{KerberosEnv, KerberosMaterial};
 use crate::secrets::SecretBytes;
 
@@ -18,6 +18,8 @@ pub const SUBCOMMAND: &str = "probe-metadata";
 
 #[derive(Serialize, Deserialize)]
 struct Request {
+    probe: ProbeRequest,
+    tls: bool,
     bootstrap: Vec<String>,
     ca_pem: Option<String>,
     client_cert: Option<String>,
@@ -29,9 +31,10 @@ struct Request {
     timeout_ms: u64,
 }
 
-/// Runs the metadata request of a Kerberos connection in a child process.
-pub async fn metadata_in_child(
+/// Runs the session of a Kerberos connection in a child process.
+pub async fn in_child(
     settings: &ClientSettings,
+    probe: &ProbeRequest,
     timeout: Duration,
 ) -> Result<ClusterView, KafkaFailure> {
     let (Some(krb), Some(env)) = (&settings.kerberos, &settings.kerberos_env) else {
@@ -41,6 +44,8 @@ pub async fn metadata_in_child(
     };
     let tls = settings.tls.clone().unwrap_or_default();
     let request = Request {
+        probe: probe.clone(),
+        tls: settings.tls.is_some(),
         bootstrap: settings.bootstrap.clone(),
         ca_pem: tls.ca_pem.clone(),
         client_cert: tls.client.as_ref().map(|(c, _)| c.clone()),
@@ -54,9 +59,7 @@ pub async fn metadata_in_child(
         env: env.clone(),
         timeout_ms: timeout.as_millis() as u64,
     };
-    let tls_enabled = settings.tls.is_some();
-    let body = serde_json::to_vec(&(tls_enabled, request))
-        .map_err(|e| KafkaFailure::Other(e.to_string()))?;
+    let body = serde_json::to_vec(&request).map_err(|e| KafkaFailure::Other(e.to_string()))?;
     let exe = std::env::current_exe()
         .map_err(|e| KafkaFailure::Other(format!("cannot find the kconn executable: {e}")))?;
     let mut child = tokio::process::Command::new(exe)
@@ -104,10 +107,10 @@ pub fn child_main() -> u8 {
     if std::io::stdin().read_to_end(&mut input).is_err() {
         return 2;
     }
-    let Ok((tls_enabled, req)) = serde_json::from_slice::<(bool, Request)>(&input) else {
+    let Ok(req) = serde_json::from_slice::<Request>(&input) else {
         return 2;
     };
-    let tls = tls_enabled.then(|| TlsMaterial {
+    let tls = req.tls.then(|| TlsMaterial {
         ca_pem: req.ca_pem.clone(),
         client: req.client_cert.clone().zip(
             req.client_key
@@ -129,11 +132,13 @@ pub fn child_main() -> u8 {
         kerberos_env: Some(req.env),
     };
     let timeout = Duration::from_millis(req.timeout_ms);
-    let result = fetch_metadata(
+    let result = fetch(
         settings.client_config(timeout),
+        &req.probe,
         &settings.redactor(),
         timeout,
     );
+
     let mut stdout = std::io::stdout().lock();
     match serde_json::to_writer(&mut stdout, &result) {
         Ok(()) => {

@@ -1,0 +1,491 @@
+//! The only unsafe code in kconn: librdkafka's admin calls that rust-rdkafka 0.39 does not wrap
+//! (DescribeTopics, DescribeCluster and DescribeConsumerGroups with KIP-430 authorized operations, and
+//! DescribeConfigs on the client kconn already holds). Each call owns its queue, options and event
+//! through guards that free them on every path; results are copied into owned Rust values before the
+//! event is destroyed, so no pointer outlives the call.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::os::raw::c_char;
+use std::time::Duration;
+
+use rdkafka_sys as sys;
+use serde::{Deserialize, Serialize};
+
+/// An ACL operation Kafka reports as authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Op {
+    /// Every operation.
+    All,
+    /// Read (consume; for groups, join and commit).
+    Read,
+    /// Write (produce).
+    Write,
+    /// Create.
+    Create,
+    /// Delete.
+    Delete,
+    /// Alter.
+    Alter,
+    /// Describe.
+    Describe,
+    /// Cluster actions (brokers only).
+    ClusterAction,
+    /// Describe configs.
+    DescribeConfigs,
+    /// Alter configs.
+    AlterConfigs,
+    /// Idempotent write.
+    IdempotentWrite,
+}
+
+impl Op {
+    fn from_raw(op: sys::rd_kafka_AclOperation_t) -> Option<Op> {
+        use sys::rd_kafka_AclOperation_t as A;
+        Some(match op {
+            A::RD_KAFKA_ACL_OPERATION_ALL => Op::All,
+            A::RD_KAFKA_ACL_OPERATION_READ => Op::Read,
+            A::RD_KAFKA_ACL_OPERATION_WRITE => Op::Write,
+            A::RD_KAFKA_ACL_OPERATION_CREATE => Op::Create,
+            A::RD_KAFKA_ACL_OPERATION_DELETE => Op::Delete,
+            A::RD_KAFKA_ACL_OPERATION_ALTER => Op::Alter,
+            A::RD_KAFKA_ACL_OPERATION_DESCRIBE => Op::Describe,
+            A::RD_KAFKA_ACL_OPERATION_CLUSTER_ACTION => Op::ClusterAction,
+            A::RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS => Op::DescribeConfigs,
+            A::RD_KAFKA_ACL_OPERATION_ALTER_CONFIGS => Op::AlterConfigs,
+            A::RD_KAFKA_ACL_OPERATION_IDEMPOTENT_WRITE => Op::IdempotentWrite,
+            _ => return None,
+        })
+    }
+}
+
+/// Per-topic outcome of an admin request.
+pub type PerTopic<T> = Vec<(String, Result<T, ApiError>)>;
+
+/// A Kafka error: code name and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// librdkafka's error code (e.g. `TopicAuthorizationFailed`).
+    pub code: String,
+    /// The message.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+fn code_name(code: sys::rd_kafka_resp_err_t) -> String {
+    let err: rdkafka::types::RDKafkaErrorCode = code.into();
+    format!("{err:?}")
+}
+
+/// Frees librdkafka objects on drop.
+struct Guard {
+    queue: *mut sys::rd_kafka_queue_t,
+    options: *mut sys::rd_kafka_AdminOptions_t,
+    event: *mut sys::rd_kafka_event_t,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SAFETY: each pointer is either null or was returned by the matching librdkafka constructor
+        // and has not been freed; the guard is the only owner.
+        unsafe {
+            if !self.event.is_null() {
+                sys::rd_kafka_event_destroy(self.event);
+            }
+            if !self.options.is_null() {
+                sys::rd_kafka_AdminOptions_destroy(self.options);
+            }
+            if !self.queue.is_null() {
+                sys::rd_kafka_queue_destroy(self.queue);
+            }
+        }
+    }
+}
+
+/// Prepares a queue and options asking for authorized operations.
+///
+/// SAFETY (for callers): `rk` must be a live client handle for the whole call.
+unsafe fn prepare(
+    rk: *mut sys::rd_kafka_t,
+    op: sys::rd_kafka_admin_op_t,
+    timeout: Duration,
+    authorized: bool,
+) -> Result<Guard, String> {
+    let queue = sys::rd_kafka_queue_new(rk);
+    let options = sys::rd_kafka_AdminOptions_new(rk, op);
+    let guard = Guard {
+        queue,
+        options,
+        event: std::ptr::null_mut(),
+    };
+    if queue.is_null() || options.is_null() {
+        return Err("librdkafka could not allocate the admin request".into());
+    }
+    let mut errstr = [0 as c_char; 256];
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+    sys::rd_kafka_AdminOptions_set_request_timeout(options, ms, errstr.as_mut_ptr(), errstr.len());
+    if authorized {
+        let err = sys::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1);
+        if !err.is_null() {
+            let message = CStr::from_ptr(sys::rd_kafka_error_string(err))
+                .to_string_lossy()
+                .into_owned();
+            sys::rd_kafka_error_destroy(err);
+            return Err(message);
+        }
+    }
+    Ok(guard)
+}
+
+/// Waits for the result event; a request-level error becomes `Err`.
+///
+/// SAFETY (for callers): `guard.queue` must be the queue the request was sent to.
+unsafe fn wait(guard: &mut Guard, timeout: Duration) -> Result<(), ApiError> {
+    let ms = (timeout + Duration::from_secs(1))
+        .as_millis()
+        .clamp(1, i32::MAX as u128) as i32;
+    let event = sys::rd_kafka_queue_poll(guard.queue, ms);
+    if event.is_null() {
+        return Err(ApiError {
+            code: "OperationTimedOut".into(),
+            message: format!("no answer within {timeout:?}"),
+        });
+    }
+    guard.event = event;
+    let code = sys::rd_kafka_event_error(event);
+    if code != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        let text = sys::rd_kafka_event_error_string(event);
+        let message = if text.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(text).to_string_lossy().into_owned()
+        };
+        return Err(ApiError {
+            code: code_name(code),
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// Copies an operations array.
+///
+/// SAFETY: `ops` points to `n` values (or is null).
+unsafe fn ops(ops: *const sys::rd_kafka_AclOperation_t, n: usize) -> Option<Vec<Op>> {
+    if ops.is_null() {
+        return None; // the broker did not report them (Kafka before 2.3)
+    }
+    let mut out: Vec<Op> = std::slice::from_raw_parts(ops, n)
+        .iter()
+        .filter_map(|o| Op::from_raw(*o))
+        .collect();
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+/// Copies an `rd_kafka_error_t` (null: no error).
+///
+/// SAFETY: `err` is null or a live error object owned by the result.
+unsafe fn error(err: *const sys::rd_kafka_error_t) -> Option<ApiError> {
+    if err.is_null() {
+        return None;
+    }
+    let code = sys::rd_kafka_error_code(err);
+    if code == sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return None;
+    }
+    let text = sys::rd_kafka_error_string(err);
+    let message = if text.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(text).to_string_lossy().into_owned()
+    };
+    Some(ApiError {
+        code: code_name(code),
+        message,
+    })
+}
+
+/// The active controller's id from librdkafka's metadata cache (`None`: the cluster names none, as
+/// librdkafka's in-process mock cluster does; admin requests would wait for one in vain).
+pub fn controller_id(client: &rdkafka::client::NativeClient, timeout: Duration) -> Option<i32> {
+    let ms = timeout.as_millis().clamp(0, i32::MAX as u128) as i32;
+    // SAFETY: `client.ptr()` is the live handle of `client`, borrowed for this call; the call only
+    // reads librdkafka's metadata cache.
+    let id = unsafe { sys::rd_kafka_controllerid(client.ptr(), ms) };
+    (id >= 0).then_some(id)
+}
+
+/// What DescribeCluster said.
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterDescription {
+    /// The active controller's id.
+    pub controller_id: Option<i32>,
+    /// Operations this client may perform on the cluster (`None`: not reported).
+    pub authorized: Option<Vec<Op>>,
+}
+
+/// DescribeCluster with authorized operations.
+pub fn describe_cluster(
+    client: &rdkafka::client::NativeClient,
+    timeout: Duration,
+) -> Result<ClusterDescription, ApiError> {
+    let rk = client.ptr();
+    // SAFETY: `rk` is the live handle of `client`, borrowed for this call; every librdkafka object made
+    // here is owned by `guard` and freed when it drops; returned data is copied before that.
+    unsafe {
+        let mut guard = prepare(
+            rk,
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER,
+            timeout,
+            true,
+        )
+        .map_err(|message| ApiError {
+            code: "Fail".into(),
+            message,
+        })?;
+        sys::rd_kafka_DescribeCluster(rk, guard.options, guard.queue);
+        wait(&mut guard, timeout)?;
+        let result = sys::rd_kafka_event_DescribeCluster_result(guard.event);
+        if result.is_null() {
+            return Err(ApiError {
+                code: "Fail".into(),
+                message: "unexpected answer to DescribeCluster".into(),
+            });
+        }
+        let controller = sys::rd_kafka_DescribeCluster_result_controller(result);
+        let controller_id = (!controller.is_null()).then(|| sys::rd_kafka_Node_id(controller));
+        let mut n = 0usize;
+        let authorized = ops(
+            sys::rd_kafka_DescribeCluster_result_authorized_operations(result, &mut n),
+            n,
+        );
+        Ok(ClusterDescription {
+            controller_id,
+            authorized,
+        })
+    }
+}
+
+/// DescribeTopics with authorized operations: per topic, the operations or the topic's error.
+pub fn describe_topics(
+    client: &rdkafka::client::NativeClient,
+    names: &[String],
+    timeout: Duration,
+) -> Result<PerTopic<Option<Vec<Op>>>, ApiError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rk = client.ptr();
+    let c_names: Vec<CString> = names
+        .iter()
+        .filter_map(|n| CString::new(n.as_str()).ok())
+        .collect();
+    let mut ptrs: Vec<*const c_char> = c_names.iter().map(|c| c.as_ptr()).collect();
+    // SAFETY: as in `describe_cluster`; `ptrs` points into `c_names`, both alive until the collection is
+    // built (librdkafka copies the names).
+    unsafe {
+        let mut guard = prepare(
+            rk,
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+            timeout,
+            true,
+        )
+        .map_err(|message| ApiError {
+            code: "Fail".into(),
+            message,
+        })?;
+        let collection =
+            sys::rd_kafka_TopicCollection_of_topic_names(ptrs.as_mut_ptr(), ptrs.len());
+        sys::rd_kafka_DescribeTopics(rk, collection, guard.options, guard.queue);
+        sys::rd_kafka_TopicCollection_destroy(collection);
+        wait(&mut guard, timeout)?;
+        let result = sys::rd_kafka_event_DescribeTopics_result(guard.event);
+        if result.is_null() {
+            return Err(ApiError {
+                code: "Fail".into(),
+                message: "unexpected answer to DescribeTopics".into(),
+            });
+        }
+        let mut n = 0usize;
+        let topics = sys::rd_kafka_DescribeTopics_result_topics(result, &mut n);
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let t = *topics.add(i);
+            let name = CStr::from_ptr(sys::rd_kafka_TopicDescription_name(t))
+                .to_string_lossy()
+                .into_owned();
+            let entry = match error(sys::rd_kafka_TopicDescription_error(t)) {
+                Some(e) => Err(e),
+                None => {
+                    let mut k = 0usize;
+                    Ok(ops(
+                        sys::rd_kafka_TopicDescription_authorized_operations(t, &mut k),
+                        k,
+                    ))
+                }
+            };
+            out.push((name, entry));
+        }
+        Ok(out)
+    }
+}
+
+/// DescribeConsumerGroups for one group: the operations this client may perform on it.
+pub fn describe_group(
+    client: &rdkafka::client::NativeClient,
+    group: &str,
+    timeout: Duration,
+) -> Result<Option<Vec<Op>>, ApiError> {
+    let rk = client.ptr();
+    let c_group = CString::new(group).map_err(|_| ApiError {
+        code: "InvalidArg".into(),
+        message: "the group id contains NUL".into(),
+    })?;
+    let mut ptrs = [c_group.as_ptr()];
+    // SAFETY: as in `describe_cluster`; `ptrs` points into `c_group`, alive for the whole call.
+    unsafe {
+        let mut guard = prepare(
+            rk,
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+            timeout,
+            true,
+        )
+        .map_err(|message| ApiError {
+            code: "Fail".into(),
+            message,
+        })?;
+        sys::rd_kafka_DescribeConsumerGroups(rk, ptrs.as_mut_ptr(), 1, guard.options, guard.queue);
+        wait(&mut guard, timeout)?;
+        let result = sys::rd_kafka_event_DescribeConsumerGroups_result(guard.event);
+        if result.is_null() {
+            return Err(ApiError {
+                code: "Fail".into(),
+                message: "unexpected answer to DescribeConsumerGroups".into(),
+            });
+        }
+        let mut n = 0usize;
+        let groups = sys::rd_kafka_DescribeConsumerGroups_result_groups(result, &mut n);
+        if n == 0 {
+            return Err(ApiError {
+                code: "Fail".into(),
+                message: "the group was not described".into(),
+            });
+        }
+        let g = *groups;
+        if let Some(e) = error(sys::rd_kafka_ConsumerGroupDescription_error(g)) {
+            return Err(e);
+        }
+        let mut k = 0usize;
+        Ok(ops(
+            sys::rd_kafka_ConsumerGroupDescription_authorized_operations(g, &mut k),
+            k,
+        ))
+    }
+}
+
+/// DescribeConfigs for topics: per topic, `min.insync.replicas` (or the topic's error).
+pub fn topic_min_insync(
+    client: &rdkafka::client::NativeClient,
+    names: &[String],
+    timeout: Duration,
+) -> Result<PerTopic<Option<u32>>, ApiError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rk = client.ptr();
+    let c_names: Vec<CString> = names
+        .iter()
+        .filter_map(|n| CString::new(n.as_str()).ok())
+        .collect();
+    // SAFETY: as in `describe_cluster`; the config resources are created here, handed to librdkafka
+    // (which copies them) and destroyed right after the call.
+    unsafe {
+        let mut guard = prepare(
+            rk,
+            sys::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS,
+            timeout,
+            false,
+        )
+        .map_err(|message| ApiError {
+            code: "Fail".into(),
+            message,
+        })?;
+        let mut resources: Vec<*mut sys::rd_kafka_ConfigResource_t> = c_names
+            .iter()
+            .map(|n| {
+                sys::rd_kafka_ConfigResource_new(
+                    sys::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+                    n.as_ptr(),
+                )
+            })
+            .collect();
+        sys::rd_kafka_DescribeConfigs(
+            rk,
+            resources.as_mut_ptr(),
+            resources.len(),
+            guard.options,
+            guard.queue,
+        );
+        for r in resources {
+            sys::rd_kafka_ConfigResource_destroy(r);
+        }
+        wait(&mut guard, timeout)?;
+        let result = sys::rd_kafka_event_DescribeConfigs_result(guard.event);
+        if result.is_null() {
+            return Err(ApiError {
+                code: "Fail".into(),
+                message: "unexpected answer to DescribeConfigs".into(),
+            });
+        }
+        let mut n = 0usize;
+        let resources = sys::rd_kafka_DescribeConfigs_result_resources(result, &mut n);
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let r = *resources.add(i);
+            let name = CStr::from_ptr(sys::rd_kafka_ConfigResource_name(r))
+                .to_string_lossy()
+                .into_owned();
+            let code = sys::rd_kafka_ConfigResource_error(r);
+            if code != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                let text = sys::rd_kafka_ConfigResource_error_string(r);
+                let message = if text.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(text).to_string_lossy().into_owned()
+                };
+                out.push((
+                    name,
+                    Err(ApiError {
+                        code: code_name(code),
+                        message,
+                    }),
+                ));
+                continue;
+            }
+            let mut k = 0usize;
+            let entries = sys::rd_kafka_ConfigResource_configs(r, &mut k);
+            let mut value = None;
+            for j in 0..k {
+                let e = *entries.add(j);
+                if CStr::from_ptr(sys::rd_kafka_ConfigEntry_name(e)).to_bytes()
+                    == b"min.insync.replicas"
+                {
+                    let v = sys::rd_kafka_ConfigEntry_value(e);
+                    if !v.is_null() {
+                        value = CStr::from_ptr(v).to_str().ok().and_then(|s| s.parse().ok());
+                    }
+                }
+            }
+            out.push((name, Ok(value)));
+        }
+        Ok(out)
+    }
+}

@@ -45,7 +45,11 @@ pub enum Command {
     /// Start an in-process Kafka cluster and show a full connection test against it.
     Demo(DemoArgs),
     /// Print the KafkaConnection CustomResourceDefinition (the only source of crds/).
-    Crd,
+    Crd {
+        /// Print the API reference (Markdown, docs/api-reference.md) instead.
+        #[arg(long)]
+        reference: bool,
+    },
     /// Internal: one Kerberos connection's Kafka request, in a process of its own.
     #[command(name = "probe-metadata", hide = true)]
     ProbeMetadata,
@@ -66,6 +70,10 @@ pub struct CheckArgs {
     /// Namespace for manifests that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
+    /// Read the referenced Secrets from this kubeconfig context (KUBECONFIG or ~/.kube/config) instead
+    /// of from the manifests.
+    #[arg(long, value_name = "CONTEXT", conflicts_with = "offline")]
+    pub context: Option<String>,
 }
 
 /// `kconn demo` arguments.
@@ -91,8 +99,15 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(cli.log_format, &cli.log);
     let code = match cli.command {
-        Command::Crd => {
-            print!("{}", api::crd_yaml());
+        Command::Crd { reference } => {
+            print!(
+                "{}",
+                if reference {
+                    api::reference::markdown()
+                } else {
+                    api::crd_yaml()
+                }
+            );
             EXIT_OK
         }
         Command::Check(args) => check(&args),
@@ -136,7 +151,17 @@ fn check(args: &CheckArgs) -> u8 {
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(online_report(&manifests, &args.namespace)),
+            Ok(rt) => match rt.block_on(online_report(
+                &manifests,
+                &args.namespace,
+                args.context.as_deref(),
+            )) {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_BAD_INPUT;
+                }
+            },
             Err(e) => {
                 eprintln!("error: cannot start the async runtime: {e}");
                 return EXIT_BAD_INPUT;
@@ -206,12 +231,38 @@ pub fn offline_report(manifests: &manifest::Manifests) -> output::Report {
 pub async fn online_report(
     manifests: &manifest::Manifests,
     default_namespace: &str,
-) -> output::Report {
+    context: Option<&str>,
+) -> Result<output::Report, String> {
     let secrets: Vec<_> = manifests.secrets.iter().map(|(_, s)| s).collect();
-    let tests = manifests.connections.iter().map(|doc| {
-        let store =
-            SecretStore::for_namespace(secrets.iter().copied(), &doc.namespace, default_namespace);
-        async move {
+    let mut stores = Vec::with_capacity(manifests.connections.len());
+    let client = match context {
+        Some(context) => Some(kube_client(context).await?),
+        None => None,
+    };
+    for doc in &manifests.connections {
+        stores.push(match (&client, &doc.object) {
+            (Some(client), Some(conn)) => {
+                SecretStore::fetch(client, &doc.namespace, &conn.spec.secret_names())
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "cannot read the Secrets of {}/{}: {e}",
+                            doc.namespace, doc.name
+                        )
+                    })?
+            }
+            _ => SecretStore::for_namespace(
+                secrets.iter().copied(),
+                &doc.namespace,
+                default_namespace,
+            ),
+        });
+    }
+    let tests = manifests
+        .connections
+        .iter()
+        .zip(stores)
+        .map(|(doc, store)| async move {
             let problems = problems_of(doc);
             let report = match &doc.object {
                 Some(conn) => {
@@ -239,9 +290,20 @@ pub async fn online_report(
                 cluster: report.cluster,
                 topics: report.topics,
             }
-        }
-    });
-    output::Report {
+        });
+    Ok(output::Report {
         connections: futures::future::join_all(tests).await,
-    }
+    })
+}
+
+/// A client for a kubeconfig context.
+async fn kube_client(context: &str) -> Result<kube::Client, String> {
+    let options = kube::config::KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_kubeconfig(&options)
+        .await
+        .map_err(|e| format!("kubeconfig context {context:?}: {e}"))?;
+    kube::Client::try_from(config).map_err(|e| format!("kubeconfig context {context:?}: {e}"))
 }

@@ -88,6 +88,23 @@ impl SecretStore {
         self.secrets.get(name)
     }
 
+    /// Reads the named Secrets of `namespace` from the API server. A Secret that does not exist is left
+    /// out (CredentialsResolved reports it); any other answer is an error.
+    pub async fn fetch(
+        client: &kube::Client,
+        namespace: &str,
+        names: &[String],
+    ) -> Result<Self, kube::Error> {
+        let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
+        let mut store = Self::default();
+        for name in names {
+            if let Some(secret) = api.get_opt(name).await? {
+                store.insert(&secret);
+            }
+        }
+        Ok(store)
+    }
+
     /// Builds the store for `namespace` from Secrets given with their namespaces (`None`: the default).
     pub fn for_namespace<'a>(
         secrets: impl IntoIterator<Item = &'a Secret>,

@@ -15,6 +15,15 @@ fn committed_crd_matches_the_types() {
 }
 
 #[test]
+fn committed_api_reference_matches_the_types() {
+    let committed = include_str!("../docs/api-reference.md");
+    assert!(
+        committed == api::reference::markdown(),
+        "docs/api-reference.md is stale: regenerate it with `cargo run -- crd --reference > docs/api-reference.md`"
+    );
+}
+
+#[test]
 fn crd_names_columns_and_subresources() {
     let crd = api::crd();
     assert_eq!(

@@ -301,6 +301,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
 
     // 7. Authenticated (one metadata request: authentication is proven by a real Kafka answer)
     let t = Instant::now();
+    let mut advertised_failure: Option<Vec<String>> = None;
     let view = match &settings {
         None => {
             report.checks.push(skipped(
@@ -349,6 +350,9 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
                 Ok(r) => r,
                 Err(_) => Err(KafkaFailure::Timeout(valid.timeout)),
             };
+            if let Err(KafkaFailure::AdvertisedUnreachable(brokers)) = &result {
+                advertised_failure = Some(brokers.clone());
+            }
             let (row, view) =
                 authenticated(settings.protocol(), settings.kerberos.is_some(), result);
             report.checks.push(timed(row, t));
@@ -360,6 +364,26 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
     // 8. ClusterMetadata and AdvertisedListeners
     let t = Instant::now();
     match &view {
+        None if advertised_failure.is_some() => {
+            let brokers = advertised_failure.take().unwrap_or_default();
+            let hint = "the brokers' advertised.listeners must name addresses reachable from this network: use the listener meant for clients outside the brokers' network, or fix advertised.listeners on the brokers";
+            report.checks.push(row(
+                CLUSTER_METADATA,
+                CheckResult::Failed,
+                reason::ADVERTISED_LISTENER_UNREACHABLE,
+                "the bootstrap servers answered, but the full metadata must come from the brokers they advertise, which cannot be reached (see AdvertisedListeners)",
+                Some(hint.into()),
+                Some("spec.bootstrapServers".into()),
+            ));
+            report.checks.push(row(
+                ADVERTISED_LISTENERS,
+                CheckResult::Failed,
+                reason::ADVERTISED_LISTENER_UNREACHABLE,
+                format!("the bootstrap servers answered, but {}; clients fail after their first metadata request", brokers.join("; ")),
+                Some(hint.into()),
+                Some("spec.bootstrapServers".into()),
+            ));
+        }
         None => {
             report.checks.push(skipped(
                 CLUSTER_METADATA,
@@ -755,6 +779,18 @@ fn authenticated(
             };
             (row, Some(view))
         }
+        // The bootstrap servers answered: authentication worked; the brokers they advertise did not.
+        Err(KafkaFailure::AdvertisedUnreachable(_)) => (
+            row(
+                AUTHENTICATED,
+                CheckResult::Passed,
+                if protocol == "PLAINTEXT" { reason::NO_AUTHENTICATION } else { reason::AUTHENTICATED },
+                format!("the bootstrap servers answered over {protocol}; the brokers they advertise did not (see AdvertisedListeners)"),
+                None,
+                None,
+            ),
+            None,
+        ),
         Err(KafkaFailure::Authentication(why)) if kerberos => (
             row(
                 AUTHENTICATED,
@@ -950,5 +986,226 @@ mod tests {
             "2 problems: spec.a: a is bad; spec.b: b is bad"
         );
         assert_eq!(two.hint.as_deref(), Some("fix a"));
+    }
+}
+
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use crate::api::KafkaConnection;
+    use crate::kafka::{Broker, ClientSettings, Topic};
+
+    /// A Kafka that answers every probe with a fixed result.
+    struct Fake(Result<ClusterView, KafkaFailure>);
+
+    impl Kafka for Fake {
+        async fn probe(
+            &self,
+            _: &ClientSettings,
+            _: &ProbeRequest,
+            _: Duration,
+        ) -> Result<ClusterView, KafkaFailure> {
+            self.0.clone()
+        }
+    }
+
+    fn spec(bootstrap: &str, extra: serde_json::Value) -> KafkaConnectionSpec {
+        let mut spec = serde_json::json!({"bootstrapServers": [bootstrap], "topics": {"expression": "orders\\..*"}, "role": "Source"});
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        serde_json::from_value::<KafkaConnection>(
+            serde_json::json!({"metadata": {"name": "c"}, "spec": spec}),
+        )
+        .unwrap()
+        .spec
+    }
+
+    async fn run_with(
+        spec: &KafkaConnectionSpec,
+        secrets: &SecretStore,
+        kafka: Fake,
+    ) -> Vec<(String, CheckResult, String)> {
+        let input = TestInput {
+            spec,
+            shape_problems: &[],
+            secrets,
+            now: SystemTime::now(),
+            group_id: "g".into(),
+        };
+        run(&input, &kafka)
+            .await
+            .checks
+            .into_iter()
+            .map(|c| (c.name, c.result, c.reason))
+            .collect()
+    }
+
+    fn find<'a>(rows: &'a [(String, CheckResult, String)], name: &str) -> (CheckResult, &'a str) {
+        let r = rows
+            .iter()
+            .find(|r| r.0 == name)
+            .unwrap_or_else(|| panic!("no {name} row"));
+        (r.1, r.2.as_str())
+    }
+
+    #[tokio::test]
+    async fn rows_come_in_order_and_a_rejected_login_skips_what_depends_on_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let rows = run_with(
+            &spec(&addr, serde_json::json!({})),
+            &SecretStore::default(),
+            Fake(Err(KafkaFailure::Authentication("bad password".into()))),
+        )
+        .await;
+        let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                SPEC_VALID,
+                CREDENTIALS_RESOLVED,
+                BOOTSTRAP_RESOLVED,
+                BROKERS_REACHABLE,
+                TLS_HANDSHAKE,
+                KERBEROS_TICKET,
+                AUTHENTICATED,
+                CLUSTER_METADATA,
+                ADVERTISED_LISTENERS,
+                TOPICS_RESOLVED,
+                AUTHORIZED,
+                PRODUCER_SETTINGS
+            ]
+        );
+        assert_eq!(
+            find(&rows, AUTHENTICATED),
+            (CheckResult::Failed, reason::AUTHENTICATION_FAILED)
+        );
+        for dependent in [
+            CLUSTER_METADATA,
+            ADVERTISED_LISTENERS,
+            TOPICS_RESOLVED,
+            AUTHORIZED,
+        ] {
+            assert_eq!(
+                find(&rows, dependent),
+                (CheckResult::Skipped, reason::DEPENDENCY_FAILED),
+                "{dependent}"
+            );
+        }
+        assert_eq!(
+            find(&rows, PRODUCER_SETTINGS),
+            (CheckResult::Skipped, reason::NOT_APPLICABLE),
+            "role Source"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_fails_credentials_while_the_network_checks_still_run() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let spec = spec(
+            &addr,
+            serde_json::json!({"authentication": {"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "absent"}}}}),
+        );
+        let rows = run_with(
+            &spec,
+            &SecretStore::default(),
+            Fake(Ok(ClusterView::default())),
+        )
+        .await;
+        assert_eq!(
+            find(&rows, CREDENTIALS_RESOLVED),
+            (CheckResult::Failed, reason::SECRET_NOT_FOUND)
+        );
+        assert_eq!(
+            find(&rows, BROKERS_REACHABLE),
+            (CheckResult::Passed, reason::ALL_BROKERS_REACHABLE)
+        );
+        assert_eq!(
+            find(&rows, AUTHENTICATED),
+            (CheckResult::Skipped, reason::DEPENDENCY_FAILED)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_spec_skips_everything_else() {
+        let rows = run_with(
+            &spec("no-port", serde_json::json!({})),
+            &SecretStore::default(),
+            Fake(Ok(ClusterView::default())),
+        )
+        .await;
+        assert_eq!(
+            find(&rows, SPEC_VALID),
+            (CheckResult::Failed, reason::INVALID_BOOTSTRAP_SERVER)
+        );
+        assert!(
+            rows[1..]
+                .iter()
+                .all(|r| r.1 == CheckResult::Skipped && r.2 == reason::DEPENDENCY_FAILED),
+            "{rows:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn metadata_feeds_cluster_topics_and_advertised_listeners() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let view = ClusterView {
+            cluster_id: Some("abc".into()),
+            brokers: vec![
+                Broker {
+                    id: 1,
+                    host: "127.0.0.1".into(),
+                    port: addr.port(),
+                },
+                Broker {
+                    id: 2,
+                    host: "127.0.0.1".into(),
+                    port: closed.port(),
+                },
+            ],
+            topics: vec![Topic {
+                name: "orders.eu".into(),
+                partitions: 3,
+                replication_factor: 3,
+            }],
+            matched: vec!["orders.eu".into()],
+            ..ClusterView::default()
+        };
+        let input_spec = spec(&addr.to_string(), serde_json::json!({}));
+        let input = TestInput {
+            spec: &input_spec,
+            shape_problems: &[],
+            secrets: &SecretStore::default(),
+            now: SystemTime::now(),
+            group_id: "g".into(),
+        };
+        let report = run(&input, &Fake(Ok(view))).await;
+        assert_eq!(report.cluster.as_ref().map(|c| c.brokers), Some(2));
+        assert_eq!(
+            report.topics.as_ref().map(|t| t.sample.clone()),
+            Some(vec!["orders.eu".to_string()])
+        );
+        let adv = report
+            .checks
+            .iter()
+            .find(|c| c.name == ADVERTISED_LISTENERS)
+            .unwrap();
+        assert_eq!(
+            (adv.result, adv.reason.as_str()),
+            (CheckResult::Failed, reason::ADVERTISED_LISTENER_UNREACHABLE)
+        );
+        assert!(
+            adv.message
+                .contains(&format!("broker 2 advertises 127.0.0.1:{}", closed.port())),
+            "{}",
+            adv.message
+        );
     }
 }

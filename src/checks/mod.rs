@@ -302,40 +302,27 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
     // 7. Authenticated (one metadata request: authentication is proven by a real Kafka answer)
     let t = Instant::now();
     let mut advertised_failure: Option<Vec<String>> = None;
-    let view = match &settings {
-        None => {
+    // The first failed prerequisite, in dependency order.
+    let blocked_by = [
+        (settings.is_none(), CREDENTIALS_RESOLVED),
+        (!reachable, BROKERS_REACHABLE),
+        (!tls_ok, TLS_HANDSHAKE),
+        (!ticket_ok, KERBEROS_TICKET),
+    ]
+    .into_iter()
+    .find_map(|(failed, name)| failed.then_some(name));
+    let view = match (&settings, blocked_by) {
+        (None, _) | (_, Some(_)) => {
+            // settings.is_none() is the first entry above, so a name is always found here.
+            let name = blocked_by.unwrap_or(CREDENTIALS_RESOLVED);
             report.checks.push(skipped(
                 AUTHENTICATED,
                 reason::DEPENDENCY_FAILED,
-                "CredentialsResolved failed",
+                format!("{name} failed"),
             ));
             None
         }
-        Some(_) if !reachable => {
-            report.checks.push(skipped(
-                AUTHENTICATED,
-                reason::DEPENDENCY_FAILED,
-                "BrokersReachable failed",
-            ));
-            None
-        }
-        Some(_) if !tls_ok => {
-            report.checks.push(skipped(
-                AUTHENTICATED,
-                reason::DEPENDENCY_FAILED,
-                "TlsHandshake failed",
-            ));
-            None
-        }
-        Some(_) if !ticket_ok => {
-            report.checks.push(skipped(
-                AUTHENTICATED,
-                reason::DEPENDENCY_FAILED,
-                "KerberosTicket failed",
-            ));
-            None
-        }
-        Some(settings) => {
+        (Some(settings), None) => {
             // A margin inside the deadline, so that what the session learned is never thrown away.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let left = left.saturating_sub((left / 10).min(Duration::from_secs(1)));

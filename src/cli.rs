@@ -39,7 +39,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator: watch KafkaConnections and keep them tested.
-    Run,
+    Run(RunArgs),
     /// Test connections from manifests (KafkaConnection and Secret YAML), without an operator.
     Check(CheckArgs),
     /// Start an in-process Kafka cluster and show a full connection test against it.
@@ -74,6 +74,20 @@ pub struct CheckArgs {
     /// of from the manifests.
     #[arg(long, value_name = "CONTEXT", conflicts_with = "offline")]
     pub context: Option<String>,
+}
+
+/// `kconn run` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "KCONN_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The agent pool this process belongs to.
+    #[arg(long, env = "KCONN_AGENT", default_value = "default")]
+    pub agent: String,
+    /// This process's identity (from the downward API; default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
 }
 
 /// `kconn demo` arguments.
@@ -111,16 +125,42 @@ pub fn run(cli: Cli) -> ExitCode {
             EXIT_OK
         }
         Command::Check(args) => check(&args),
-        Command::Run => not_yet("kconn run (the operator)"),
+        Command::Run(args) => run_operator(args),
         Command::ProbeMetadata => crate::kafka::probe::child_main(),
         Command::Demo(args) => crate::demo::run(&args),
     };
     ExitCode::from(code)
 }
 
-fn not_yet(what: &str) -> u8 {
-    eprintln!("{what} is not implemented yet in this version; `kconn check`, `kconn demo` and `kconn crd` are.");
-    EXIT_BAD_INPUT
+fn run_operator(args: RunArgs) -> u8 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let pod = args.pod_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "kconn".into())
+    });
+    rt.block_on(async move {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot reach the Kubernetes API (in-cluster config or KUBECONFIG): {e}"
+                );
+                return EXIT_BAD_INPUT;
+            }
+        };
+        crate::controller::run(client, args.namespace, args.agent, pod).await;
+        EXIT_OK
+    })
 }
 
 fn init_logging(format: LogFormat, filter: &str) {

@@ -8,11 +8,14 @@
 pub mod api;
 pub mod checks;
 pub mod cli;
+pub mod controller;
 pub mod demo;
 pub mod kafka;
 pub mod kerberos;
 pub mod manifest;
 pub mod output;
+pub mod schedule;
 pub mod secrets;
+pub mod status;
 pub mod topics;
 pub mod validate;

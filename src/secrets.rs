@@ -83,6 +83,17 @@ impl SecretStore {
         );
     }
 
+    /// The Secrets held, with their resourceVersions (for `status.observedSecrets`).
+    pub fn observed(&self) -> Vec<crate::api::ObservedSecret> {
+        self.secrets
+            .iter()
+            .map(|(name, s)| crate::api::ObservedSecret {
+                name: name.clone(),
+                resource_version: s.resource_version.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+
     /// The Secret named `name`.
     pub fn get(&self, name: &str) -> Option<&SecretData> {
         self.secrets.get(name)

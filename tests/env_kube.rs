@@ -3,55 +3,17 @@
 
 mod support;
 
-use std::time::Duration;
-
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kconn::api::{
     self, CheckReport, CheckResult, KafkaConnection, KafkaConnectionStatus, TopicsStatus,
 };
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
-
-/// Installs the CRD as generated. kube-apiserver 1.20 does not know `x-kubernetes-validations`: a plain
-/// create (not server-side apply) is accepted and the rules are dropped there; newer servers keep them.
-async fn install_crd(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    match crds.create(&PostParams::default(), &api::crd()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("CRD create failed: {e}"),
-    }
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        await_condition(
-            crds,
-            "kafkaconnections.kconn.dev",
-            conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .expect("CRD established within 30 s")
-    .expect("watching the CRD works");
-}
-
-async fn namespace(client: &kube::Client) -> String {
-    let name = support::unique("ns").replace('.', "-");
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("namespace created");
-    name
-}
 
 #[tokio::test]
 async fn kafka_connection_round_trips_with_defaults_and_status() {
     let client = support::kube_client(support::Env::get().var("KUBE_CONTEXT_ADMIN")).await;
-    install_crd(&client).await;
-    let ns = namespace(&client).await;
+    support::install_crd(&client).await;
+    let ns = support::namespace(&client).await;
     let api: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
 
     // Only the required fields: the server fills in the schema defaults.
@@ -146,7 +108,7 @@ async fn kafka_connection_round_trips_with_defaults_and_status() {
 async fn the_unprivileged_context_is_refused() {
     let env = support::Env::get();
     let admin = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
-    install_crd(&admin).await;
+    support::install_crd(&admin).await;
     let client = support::kube_client(env.var("KUBE_CONTEXT_UNPRIVILEGED")).await;
     let api: Api<KafkaConnection> = Api::namespaced(client, "default");
     match api.list(&Default::default()).await {

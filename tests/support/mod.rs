@@ -278,3 +278,40 @@ pub fn check(spec: &str, secrets: &[(&str, &[(&str, &str)])], format: &str) -> R
         stderr,
     }
 }
+
+/// Installs the CRD as generated. kube-apiserver 1.20 does not know `x-kubernetes-validations`: a plain
+/// create (not server-side apply) is accepted and the rules are dropped there; newer servers keep them.
+pub async fn install_crd(client: &kube::Client) {
+    let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = kube::Api::all(client.clone());
+    match crds
+        .create(&kube::api::PostParams::default(), &kconn::api::crd())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("CRD create failed: {e}"),
+    }
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        kube::runtime::wait::await_condition(
+            crds,
+            "kafkaconnections.kconn.dev",
+            kube::runtime::wait::conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .expect("CRD established within 30 s")
+    .expect("watching the CRD works");
+}
+
+/// A fresh namespace for one test.
+pub async fn namespace(client: &kube::Client) -> String {
+    let name = unique("ns").replace('.', "-");
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &ns)
+        .await
+        .expect("namespace created");
+    name
+}

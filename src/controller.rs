@@ -1,0 +1,232 @@
+//! `kconn run`: wiring of the KafkaConnection controller. Each reconcile fetches the referenced
+//! Secrets (same namespace), decides from status and clock whether a test is due (`schedule`), runs
+//! the test (`checks`), builds the status (`status`) and writes it once, by server-side apply on the
+//! status subresource. Decisions live in those pure modules; this module only does I/O.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tracing::{info, warn};
+
+use crate::api::{
+    KafkaConnection, KafkaConnectionStatus, TestedBy, API_VERSION, KIND, TEST_REQUESTED_AT,
+};
+use crate::kafka::RdKafka;
+use crate::secrets::SecretStore;
+use crate::{checks, schedule, status, validate};
+
+/// The one field manager of every status write.
+pub const FIELD_MANAGER: &str = "kconn";
+
+/// What a reconcile needs.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// This process's agent pool.
+    pub agent: String,
+    /// This process's identity.
+    pub pod: String,
+}
+
+/// Our own machinery failing (the API server), as opposed to a connection test's outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The object has no namespace or name.
+    #[error("the object has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// A bounded label for metrics and Event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubeApi",
+            Error::NoNamespace => "InvalidObject",
+        }
+    }
+}
+
+type Guarded = DeserializeGuard<KafkaConnection>;
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, namespace: Option<String>, agent: String, pod: String) {
+    let (connections, secrets): (Api<Guarded>, Api<Secret>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let controller = Controller::new(connections, watcher::Config::default());
+    let store = controller.store();
+    let context = Arc::new(Context { client, agent, pod });
+    info!(
+        namespace = namespace.as_deref().unwrap_or("all"),
+        "kconn controller starting"
+    );
+    controller
+        // A Secret change re-tests the connections in its namespace that reference it.
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
+                    .filter(
+                        |c| matches!(&c.0, Ok(conn) if conn.spec.secret_names().contains(&name)),
+                    )
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    info!("kconn controller stopped");
+}
+
+fn error_policy(_obj: Arc<Guarded>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(category = error.category(), error = %error, "requeueing after an error");
+    Action::requeue(Duration::from_secs(15))
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+async fn write_status(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    status: &KafkaConnectionStatus,
+) -> Result<(), Error> {
+    let api: Api<KafkaConnection> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let name = obj.name_any();
+    let tested_by = TestedBy {
+        agent: ctx.agent.clone(),
+        pod: ctx.pod.clone(),
+    };
+    let conn = match &obj.0 {
+        Ok(conn) => conn,
+        Err(invalid) => {
+            // Reported on the object itself; the watch and the other objects go on.
+            let prev: Option<KafkaConnectionStatus> =
+                Api::<KafkaConnection>::namespaced(ctx.client.clone(), &ns)
+                    .get_status(&name)
+                    .await
+                    .ok()
+                    .and_then(|c| c.status);
+            let facts = status::Facts {
+                generation: invalid.metadata.generation,
+                now: now(),
+                tested_by,
+                observed_secrets: vec![],
+                handled_request: None,
+            };
+            let next = status::invalid_object(prev.as_ref(), &invalid.error, facts);
+            if prev.as_ref().map(|p| &p.conditions) != Some(&next.conditions) {
+                write_status(&ctx, &ns, &name, &next).await?;
+            }
+            return Ok(Action::await_change());
+        }
+    };
+    if conn.spec.suspend {
+        return Ok(Action::await_change());
+    }
+    let secrets = SecretStore::fetch(&ctx.client, &ns, &conn.spec.secret_names()).await?;
+    let observed_secrets = secrets.observed();
+    let interval = validate::validate(&conn.spec)
+        .map(|v| v.interval)
+        .unwrap_or(Duration::from_secs(300));
+    let requested = conn
+        .annotations()
+        .get(TEST_REQUESTED_AT)
+        .map(String::as_str);
+    let uid = conn.uid().unwrap_or_default();
+    let time = now();
+    let decision = schedule::decide(
+        &schedule::Observed {
+            generation: conn.metadata.generation,
+            status: conn.status.as_ref(),
+            requested,
+            secrets: &observed_secrets,
+            interval,
+            key: &uid,
+        },
+        &time,
+    );
+    let Some(trigger) = decision.test else {
+        return Ok(Action::requeue(decision.requeue_after));
+    };
+    info!(namespace = %ns, name = %name, ?trigger, "testing");
+    let input = checks::TestInput {
+        spec: &conn.spec,
+        shape_problems: &[],
+        secrets: &secrets,
+        now: std::time::SystemTime::now(),
+        group_id: checks::group_id(&conn.spec, &ns, &name),
+    };
+    let report = checks::run(&input, &RdKafka).await;
+    let facts = status::Facts {
+        generation: conn.metadata.generation,
+        now: now(),
+        tested_by,
+        observed_secrets,
+        handled_request: requested.map(str::to_string),
+    };
+    let next = status::after_test(conn.status.as_ref(), &report, facts);
+    if !status::is_noop(
+        conn.status.as_ref(),
+        &next,
+        &next.last_test_time.clone().unwrap_or_else(now),
+        interval,
+    ) {
+        write_status(&ctx, &ns, &name, &next).await?;
+    }
+    let requeue = schedule::decide(
+        &schedule::Observed {
+            generation: conn.metadata.generation,
+            status: Some(&next),
+            requested,
+            secrets: &next.observed_secrets,
+            interval,
+            key: &uid,
+        },
+        &now(),
+    );
+    Ok(Action::requeue(
+        requeue.requeue_after.max(Duration::from_secs(1)),
+    ))
+}

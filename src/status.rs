@@ -1,0 +1,551 @@
+//! Status as pure functions: the test report becomes kstatus conditions (Ready, Reconciling, Stalled)
+//! and one condition per area, `lastTransitionTime` moves only when a condition's status flips, and a
+//! write that would change nothing but timestamps inside the interval is recognised as a no-op.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::{
+    reason, CheckReport, CheckResult, KafkaConnectionStatus, ObservedSecret, TestedBy,
+};
+use crate::checks::{self, TestReport};
+
+/// Condition types.
+pub mod condition {
+    /// True when no check failed (warnings keep it True).
+    pub const READY: &str = "Ready";
+    /// True while kconn is working on a change.
+    pub const RECONCILING: &str = "Reconciling";
+    /// True when kconn cannot progress without a user change (invalid spec, missing Secret).
+    pub const STALLED: &str = "Stalled";
+    /// DNS and TCP to the bootstrap servers.
+    pub const REACHABLE: &str = "Reachable";
+    /// Authentication through a real Kafka request.
+    pub const AUTHENTICATED: &str = "Authenticated";
+    /// The permissions the role needs.
+    pub const AUTHORIZED: &str = "Authorized";
+    /// Topics matching the expression.
+    pub const TOPICS_RESOLVED: &str = "TopicsResolved";
+    /// The model catalog.
+    pub const MODELS_LOADED: &str = "ModelsLoaded";
+}
+
+/// Condition reasons of kconn's own (check reasons are used as they are).
+pub mod cond_reason {
+    /// Every check passed.
+    pub const ALL_CHECKS_PASSED: &str = "AllChecksPassed";
+    /// No check failed, some warned.
+    pub const PASSED_WITH_WARNINGS: &str = "PassedWithWarnings";
+    /// The test finished.
+    pub const TEST_COMPLETE: &str = "TestComplete";
+    /// Nothing needs the user.
+    pub const NOT_STALLED: &str = "NotStalled";
+    /// Testing is paused by `spec.suspend`.
+    pub const SUSPENDED: &str = "Suspended";
+    /// The object could not be read as a KafkaConnection.
+    pub const INVALID_OBJECT: &str = "InvalidObject";
+    /// Model discovery is not in this version.
+    pub const MODELS_NOT_IMPLEMENTED: &str = "NotImplemented";
+}
+
+/// Everything besides the report that goes into a status.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// `metadata.generation` the test ran against.
+    pub generation: Option<i64>,
+    /// Now.
+    pub now: Time,
+    /// Who tested.
+    pub tested_by: TestedBy,
+    /// Secrets used, with their resourceVersions.
+    pub observed_secrets: Vec<ObservedSecret>,
+    /// The `kconn.dev/test-requested-at` value handled by this test.
+    pub handled_request: Option<String>,
+}
+
+/// Builds a condition, keeping `lastTransitionTime` from `prev` when the status did not change.
+fn condition(
+    prev: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    facts: &Facts,
+) -> Condition {
+    let last_transition_time = prev
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| facts.now.clone());
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        last_transition_time,
+        observed_generation: facts.generation,
+    }
+}
+
+fn area(prev: &[Condition], type_: &str, rows: &[&CheckReport], facts: &Facts) -> Condition {
+    if let Some(failed) = rows.iter().find(|r| r.result == CheckResult::Failed) {
+        return condition(
+            prev,
+            type_,
+            "False",
+            &failed.reason,
+            format!("{}: {}", failed.name, failed.message),
+            facts,
+        );
+    }
+    if let Some(skipped) = rows
+        .iter()
+        .find(|r| r.result == CheckResult::Skipped && r.reason == reason::DEPENDENCY_FAILED)
+    {
+        return condition(
+            prev,
+            type_,
+            "Unknown",
+            reason::DEPENDENCY_FAILED,
+            format!("{}: {}", skipped.name, skipped.message),
+            facts,
+        );
+    }
+    let last = rows
+        .iter()
+        .rev()
+        .find(|r| matches!(r.result, CheckResult::Passed | CheckResult::Warning));
+    match last {
+        Some(r) => condition(prev, type_, "True", &r.reason, r.message.clone(), facts),
+        None => condition(
+            prev,
+            type_,
+            "Unknown",
+            reason::NOT_IMPLEMENTED,
+            "not checked".into(),
+            facts,
+        ),
+    }
+}
+
+/// The status after a test.
+pub fn after_test(
+    prev: Option<&KafkaConnectionStatus>,
+    report: &TestReport,
+    facts: Facts,
+) -> KafkaConnectionStatus {
+    let empty = Vec::new();
+    let prev_conditions = prev.map(|p| &p.conditions).unwrap_or(&empty);
+    let rows = |names: &[&str]| {
+        report
+            .checks
+            .iter()
+            .filter(|c| names.contains(&c.name.as_str()))
+            .collect::<Vec<_>>()
+    };
+    let failed = report
+        .checks
+        .iter()
+        .find(|c| c.result == CheckResult::Failed);
+    let warned = report
+        .checks
+        .iter()
+        .any(|c| c.result == CheckResult::Warning);
+    let passed = report
+        .checks
+        .iter()
+        .filter(|c| c.result == CheckResult::Passed)
+        .count();
+    let summary = format!(
+        "{} checks: {passed} passed, {} warned, {} skipped",
+        report.checks.len(),
+        report
+            .checks
+            .iter()
+            .filter(|c| c.result == CheckResult::Warning)
+            .count(),
+        report
+            .checks
+            .iter()
+            .filter(|c| c.result == CheckResult::Skipped)
+            .count()
+    );
+    let ready = match failed {
+        Some(f) => condition(
+            prev_conditions,
+            condition::READY,
+            "False",
+            &f.reason,
+            format!("{}: {}", f.name, f.message),
+            &facts,
+        ),
+        None if warned => condition(
+            prev_conditions,
+            condition::READY,
+            "True",
+            cond_reason::PASSED_WITH_WARNINGS,
+            summary,
+            &facts,
+        ),
+        None => condition(
+            prev_conditions,
+            condition::READY,
+            "True",
+            cond_reason::ALL_CHECKS_PASSED,
+            summary,
+            &facts,
+        ),
+    };
+    // Stalled: only a change by the user (spec or Secret) can help.
+    let stalled_by = report.checks.iter().find(|c| {
+        c.result == CheckResult::Failed
+            && (c.name == checks::SPEC_VALID || c.name == checks::CREDENTIALS_RESOLVED)
+    });
+    let stalled = match stalled_by {
+        Some(c) => condition(
+            prev_conditions,
+            condition::STALLED,
+            "True",
+            &c.reason,
+            format!("{}: {}", c.name, c.message),
+            &facts,
+        ),
+        None => condition(
+            prev_conditions,
+            condition::STALLED,
+            "False",
+            cond_reason::NOT_STALLED,
+            "no user action is needed".into(),
+            &facts,
+        ),
+    };
+    let conditions = vec![
+        ready,
+        condition(
+            prev_conditions,
+            condition::RECONCILING,
+            "False",
+            cond_reason::TEST_COMPLETE,
+            "the last test finished".into(),
+            &facts,
+        ),
+        stalled,
+        area(
+            prev_conditions,
+            condition::REACHABLE,
+            &rows(&[
+                checks::BOOTSTRAP_RESOLVED,
+                checks::BROKERS_REACHABLE,
+                checks::TLS_HANDSHAKE,
+            ]),
+            &facts,
+        ),
+        area(
+            prev_conditions,
+            condition::AUTHENTICATED,
+            &rows(&[
+                checks::CREDENTIALS_RESOLVED,
+                checks::KERBEROS_TICKET,
+                checks::AUTHENTICATED,
+            ]),
+            &facts,
+        ),
+        area(
+            prev_conditions,
+            condition::AUTHORIZED,
+            &rows(&[checks::AUTHORIZED]),
+            &facts,
+        ),
+        area(
+            prev_conditions,
+            condition::TOPICS_RESOLVED,
+            &rows(&[checks::TOPICS_RESOLVED]),
+            &facts,
+        ),
+        condition(
+            prev_conditions,
+            condition::MODELS_LOADED,
+            "Unknown",
+            cond_reason::MODELS_NOT_IMPLEMENTED,
+            "model discovery is not in this version of kconn".into(),
+            &facts,
+        ),
+    ];
+    KafkaConnectionStatus {
+        observed_generation: facts.generation,
+        conditions,
+        checks: report.checks.clone(),
+        last_test_time: Some(facts.now.clone()),
+        last_handled_test_request: facts
+            .handled_request
+            .clone()
+            .or_else(|| prev.and_then(|p| p.last_handled_test_request.clone())),
+        last_handled_refresh_request: prev.and_then(|p| p.last_handled_refresh_request.clone()),
+        tested_by: Some(facts.tested_by.clone()),
+        cluster: report.cluster.clone(),
+        topics: report.topics.clone(),
+        models: prev.and_then(|p| p.models.clone()),
+        observed_secrets: facts.observed_secrets.clone(),
+    }
+}
+
+/// The status of an object that cannot be read as a KafkaConnection (e.g. an enum value this version
+/// does not know): Ready=False and Stalled=True naming the problem.
+pub fn invalid_object(
+    prev: Option<&KafkaConnectionStatus>,
+    error: &str,
+    facts: Facts,
+) -> KafkaConnectionStatus {
+    let empty = Vec::new();
+    let prev_conditions = prev.map(|p| &p.conditions).unwrap_or(&empty);
+    let message = format!("the object cannot be read as a KafkaConnection v1alpha1: {error}");
+    let row = checks::spec_valid(
+        &[crate::validate::Problem::new(
+            "spec",
+            reason::INVALID_FIELD,
+            message.clone(),
+            "fix the field named in the message (kubectl explain kafkaconnection.spec)",
+        )],
+        0,
+    );
+    KafkaConnectionStatus {
+        observed_generation: facts.generation,
+        conditions: vec![
+            condition(
+                prev_conditions,
+                condition::READY,
+                "False",
+                cond_reason::INVALID_OBJECT,
+                message.clone(),
+                &facts,
+            ),
+            condition(
+                prev_conditions,
+                condition::RECONCILING,
+                "False",
+                cond_reason::TEST_COMPLETE,
+                "nothing to test".into(),
+                &facts,
+            ),
+            condition(
+                prev_conditions,
+                condition::STALLED,
+                "True",
+                cond_reason::INVALID_OBJECT,
+                message,
+                &facts,
+            ),
+        ],
+        checks: vec![row],
+        last_test_time: Some(facts.now.clone()),
+        tested_by: Some(facts.tested_by),
+        ..prev.cloned().unwrap_or_default()
+    }
+}
+
+/// Whether writing `next` over `prev` is worth an API call: not when only timestamps and durations
+/// changed and the last write is less than `interval` old.
+pub fn is_noop(
+    prev: Option<&KafkaConnectionStatus>,
+    next: &KafkaConnectionStatus,
+    now: &Time,
+    interval: Duration,
+) -> bool {
+    let Some(prev) = prev else { return false };
+    let strip = |s: &KafkaConnectionStatus| {
+        let mut s = s.clone();
+        s.last_test_time = None;
+        for c in &mut s.checks {
+            c.duration_ms = 0;
+        }
+        s
+    };
+    if strip(prev) != strip(next) {
+        return false;
+    }
+    match &prev.last_test_time {
+        Some(t) => now.0.duration_since(t.0).unsigned_abs() < interval,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ClusterInfo;
+
+    fn t(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap())
+    }
+
+    fn row(name: &str, result: CheckResult, reason: &str) -> CheckReport {
+        CheckReport {
+            name: name.into(),
+            result,
+            reason: reason.into(),
+            message: format!("{name} says so"),
+            hint: None,
+            field: None,
+            duration_ms: 3,
+        }
+    }
+
+    fn facts(now: Time) -> Facts {
+        Facts {
+            generation: Some(2),
+            now,
+            tested_by: TestedBy {
+                agent: "default".into(),
+                pod: "p".into(),
+            },
+            observed_secrets: vec![],
+            handled_request: None,
+        }
+    }
+
+    fn get<'a>(s: &'a KafkaConnectionStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn report(rows: Vec<CheckReport>) -> TestReport {
+        TestReport {
+            checks: rows,
+            cluster: Some(ClusterInfo {
+                cluster_id: Some("c".into()),
+                brokers: 3,
+                controller_id: Some(1),
+            }),
+            topics: None,
+        }
+    }
+
+    #[test]
+    fn ready_follows_failures_and_warnings() {
+        let ok = report(vec![
+            row(
+                checks::BROKERS_REACHABLE,
+                CheckResult::Warning,
+                reason::SOME_BROKERS_UNREACHABLE,
+            ),
+            row(
+                checks::AUTHENTICATED,
+                CheckResult::Passed,
+                reason::AUTHENTICATED,
+            ),
+        ]);
+        let s = after_test(None, &ok, facts(t(0)));
+        assert_eq!(
+            (
+                get(&s, "Ready").status.as_str(),
+                get(&s, "Ready").reason.as_str()
+            ),
+            ("True", cond_reason::PASSED_WITH_WARNINGS)
+        );
+        assert_eq!(get(&s, "Reachable").status, "True");
+        assert_eq!(get(&s, "Stalled").status, "False");
+        assert_eq!(s.observed_generation, Some(2));
+
+        let bad = report(vec![
+            row(
+                checks::AUTHENTICATED,
+                CheckResult::Failed,
+                reason::AUTHENTICATION_FAILED,
+            ),
+            row(
+                checks::TOPICS_RESOLVED,
+                CheckResult::Skipped,
+                reason::DEPENDENCY_FAILED,
+            ),
+        ]);
+        let s = after_test(None, &bad, facts(t(0)));
+        assert_eq!(
+            (
+                get(&s, "Ready").status.as_str(),
+                get(&s, "Ready").reason.as_str()
+            ),
+            ("False", reason::AUTHENTICATION_FAILED)
+        );
+        assert_eq!(get(&s, "Authenticated").status, "False");
+        assert_eq!(get(&s, "TopicsResolved").status, "Unknown");
+        assert_eq!(
+            get(&s, "Stalled").status,
+            "False",
+            "a wrong password in a Secret is fixed in the Secret, but kconn keeps retrying"
+        );
+    }
+
+    #[test]
+    fn missing_secret_stalls() {
+        let s = after_test(
+            None,
+            &report(vec![row(
+                checks::CREDENTIALS_RESOLVED,
+                CheckResult::Failed,
+                reason::SECRET_NOT_FOUND,
+            )]),
+            facts(t(0)),
+        );
+        assert_eq!(
+            (
+                get(&s, "Stalled").status.as_str(),
+                get(&s, "Stalled").reason.as_str()
+            ),
+            ("True", reason::SECRET_NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_flips() {
+        let ok = report(vec![row(
+            checks::AUTHENTICATED,
+            CheckResult::Passed,
+            reason::AUTHENTICATED,
+        )]);
+        let first = after_test(None, &ok, facts(t(0)));
+        let second = after_test(Some(&first), &ok, facts(t(300)));
+        assert_eq!(get(&second, "Ready").last_transition_time, t(0));
+        let bad = report(vec![row(
+            checks::AUTHENTICATED,
+            CheckResult::Failed,
+            reason::AUTHENTICATION_FAILED,
+        )]);
+        let third = after_test(Some(&second), &bad, facts(t(600)));
+        assert_eq!(get(&third, "Ready").last_transition_time, t(600));
+    }
+
+    #[test]
+    fn timestamp_only_changes_inside_the_interval_are_noops() {
+        let ok = report(vec![row(
+            checks::AUTHENTICATED,
+            CheckResult::Passed,
+            reason::AUTHENTICATED,
+        )]);
+        let first = after_test(None, &ok, facts(t(0)));
+        let mut again = ok.clone();
+        again.checks[0].duration_ms = 99;
+        let second = after_test(Some(&first), &again, facts(t(30)));
+        assert!(is_noop(
+            Some(&first),
+            &second,
+            &t(30),
+            Duration::from_secs(300)
+        ));
+        assert!(
+            !is_noop(Some(&first), &second, &t(400), Duration::from_secs(300)),
+            "outside the interval lastTestTime is refreshed"
+        );
+        let bad = report(vec![row(
+            checks::AUTHENTICATED,
+            CheckResult::Failed,
+            reason::AUTHENTICATION_FAILED,
+        )]);
+        assert!(!is_noop(
+            Some(&first),
+            &after_test(Some(&first), &bad, facts(t(30))),
+            &t(30),
+            Duration::from_secs(300)
+        ));
+        assert!(!is_noop(None, &first, &t(0), Duration::from_secs(300)));
+    }
+}

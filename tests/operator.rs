@@ -1,0 +1,260 @@
+//! `kconn run` against the real kube-apiserver and Kafka of the test environment: a connection becomes
+//! Ready, a Secret rotation re-tests it (wrong password, then fixed), a deleted Secret stalls it and its
+//! return recovers it, the test-requested-at annotation is answered, and spec changes are followed.
+//! Every wait is a condition polled with a deadline.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kconn::api::{KafkaConnection, KafkaConnectionStatus};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use support::Env;
+
+/// The operator process; killed when the test ends, however it ends.
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_operator(namespace: &str, log: &std::path::Path) -> Operator {
+    let env = Env::get();
+    let log = std::fs::File::create(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kconn"))
+        .args(["run", "--namespace", namespace, "--agent", "default"])
+        .env("KUBECONFIG", env.var("KUBECONFIG"))
+        .env("POD_NAME", "kconn-test-pod")
+        .env("KCONN_LOG", "info,kconn=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Operator(child)
+}
+
+/// Polls the status until `pred` holds, or panics after `deadline` with the last status seen.
+async fn wait_status(
+    api: &Api<KafkaConnection>,
+    name: &str,
+    what: &str,
+    deadline: Duration,
+    pred: impl Fn(&KafkaConnectionStatus) -> bool,
+) -> KafkaConnectionStatus {
+    let start = Instant::now();
+    let mut last = None;
+    loop {
+        if let Ok(conn) = api.get_status(name).await {
+            if let Some(status) = conn.status {
+                if pred(&status) {
+                    return status;
+                }
+                last = Some(status);
+            }
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}; last status: {last:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
+    }
+}
+
+fn condition<'a>(s: &'a KafkaConnectionStatus, type_: &str) -> Option<(&'a str, &'a str)> {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.as_str(), c.reason.as_str()))
+}
+
+fn user_secret(password: &str) -> Secret {
+    let env = Env::get();
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "orders-user"},
+        "stringData": {"username": env.var("KAFKA_SASL_USER"), "password": password}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_operator_keeps_a_connection_tested() {
+    let env = Env::get();
+    let client = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
+    support::install_crd(&client).await;
+    let ns = support::namespace(&client).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
+    secrets
+        .create(
+            &PostParams::default(),
+            &user_secret(env.var("KAFKA_SASL_PASSWORD")),
+        )
+        .await
+        .unwrap();
+    let conn: KafkaConnection = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+        "metadata": {"name": "orders"},
+        "spec": {
+            "role": "Source",
+            "bootstrapServers": [env.var("KAFKA_SASL_PLAINTEXT")],
+            "topics": {"expression": "test\\..*"},
+            "authentication": {"sasl": {"mechanism": "SCRAM-SHA-512", "secretRef": {"name": "orders-user"}}},
+            "check": {"interval": "10m", "timeout": "20s"}
+        }
+    }))
+    .unwrap();
+    let created = conns.create(&PostParams::default(), &conn).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("operator.log");
+    let _operator = start_operator(&ns, &log);
+    let deadline = Duration::from_secs(60);
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // Created: tested, Ready.
+    let s = wait_status(&conns, "orders", "Ready=True", deadline, |s| {
+        condition(s, "Ready").map(|c| c.0) == Some("True")
+    })
+    .await;
+    assert_eq!(s.observed_generation, created.metadata.generation);
+    assert_eq!(s.checks.len(), 12, "{s:#?}");
+    assert_eq!(
+        s.tested_by.as_ref().map(|t| t.pod.as_str()),
+        Some("kconn-test-pod")
+    );
+    assert_eq!(
+        s.observed_secrets
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect::<Vec<_>>(),
+        ["orders-user"]
+    );
+    assert_eq!(condition(&s, "Stalled"), Some(("False", "NotStalled")));
+    assert_eq!(condition(&s, "Authenticated").map(|c| c.0), Some("True"));
+    let ready_since = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .last_transition_time
+        .clone();
+
+    // The password rotates to a wrong one: re-tested within seconds, Ready=False.
+    let canary = format!("kconn-canary-{}", std::process::id());
+    secrets
+        .replace("orders-user", &PostParams::default(), &user_secret(&canary))
+        .await
+        .unwrap();
+    let s = wait_status(
+        &conns,
+        "orders",
+        "Ready=False AuthenticationFailed",
+        deadline,
+        |s| condition(s, "Ready") == Some(("False", "AuthenticationFailed")),
+    )
+    .await;
+    // metav1.Time has one-second precision: a flip inside the same second keeps the timestamp, so only
+    // "never backwards" can be asserted here (the unit tests in src/status.rs check flips exactly).
+    let flipped_at = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .last_transition_time
+        .clone();
+    assert!(
+        flipped_at.0 >= ready_since.0,
+        "lastTransitionTime went backwards"
+    );
+    assert!(
+        !serde_json::to_string(&s).unwrap().contains(&canary),
+        "the password leaked into status"
+    );
+
+    // Fixed again: Ready.
+    secrets
+        .replace(
+            "orders-user",
+            &PostParams::default(),
+            &user_secret(env.var("KAFKA_SASL_PASSWORD")),
+        )
+        .await
+        .unwrap();
+    wait_status(&conns, "orders", "Ready=True again", deadline, |s| {
+        condition(s, "Ready").map(|c| c.0) == Some("True")
+    })
+    .await;
+
+    // Deleted: Stalled, naming it. Recreated: recovers by itself.
+    secrets
+        .delete("orders-user", &DeleteParams::default())
+        .await
+        .unwrap();
+    let s = wait_status(
+        &conns,
+        "orders",
+        "Stalled=True SecretNotFound",
+        deadline,
+        |s| condition(s, "Stalled") == Some(("True", "SecretNotFound")),
+    )
+    .await;
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.message.contains("orders-user")),
+        "{s:#?}"
+    );
+    secrets
+        .create(
+            &PostParams::default(),
+            &user_secret(env.var("KAFKA_SASL_PASSWORD")),
+        )
+        .await
+        .unwrap();
+    wait_status(
+        &conns,
+        "orders",
+        "recovery after the Secret returns",
+        deadline,
+        |s| condition(s, "Ready").map(|c| c.0) == Some("True"),
+    )
+    .await;
+
+    // On demand: the annotation is answered.
+    let patch = serde_json::json!({"metadata": {"annotations": {"kconn.dev/test-requested-at": "2026-11-23T10:00:00Z"}}});
+    conns
+        .patch("orders", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_status(&conns, "orders", "lastHandledTestRequest", deadline, |s| {
+        s.last_handled_test_request.as_deref() == Some("2026-11-23T10:00:00Z")
+    })
+    .await;
+
+    // A spec change: observedGeneration follows.
+    let patch = serde_json::json!({"spec": {"topics": {"expression": "test\\.nothing-.*"}}});
+    let changed = conns
+        .patch("orders", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let s = wait_status(
+        &conns,
+        "orders",
+        "observedGeneration to follow",
+        deadline,
+        |s| s.observed_generation == changed.metadata.generation,
+    )
+    .await;
+    assert_eq!(s.topics.as_ref().map(|t| t.matched), Some(0));
+
+    assert!(
+        !logs().contains(&canary),
+        "the password leaked into the operator's logs"
+    );
+}

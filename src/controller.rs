@@ -12,9 +12,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::{
@@ -35,6 +36,8 @@ pub struct Context {
     pub agent: String,
     /// This process's identity.
     pub pod: String,
+    /// Publishes Events on Ready transitions.
+    pub recorder: Recorder,
 }
 
 /// Our own machinery failing (the API server), as opposed to a connection test's outcome.
@@ -71,7 +74,17 @@ pub async fn run(client: Client, namespace: Option<String>, agent: String, pod: 
     };
     let controller = Controller::new(connections, watcher::Config::default());
     let store = controller.store();
-    let context = Arc::new(Context { client, agent, pod });
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: Some(pod.clone()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let context = Arc::new(Context {
+        client,
+        agent,
+        pod,
+        recorder,
+    });
     info!(
         namespace = namespace.as_deref().unwrap_or("all"),
         "kconn controller starting"
@@ -207,6 +220,23 @@ async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error
         handled_request: requested.map(str::to_string),
     };
     let next = status::after_test(conn.status.as_ref(), &report, facts);
+    if let Some(event) = status::ready_transition(conn.status.as_ref(), &next) {
+        let ev = Event {
+            type_: if event.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: event.reason,
+            note: Some(event.note.chars().take(1000).collect()),
+            action: "Test".into(),
+            secondary: None,
+        };
+        // An Event that cannot be published is not worth failing the reconcile for.
+        if let Err(e) = ctx.recorder.publish(&ev, &conn.object_ref(&())).await {
+            warn!(namespace = %ns, name = %name, error = %e, "cannot publish an Event");
+        }
+    }
     if !status::is_noop(
         conn.status.as_ref(),
         &next,

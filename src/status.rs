@@ -344,6 +344,50 @@ pub fn invalid_object(
     }
 }
 
+/// An Event to publish for a Ready transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyEvent {
+    /// Warning (Ready went False) or Normal (it recovered).
+    pub warning: bool,
+    /// The Ready condition's reason.
+    pub reason: String,
+    /// The Ready condition's message.
+    pub note: String,
+}
+
+/// The Event for a change of Ready between two statuses: a Warning when it turns False (with the
+/// failing check's reason), a Normal when it turns True again. Nothing when it does not change, and
+/// nothing for a first test that passes.
+pub fn ready_transition(
+    prev: Option<&KafkaConnectionStatus>,
+    next: &KafkaConnectionStatus,
+) -> Option<ReadyEvent> {
+    let ready = |s: &KafkaConnectionStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == condition::READY)
+            .cloned()
+    };
+    let before = prev.and_then(ready).map(|c| c.status);
+    let after = ready(next)?;
+    match (before.as_deref(), after.status.as_str()) {
+        (Some("False"), "False") | (Some("True"), "True") | (None | Some("Unknown"), "True") => {
+            None
+        }
+        (_, "False") => Some(ReadyEvent {
+            warning: true,
+            reason: after.reason,
+            note: after.message,
+        }),
+        (Some("False"), "True") => Some(ReadyEvent {
+            warning: false,
+            reason: "Recovered".into(),
+            note: after.message,
+        }),
+        _ => None,
+    }
+}
+
 /// Whether writing `next` over `prev` is worth an API call: not when only timestamps and durations
 /// changed and the last write is less than `interval` old.
 pub fn is_noop(
@@ -512,6 +556,47 @@ mod tests {
         )]);
         let third = after_test(Some(&second), &bad, facts(t(600)));
         assert_eq!(get(&third, "Ready").last_transition_time, t(600));
+    }
+
+    #[test]
+    fn events_only_on_ready_transitions() {
+        let ok = report(vec![row(
+            checks::AUTHENTICATED,
+            CheckResult::Passed,
+            reason::AUTHENTICATED,
+        )]);
+        let bad = report(vec![row(
+            checks::AUTHENTICATED,
+            CheckResult::Failed,
+            reason::AUTHENTICATION_FAILED,
+        )]);
+        let first_ok = after_test(None, &ok, facts(t(0)));
+        assert_eq!(
+            ready_transition(None, &first_ok),
+            None,
+            "a first success is not news"
+        );
+        let failed = after_test(Some(&first_ok), &bad, facts(t(10)));
+        let ev = ready_transition(Some(&first_ok), &failed).unwrap();
+        assert!(ev.warning);
+        assert_eq!(ev.reason, reason::AUTHENTICATION_FAILED);
+        assert_eq!(
+            ready_transition(
+                Some(&failed),
+                &after_test(Some(&failed), &bad, facts(t(20)))
+            ),
+            None
+        );
+        let back = after_test(Some(&failed), &ok, facts(t(30)));
+        assert_eq!(
+            ready_transition(Some(&failed), &back).map(|e| (e.warning, e.reason)),
+            Some((false, "Recovered".to_string()))
+        );
+        assert!(
+            ready_transition(None, &after_test(None, &bad, facts(t(0))))
+                .unwrap()
+                .warning
+        );
     }
 
     #[test]

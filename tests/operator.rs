@@ -176,6 +176,26 @@ async fn the_operator_keeps_a_connection_tested() {
         !serde_json::to_string(&s).unwrap().contains(&canary),
         "the password leaked into status"
     );
+    // The transition is announced: a Warning Event with the failing check's reason.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let start = Instant::now();
+    loop {
+        let list = events.list(&Default::default()).await.unwrap();
+        let warned = list.items.iter().any(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("orders")
+                && e.type_.as_deref() == Some("Warning")
+                && e.reason.as_deref() == Some("AuthenticationFailed")
+        });
+        if warned {
+            break;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "no Warning Event for the failed login: {:#?}",
+            list.items
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
+    }
 
     // Fixed again: Ready.
     secrets

@@ -88,6 +88,9 @@ pub struct RunArgs {
     /// This process's identity (from the downward API; default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// Address of /livez, /readyz and /metrics; port 0 picks a free port (logged).
+    #[arg(long, env = "KCONN_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
 }
 
 /// `kconn demo` arguments.
@@ -158,17 +161,27 @@ fn run_operator(args: RunArgs) -> u8 {
                 return EXIT_BAD_INPUT;
             }
         };
-        crate::controller::run(client, args.namespace, args.agent, pod).await;
-        EXIT_OK
+        let http_addr = args.http_addr;
+        match crate::controller::run(client, args.namespace, args.agent, pod, http_addr).await {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                eprintln!("error: cannot serve HTTP on {http_addr}: {e}");
+                EXIT_BAD_INPUT
+            }
+        }
     })
 }
 
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never in files or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
+
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

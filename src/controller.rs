@@ -3,6 +3,8 @@
 //! the test (`checks`), builds the status (`status`) and writes it once, by server-side apply on the
 //! status subresource. Decisions live in those pure modules; this module only does I/O.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use tracing::{info, warn};
 use crate::api::{
     KafkaConnection, KafkaConnectionStatus, TestedBy, API_VERSION, KIND, TEST_REQUESTED_AT,
 };
+use crate::http::{self, CheckLabel, Metrics, ResultLabel};
 use crate::kafka::RdKafka;
 use crate::secrets::SecretStore;
 use crate::{checks, schedule, status, validate};
@@ -38,6 +41,8 @@ pub struct Context {
     pub pod: String,
     /// Publishes Events on Ready transitions.
     pub recorder: Recorder,
+    /// The metrics `/metrics` serves.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Our own machinery failing (the API server), as opposed to a connection test's outcome.
@@ -63,8 +68,14 @@ impl Error {
 
 type Guarded = DeserializeGuard<KafkaConnection>;
 
-/// Runs the controller until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, namespace: Option<String>, agent: String, pod: String) {
+/// Runs the controller, and the HTTP endpoints on `http_addr`, until SIGTERM or Ctrl-C.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    agent: String,
+    pod: String,
+    http_addr: SocketAddr,
+) -> std::io::Result<()> {
     let (connections, secrets): (Api<Guarded>, Api<Secret>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -74,6 +85,26 @@ pub async fn run(client: Client, namespace: Option<String>, agent: String, pod: 
     };
     let controller = Controller::new(connections, watcher::Config::default());
     let store = controller.store();
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    http::serve(http_addr, ready.clone(), metrics.clone()).await?;
+    let synced = store.clone();
+    tokio::spawn(async move {
+        // The store's readiness signal wakes only its most recent waiter (the controller's own), so
+        // ask again with a fresh wait until it answers.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), synced.wait_until_ready()).await
+            {
+                Ok(Ok(())) => {
+                    ready.store(true, Ordering::Relaxed);
+                    info!("watches synced; ready");
+                    break;
+                }
+                Ok(Err(_)) => break, // the controller stopped before its first sync
+                Err(_) => continue,
+            }
+        }
+    });
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: Some(pod.clone()),
@@ -84,6 +115,7 @@ pub async fn run(client: Client, namespace: Option<String>, agent: String, pod: 
         agent,
         pod,
         recorder,
+        metrics,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("all"),
@@ -116,9 +148,16 @@ pub async fn run(client: Client, namespace: Option<String>, agent: String, pod: 
         })
         .await;
     info!("kconn controller stopped");
+    Ok(())
 }
 
-fn error_policy(_obj: Arc<Guarded>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ResultLabel {
+            result: "error".into(),
+        })
+        .inc();
     warn!(category = error.category(), error = %error, "requeueing after an error");
     Action::requeue(Duration::from_secs(15))
 }
@@ -201,6 +240,12 @@ async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error
         &time,
     );
     let Some(trigger) = decision.test else {
+        ctx.metrics
+            .reconciles
+            .get_or_create(&ResultLabel {
+                result: "waited".into(),
+            })
+            .inc();
         return Ok(Action::requeue(decision.requeue_after));
     };
     info!(namespace = %ns, name = %name, ?trigger, "testing");
@@ -212,6 +257,23 @@ async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error
         group_id: checks::group_id(&conn.spec, &ns, &name),
     };
     let report = checks::run(&input, &RdKafka).await;
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ResultLabel {
+            result: "tested".into(),
+        })
+        .inc();
+    for row in &report.checks {
+        ctx.metrics
+            .check_duration
+            .get_or_create(&CheckLabel {
+                check: row.name.clone(),
+            })
+            .observe(row.duration_ms as f64 / 1000.0);
+        if row.reason == crate::api::reason::AUTHENTICATION_FAILED {
+            ctx.metrics.failed_logins.inc();
+        }
+    }
     let facts = status::Facts {
         generation: conn.metadata.generation,
         now: now(),
@@ -237,6 +299,12 @@ async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error
             warn!(namespace = %ns, name = %name, error = %e, "cannot publish an Event");
         }
     }
+    let ready_now = next
+        .conditions
+        .iter()
+        .find(|c| c.type_ == status::condition::READY)
+        .map(|c| c.status.as_str());
+    ctx.metrics.set_ready(&format!("{ns}/{name}"), ready_now);
     if !status::is_noop(
         conn.status.as_ref(),
         &next,

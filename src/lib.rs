@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod controller;
 pub mod demo;
+pub mod http;
 pub mod kafka;
 pub mod kerberos;
 pub mod manifest;

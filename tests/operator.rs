@@ -27,7 +27,15 @@ fn start_operator(namespace: &str, log: &std::path::Path) -> Operator {
     let env = Env::get();
     let log = std::fs::File::create(log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_kconn"))
-        .args(["run", "--namespace", namespace, "--agent", "default"])
+        .args([
+            "run",
+            "--namespace",
+            namespace,
+            "--agent",
+            "default",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
         .env("KUBECONFIG", env.var("KUBECONFIG"))
         .env("POD_NAME", "kconn-test-pod")
         .env("KCONN_LOG", "info,kconn=debug")
@@ -37,6 +45,31 @@ fn start_operator(namespace: &str, log: &std::path::Path) -> Operator {
         .spawn()
         .unwrap();
     Operator(child)
+}
+
+/// One HTTP GET; returns the status line and the body.
+fn get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+/// The address the operator logged for its HTTP endpoints.
+fn http_address(log: &std::path::Path, deadline: Duration) -> String {
+    support::wait_for("the operator to log its HTTP address", deadline, || {
+        let text = std::fs::read_to_string(log).ok()?;
+        let line = text.lines().find(|l| l.contains("serving /livez"))?;
+        let addr = line.split("address=").nth(1)?.split_whitespace().next()?;
+        Some(addr.trim_matches('"').to_string())
+    })
 }
 
 /// Polls the status until `pred` holds, or panics after `deadline` with the last status seen.
@@ -276,5 +309,35 @@ async fn the_operator_keeps_a_connection_tested() {
     assert!(
         !logs().contains(&canary),
         "the password leaked into the operator's logs"
+    );
+
+    // The endpoints: ready after the first sync, metrics with bounded labels.
+    let addr = http_address(&log, deadline);
+    assert_eq!(get(&addr, "/livez").0, "HTTP/1.1 200 OK");
+    assert_eq!(get(&addr, "/readyz").0, "HTTP/1.1 200 OK");
+    let (status, metrics) = get(&addr, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        metrics.contains("kconn_reconciles_total{result=\"tested\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kconn_connections{ready=\"true\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kconn_check_duration_seconds_bucket{"),
+        "{metrics}"
+    );
+    let failed_logins: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("kconn_failed_logins_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(failed_logins >= 1.0, "{metrics}");
+    assert!(
+        !metrics.contains("orders") && !metrics.contains(&canary),
+        "no per-object labels, no secrets: {metrics}"
     );
 }

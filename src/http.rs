@@ -1,0 +1,248 @@
+//! The operator's HTTP endpoints: `/livez`, `/readyz` (after the first watch sync) and `/metrics`
+//! (Prometheus text, names prefixed `kconn_`, labels bounded: no per-object labels). A deliberately
+//! small HTTP/1.1 responder: probes and scrapers send one GET and read one answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::{info, warn};
+
+/// `result` label of reconciles: `tested`, `waited` or `error`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// What the reconcile did.
+    pub result: String,
+}
+
+/// `check` label (one of the twelve check names).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabel {
+    /// The check.
+    pub check: String,
+}
+
+/// `ready` label: `true`, `false` or `unknown`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadyLabel {
+    /// The Ready condition's status, lower case.
+    pub ready: String,
+}
+
+/// kconn's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles by result.
+    pub reconciles: Family<ResultLabel, Counter>,
+    /// Check durations by check.
+    pub check_duration: Family<CheckLabel, Histogram>,
+    connections: Family<ReadyLabel, Gauge>,
+    /// Tests whose login the brokers rejected.
+    pub failed_logins: Counter,
+    ready_by_object: Mutex<HashMap<String, String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("kconn");
+        let reconciles = Family::<ResultLabel, Counter>::default();
+        let check_duration = Family::<CheckLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        let connections = Family::<ReadyLabel, Gauge>::default();
+        let failed_logins = Counter::default();
+        registry.register("reconciles", "Reconciles by result", reconciles.clone());
+        registry.register(
+            "check_duration_seconds",
+            "Duration of each check of the connection test",
+            check_duration.clone(),
+        );
+        registry.register(
+            "connections",
+            "Connections by the status of their Ready condition",
+            connections.clone(),
+        );
+        registry.register(
+            "failed_logins",
+            "Connection tests whose login the brokers rejected",
+            failed_logins.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            check_duration,
+            connections,
+            failed_logins,
+            ready_by_object: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records the Ready status of one connection (`key`: namespace/name) and refreshes the gauge.
+    pub fn set_ready(&self, key: &str, ready: Option<&str>) {
+        let Ok(mut map) = self.ready_by_object.lock() else {
+            return;
+        };
+        match ready {
+            Some(r) => map.insert(key.to_string(), r.to_lowercase()),
+            None => map.remove(key),
+        };
+        for state in ["true", "false", "unknown"] {
+            let n = map.values().filter(|v| v.as_str() == state).count();
+            self.connections
+                .get_or_create(&ReadyLabel {
+                    ready: state.into(),
+                })
+                .set(n as i64);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// Binds `addr` and serves the endpoints in the background; returns the bound address (port 0
+/// picks a free one).
+pub async fn serve(
+    addr: SocketAddr,
+    ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    info!(address = %bound, "serving /livez, /readyz and /metrics");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (ready, metrics) = (ready.clone(), metrics.clone());
+            tokio::spawn(async move {
+                let Some(request) = read_head(&mut stream).await else {
+                    return;
+                };
+                let path = request.split_whitespace().nth(1).unwrap_or("/");
+                let (status, content_type, body) =
+                    respond(path, ready.load(Ordering::Relaxed), &metrics);
+                let head = format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+/// Reads a request up to the end of its headers (at most 8 KiB, within 5 s); `None` on a timeout,
+/// a closed connection or an oversized head.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 || buf.len() + n > 8192 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn respond(path: &str, ready: bool, metrics: &Metrics) -> (&'static str, &'static str, String) {
+    match path.split('?').next().unwrap_or(path) {
+        "/livez" => ("200 OK", "text/plain", "ok\n".into()),
+        "/readyz" if ready => ("200 OK", "text/plain", "ok\n".into()),
+        "/readyz" => (
+            "503 Service Unavailable",
+            "text/plain",
+            "the watches have not synced yet\n".into(),
+        ),
+        "/metrics" => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /livez, /readyz or /metrics\n".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_sent_in_pieces_is_read_whole() {
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(AtomicBool::new(true)),
+            Arc::new(Metrics::default()),
+        )
+        .await
+        .unwrap();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET ").await.unwrap();
+        s.flush().await.unwrap();
+        tokio::task::yield_now().await;
+        s.write_all(b"/readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    }
+
+    #[test]
+    fn endpoints_and_bounded_metrics() {
+        let m = Metrics::default();
+        m.reconciles
+            .get_or_create(&ResultLabel {
+                result: "tested".into(),
+            })
+            .inc();
+        m.set_ready("ns/a", Some("True"));
+        m.set_ready("ns/b", Some("False"));
+        m.set_ready("ns/b", None);
+        let text = m.encode();
+        assert!(
+            text.contains("kconn_reconciles_total{result=\"tested\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kconn_connections{ready=\"true\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kconn_connections{ready=\"false\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("ns/a"), "no per-object labels");
+        assert_eq!(respond("/readyz", false, &m).0, "503 Service Unavailable");
+        assert_eq!(respond("/readyz", true, &m).0, "200 OK");
+        assert_eq!(respond("/livez", false, &m).0, "200 OK");
+        assert_eq!(respond("/nope", true, &m).0, "404 Not Found");
+    }
+}

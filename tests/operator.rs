@@ -341,3 +341,114 @@ async fn the_operator_keeps_a_connection_tested() {
         "no per-object labels, no secrets: {metrics}"
     );
 }
+
+/// Widens or restores the installed CRD's `spec.role` enum (what a newer kconn release would ship).
+async fn set_role_enum(client: &kube::Client, values: &[&str]) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let current = crds.get("kafkaconnections.kconn.dev").await.unwrap();
+    let mut value = serde_json::to_value(&current).unwrap();
+    value["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["role"]["enum"] = serde_json::json!(values);
+    let updated: CustomResourceDefinition = serde_json::from_value(value).unwrap();
+    crds.replace(
+        "kafkaconnections.kconn.dev",
+        &PostParams::default(),
+        &updated,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_object_this_version_cannot_read_is_reported_and_does_not_stop_the_others() {
+    use kube::api::{ApiResource, DynamicObject};
+    let env = Env::get();
+    let client = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
+    support::install_crd(&client).await;
+    let ns = support::namespace(&client).await;
+    let deadline = Duration::from_secs(60);
+    set_role_enum(&client, &["Source", "Target", "SourceAndTarget", "Mirror"]).await;
+
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &ApiResource::erase::<KafkaConnection>(&()),
+    );
+    let object = |name: &str, role: &str| -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+            "metadata": {"name": name},
+            "spec": {"role": role, "bootstrapServers": [env.var("KAFKA_PLAINTEXT")], "topics": {"expression": "test\\..*"}}
+        }))
+        .unwrap()
+    };
+    // The API server may take a moment to serve the widened schema.
+    let start = Instant::now();
+    while dynamic
+        .create(&PostParams::default(), &object("from-the-future", "Mirror"))
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < deadline,
+            "the widened CRD was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
+    }
+    dynamic
+        .create(&PostParams::default(), &object("fine", "Source"))
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = start_operator(&ns, &dir.path().join("operator.log"));
+    let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
+    wait_status(
+        &conns,
+        "fine",
+        "the readable object to become Ready",
+        deadline,
+        |s| condition(s, "Ready").map(|c| c.0) == Some("True"),
+    )
+    .await;
+
+    let start = Instant::now();
+    loop {
+        let status = dynamic.get_status("from-the-future").await.unwrap().data["status"].clone();
+        let stalled = status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"] == "Stalled" && c["status"] == "True" && c["reason"] == "InvalidObject"
+            });
+        if stalled {
+            let message = status["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Ready")
+                .unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                message.contains("Mirror"),
+                "the message names the unknown value: {message}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "the unreadable object was never reported: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
+    }
+    drop(_operator);
+    dynamic
+        .delete("from-the-future", &DeleteParams::default())
+        .await
+        .unwrap();
+    set_role_enum(&client, &["Source", "Target", "SourceAndTarget"]).await;
+}

@@ -88,6 +88,9 @@ pub struct RunArgs {
     /// This process's identity (from the downward API; default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// How many connections are tested at the same time.
+    #[arg(long, env = "KCONN_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
     /// Address of /livez, /readyz and /metrics; port 0 picks a free port (logged).
     #[arg(long, env = "KCONN_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -162,7 +165,16 @@ fn run_operator(args: RunArgs) -> u8 {
             }
         };
         let http_addr = args.http_addr;
-        match crate::controller::run(client, args.namespace, args.agent, pod, http_addr).await {
+        match crate::controller::run(
+            client,
+            args.namespace,
+            args.agent,
+            pod,
+            http_addr,
+            args.concurrency,
+        )
+        .await
+        {
             Ok(()) => EXIT_OK,
             Err(e) => {
                 eprintln!("error: cannot serve HTTP on {http_addr}: {e}");

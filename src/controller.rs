@@ -75,6 +75,7 @@ pub async fn run(
     agent: String,
     pod: String,
     http_addr: SocketAddr,
+    concurrency: u16,
 ) -> std::io::Result<()> {
     let (connections, secrets): (Api<Guarded>, Api<Secret>) = match &namespace {
         Some(ns) => (
@@ -83,7 +84,9 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let controller = Controller::new(connections, watcher::Config::default());
+    // Each test holds a Kafka client (a few threads) for its duration: bound how many run at once.
+    let controller = Controller::new(connections, watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let store = controller.store();
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));

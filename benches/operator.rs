@@ -1,0 +1,125 @@
+//! `cargo bench --bench operator`: N KafkaConnections (default 1,000; `KCONN_BENCH_CONNECTIONS`)
+//! against the test environment's kube-apiserver and Kafka. Prints the time from the first apply to
+//! all Ready, and the operator's resident memory (peak and at the end). Needs `scripts/test-env.sh up`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kconn::api::KafkaConnection;
+use kube::api::{Api, PostParams};
+use support::Env;
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("KCONN_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let env = Env::get();
+    let client = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
+    support::install_crd(&client).await;
+    let ns = support::namespace(&client).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_kconn"))
+        .args(["run", "--namespace", &ns, "--http-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", env.var("KUBECONFIG"))
+        .env("POD_NAME", "kconn-bench")
+        .env("KCONN_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("operator.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = operator.id();
+    let idle_rss = {
+        // Let the process start before the first sample.
+        let start = Instant::now();
+        loop {
+            if let Some(r) = rss_kib(pid).filter(|r| *r > 0) {
+                if start.elapsed() > Duration::from_millis(500) {
+                    break r;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await; // sampling interval
+        }
+    };
+
+    let api: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let conn: KafkaConnection = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+                    "metadata": {"name": format!("conn-{i}")},
+                    "spec": {"role": "Source", "bootstrapServers": [Env::get().var("KAFKA_PLAINTEXT")], "topics": {"expression": "test\\..*"},
+                             "check": {"interval": "10m", "timeout": "30s"}}
+                }))
+                .unwrap();
+                api.create(&PostParams::default(), &conn).await.unwrap();
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let applied = started.elapsed();
+
+    let mut peak = idle_rss;
+    let deadline = Duration::from_secs(600);
+    let all_ready = loop {
+        peak = peak.max(rss_kib(pid).unwrap_or(0));
+        let list = api.list(&Default::default()).await.unwrap();
+        let ready = list
+            .items
+            .iter()
+            .filter(|c| {
+                c.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+            })
+            .count();
+        if ready == n {
+            break Some(started.elapsed());
+        }
+        if started.elapsed() > deadline {
+            println!("only {ready} of {n} Ready after {deadline:?}");
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await; // polling interval, bounded by the deadline
+    };
+    let end_rss = rss_kib(pid).unwrap_or(0);
+    let _ = operator.kill();
+    let _ = operator.wait();
+
+    println!("operator benchmark: {n} KafkaConnections (PLAINTEXT, role Source), --concurrency 16 (default), release build");
+    println!("applied all {n} in {:.1} s", applied.as_secs_f64());
+    match all_ready {
+        Some(t) => println!("all Ready {:.1} s after the first apply", t.as_secs_f64()),
+        None => println!("not all Ready within {deadline:?}"),
+    }
+    println!(
+        "operator RSS: {:.1} MiB idle, {:.1} MiB peak, {:.1} MiB at the end; growth {:.1} MiB per 1,000 connections",
+        idle_rss as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        end_rss as f64 / 1024.0,
+        (end_rss.saturating_sub(idle_rss)) as f64 / 1024.0 * 1000.0 / n as f64
+    );
+}

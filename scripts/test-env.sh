@@ -73,10 +73,13 @@ install() {
 
 # ------------------------------------------------------------------------------------------------ ports
 declare -A TAKEN=()
+# Ports come from below the kernel's ephemeral range, so that no outgoing connection can take a chosen
+# port between the choice and the bind.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
   local p i
   for i in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((15000 + RANDOM % (EPHEMERAL_LOW - 15000)))
     [ -n "${TAKEN[$p]:-}" ] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then TAKEN[$p]=1; echo "$p"; return 0; fi
   done
@@ -346,7 +349,8 @@ EOF
   say "starting etcd and kube-apiserver on 127.0.0.1:$P_API"
   start_apiserver "$P_API" "$P_ETCD" "$P_ETCD_PEER"
 
-  wait_port "$P_PLAIN" 90 kafka
+  # Every listener: a broker that could not bind one exits, and wait_port says so at once.
+  for p in "$P_PLAIN" "$P_SASL" "$P_SSL" "$P_MTLS" "$P_SASL_SSL" "$P_BADADV"; do wait_port "$p" 90 kafka; done
   cat >"$RUN/acls.plan" <<EOF
 # kconn-test (and the Kerberos and mTLS clients): full rights on topics prefixed test.
 acl User:kconn-test TOPIC PREFIXED test. ALL
@@ -367,7 +371,7 @@ acl User:nogroup TOPIC PREFIXED test. READ,WRITE,DESCRIBE
 EOF
   java "${JAVA_OPTS[@]}" -Dlog4j2.configurationFile="$RUN/log4j2.properties" -cp "$KAFKA_LIB/*" \
     "$ROOT/scripts/kafka/Setup.java" "127.0.0.1:$P_PLAIN" 1 "$RUN/acls.plan" >&2 || die "Kafka setup failed (log: $RUN/log/kafka.log)"
-  wait_port "${C3_PLAIN[0]}" 90 kafka3-1
+  for n in 1 2 3; do wait_port "${C3_PLAIN[$((n-1))]}" 90 "kafka3-$n"; done
   java "${JAVA_OPTS[@]}" -Dlog4j2.configurationFile="$RUN/log4j2.properties" -cp "$KAFKA_LIB/*" \
     "$ROOT/scripts/kafka/Setup.java" "127.0.0.1:${C3_PLAIN[0]}" 3 >&2 || die "3-broker cluster did not come up (logs: $RUN/log/kafka3-*.log)"
   wait_apiserver "$P_API"
@@ -475,7 +479,17 @@ wait_apiserver() {
 
 case "${1:-}" in
   install) install ;;
-  up) up ;;
+  up)
+    # A port taken between its choice and its bind fails one start; try again from scratch.
+    for attempt in 1 2 3; do
+      # A separate process per attempt keeps `set -e` in force (it is off inside an `if` condition).
+      if bash "${BASH_SOURCE[0]}" up-once; then exit 0; fi
+      say "start attempt $attempt failed; cleaning up"
+      down
+    done
+    exit 1
+    ;;
+  up-once) up ;;
   down) down ;;
   env) cat "$RUN/env" ;;
   *) echo "usage: $0 install|up|down|env" >&2; exit 2 ;;

@@ -31,7 +31,7 @@ public class Setup {
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "5000");
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "10000");
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         try (Admin admin = Admin.create(props)) {
             while (true) {
                 try {
@@ -41,7 +41,7 @@ public class Setup {
                     // not up yet
                 }
                 if (System.nanoTime() > deadline) {
-                    System.err.println("setup: " + bootstrap + " did not register " + brokers + " broker(s) within 120 s");
+                    System.err.println("setup: " + bootstrap + " did not register " + brokers + " broker(s) within 60 s");
                     System.exit(1);
                 }
                 Thread.sleep(200); // polling interval while waiting for the brokers, bounded by the deadline

@@ -24,17 +24,24 @@ use crate::api::{
     KafkaConnection, KafkaConnectionStatus, TestedBy, API_VERSION, KIND, TEST_REQUESTED_AT,
 };
 use crate::http::{self, CheckLabel, Metrics, ResultLabel};
-use crate::kafka::RdKafka;
+use crate::kafka::{Kafka, RdKafka};
 use crate::secrets::SecretStore;
 use crate::{checks, schedule, status, validate};
 
 /// The one field manager of every status write.
 pub const FIELD_MANAGER: &str = "kconn";
 
+/// How long one Kubernetes API call may take before the reconcile gives up and is requeued.
+pub const API_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a reconcile needs.
-pub struct Context {
+pub struct Context<K: Kafka = RdKafka> {
     /// The API client.
     pub client: Client,
+    /// Talks to Kafka.
+    pub kafka: K,
+    /// Bound on each Kubernetes API call.
+    pub api_timeout: Duration,
     /// This process's agent pool.
     pub agent: String,
     /// This process's identity.
@@ -51,6 +58,9 @@ pub enum Error {
     /// A Kubernetes API call failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// A Kubernetes API call did not answer in time.
+    #[error("the Kubernetes API did not answer within {0:?}")]
+    Timeout(Duration),
     /// The object has no namespace or name.
     #[error("the object has no namespace")]
     NoNamespace,
@@ -61,12 +71,14 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::Kube(_) => "KubeApi",
+            Error::Timeout(_) => "KubeTimeout",
             Error::NoNamespace => "InvalidObject",
         }
     }
 }
 
-type Guarded = DeserializeGuard<KafkaConnection>;
+/// A KafkaConnection, or what could not be read of it.
+pub type Guarded = DeserializeGuard<KafkaConnection>;
 
 /// Runs the controller, and the HTTP endpoints on `http_addr`, until SIGTERM or Ctrl-C.
 pub async fn run(
@@ -115,6 +127,8 @@ pub async fn run(
     let recorder = Recorder::new(client.clone(), reporter);
     let context = Arc::new(Context {
         client,
+        kafka: RdKafka,
+        api_timeout: API_TIMEOUT,
         agent,
         pod,
         recorder,
@@ -154,7 +168,8 @@ pub async fn run(
     Ok(())
 }
 
-fn error_policy(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
+/// After an error: count it and try again in 15 s.
+pub fn error_policy<K: Kafka>(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context<K>>) -> Action {
     ctx.metrics
         .reconciles
         .get_or_create(&ResultLabel {
@@ -169,24 +184,32 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
+/// Runs an API call within the context's timeout.
+async fn bounded<T>(
+    ctx: &Context<impl Kafka>,
+    call: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(ctx.api_timeout, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Error::Timeout(ctx.api_timeout)),
+    }
+}
+
 async fn write_status(
-    ctx: &Context,
+    ctx: &Context<impl Kafka>,
     ns: &str,
     name: &str,
     status: &KafkaConnectionStatus,
 ) -> Result<(), Error> {
     let api: Api<KafkaConnection> = Api::namespaced(ctx.client.clone(), ns);
     let patch = serde_json::json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    bounded(ctx, api.patch_status(name, &params, &Patch::Apply(&patch))).await?;
     Ok(())
 }
 
-async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// One reconcile: fetch the Secrets, decide, test when due, write the status once.
+pub async fn reconcile<K: Kafka>(obj: Arc<Guarded>, ctx: Arc<Context<K>>) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
     let tested_by = TestedBy {
@@ -197,12 +220,10 @@ async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error
         Ok(conn) => conn,
         Err(invalid) => {
             // Reported on the object itself; the watch and the other objects go on.
+            let api = Api::<KafkaConnection>::namespaced(ctx.client.clone(), &ns);
             let prev: Option<KafkaConnectionStatus> =
-                Api::<KafkaConnection>::namespaced(ctx.client.clone(), &ns)
-                    .get_status(&name)
-                    .await
-                    .ok()
-                    .and_then(|c| c.status);
+                bounded(&ctx, api.get_status(&name)).await?.status;
+
             let facts = status::Facts {
                 generation: invalid.metadata.generation,
                 now: now(),
@@ -220,7 +241,11 @@ async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error
     if conn.spec.suspend {
         return Ok(Action::await_change());
     }
-    let secrets = SecretStore::fetch(&ctx.client, &ns, &conn.spec.secret_names()).await?;
+    let secrets = bounded(
+        &ctx,
+        SecretStore::fetch(&ctx.client, &ns, &conn.spec.secret_names()),
+    )
+    .await?;
     let observed_secrets = secrets.observed();
     let interval = validate::validate(&conn.spec)
         .map(|v| v.interval)
@@ -259,7 +284,7 @@ async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error
         now: std::time::SystemTime::now(),
         group_id: checks::group_id(&conn.spec, &ns, &name),
     };
-    let report = checks::run(&input, &RdKafka).await;
+    let report = checks::run(&input, &ctx.kafka).await;
     ctx.metrics
         .reconciles
         .get_or_create(&ResultLabel {
@@ -330,4 +355,152 @@ async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error
     Ok(Action::requeue(
         requeue.requeue_after.max(Duration::from_secs(1)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The API-error paths of reconcile, against a mocked API server (tower-test): the status write
+    //! answered with 409 and 500, or never answered.
+    use super::*;
+    use crate::kafka::{ClientSettings, ClusterView, KafkaFailure, ProbeRequest};
+    use ::http::{Request, Response};
+    use kube::client::Body;
+
+    /// A Kafka that always answers with empty metadata.
+    struct Fake;
+
+    impl Kafka for Fake {
+        async fn probe(
+            &self,
+            _: &ClientSettings,
+            _: &ProbeRequest,
+            _: Duration,
+        ) -> Result<ClusterView, KafkaFailure> {
+            Ok(ClusterView::default())
+        }
+    }
+
+    type ApiHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    fn context(api_timeout: Duration) -> (Arc<Context<Fake>>, ApiHandle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: None,
+            },
+        );
+        let ctx = Context {
+            client,
+            kafka: Fake,
+            api_timeout,
+            agent: "default".into(),
+            pod: "p".into(),
+            recorder,
+            metrics: Arc::new(Metrics::default()),
+        };
+        (Arc::new(ctx), handle)
+    }
+
+    /// A connection to a loopback listener (reachable), never tested before.
+    fn object(bootstrap: &str) -> Arc<Guarded> {
+        let conn: KafkaConnection = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+            "metadata": {"name": "orders", "namespace": "team", "uid": "u-1", "generation": 1},
+            "spec": {"role": "Source", "bootstrapServers": [bootstrap], "topics": {"expression": "x"}}
+        }))
+        .unwrap();
+        Arc::new(DeserializeGuard(Ok(conn)))
+    }
+
+    /// Runs one reconcile; the mocked API answers the status write with `status` (None: never).
+    async fn reconcile_with(
+        code: Option<u16>,
+        api_timeout: Duration,
+    ) -> (Result<Action, Error>, Request<Body>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let obj = object(&listener.local_addr().unwrap().to_string());
+        let (ctx, mut handle) = context(api_timeout);
+        let run = tokio::spawn(reconcile(obj, ctx));
+        let (request, send) = handle
+            .next_request()
+            .await
+            .expect("reconcile writes the status");
+        let result = match code {
+            Some(code) => {
+                let body = if code == 200 {
+                    serde_json::json!({"apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+                        "metadata": {"name": "orders", "namespace": "team"},
+                        "spec": {"bootstrapServers": ["a:1"], "topics": {"expression": "x"}}})
+                } else {
+                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "nope", "reason": "Conflict", "code": code})
+                };
+                send.send_response(
+                    Response::builder()
+                        .status(code)
+                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap(),
+                );
+                run.await.unwrap()
+            }
+            None => {
+                let result = run.await.unwrap();
+                drop(send);
+                result
+            }
+        };
+        (result, request)
+    }
+
+    #[tokio::test]
+    async fn the_status_is_written_once_by_server_side_apply() {
+        let (result, request) = reconcile_with(Some(200), API_TIMEOUT).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(request.method(), ::http::Method::PATCH);
+        let uri = request.uri().to_string();
+        assert!(
+            uri.contains("/namespaces/team/kafkaconnections/orders/status"),
+            "{uri}"
+        );
+        assert!(
+            uri.contains("fieldManager=kconn") && uri.contains("force=true"),
+            "{uri}"
+        );
+        assert_eq!(
+            request.headers()["content-type"],
+            "application/apply-patch+yaml"
+        );
+    }
+
+    #[tokio::test]
+    async fn conflicts_and_server_errors_are_errors_that_requeue() {
+        for code in [409, 500] {
+            let (result, _) = reconcile_with(Some(code), API_TIMEOUT).await;
+            let error = result.expect_err("an API error is our machinery failing");
+            assert!(
+                matches!(&error, Error::Kube(kube::Error::Api(s)) if s.code == code),
+                "{error:?}"
+            );
+            assert_eq!(error.category(), "KubeApi");
+            let (ctx, _handle) = context(API_TIMEOUT);
+            assert_eq!(
+                error_policy(object("a:1"), &error, ctx.clone()),
+                Action::requeue(Duration::from_secs(15))
+            );
+            assert!(ctx
+                .metrics
+                .encode()
+                .contains("kconn_reconciles_total{result=\"error\"} 1"));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_api_server_that_never_answers_times_out() {
+        let (result, _) = reconcile_with(None, Duration::from_millis(200)).await;
+        let error = result.expect_err("a hung API call must not hang the reconcile");
+        assert!(matches!(error, Error::Timeout(_)), "{error:?}");
+        assert_eq!(error.category(), "KubeTimeout");
+    }
 }

@@ -13,6 +13,20 @@ use kconn::api::KafkaConnection;
 use kube::api::{Api, PostParams};
 use support::Env;
 
+/// The operator's API requests so far (sum over kinds), from its /metrics.
+fn api_requests(addr: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines()
+        .filter(|l| l.starts_with("kconn_api_requests_total{"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -39,7 +53,7 @@ async fn main() {
         .args(["run", "--namespace", &ns, "--http-addr", "127.0.0.1:0"])
         .env("KUBECONFIG", env.var("KUBECONFIG"))
         .env("POD_NAME", "kconn-bench")
-        .env("KCONN_LOG", "warn")
+        .env("KCONN_LOG", "warn,kconn::http=info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("operator.log")).unwrap())
@@ -69,7 +83,7 @@ async fn main() {
                     "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
                     "metadata": {"name": format!("conn-{i}")},
                     "spec": {"role": "Source", "bootstrapServers": [Env::get().var("KAFKA_PLAINTEXT")], "topics": {"expression": "test\\..*"},
-                             "check": {"interval": "10m", "timeout": "30s"}}
+                             "check": {"interval": "20s", "timeout": "10s"}}
                 }))
                 .unwrap();
                 api.create(&PostParams::default(), &conn).await.unwrap();
@@ -105,6 +119,32 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await; // polling interval, bounded by the deadline
     };
+    // Steady state: two intervals with nothing changing.
+    let interval = Duration::from_secs(20);
+    let addr = support::wait_for(
+        "the operator's HTTP address",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(dir.path().join("operator.log")).ok()?;
+            let line = text.lines().find(|l| l.contains("serving /livez"))?;
+            Some(
+                line.split("address=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .trim_matches('"')
+                    .to_string(),
+            )
+        },
+    );
+    let before = api_requests(&addr);
+    let window = interval * 2;
+    let window_start = Instant::now();
+    while window_start.elapsed() < window {
+        peak = peak.max(rss_kib(pid).unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(500)).await; // sampling interval for RSS during the window
+    }
+    let per_connection_per_interval = (api_requests(&addr) - before) / n as f64 / 2.0;
     let end_rss = rss_kib(pid).unwrap_or(0);
     let _ = operator.kill();
     let _ = operator.wait();
@@ -115,6 +155,7 @@ async fn main() {
         Some(t) => println!("all Ready {:.1} s after the first apply", t.as_secs_f64()),
         None => println!("not all Ready within {deadline:?}"),
     }
+    println!("steady state: {per_connection_per_interval:.2} API requests per connection per check.interval (20 s, two intervals measured; watches excluded)");
     println!(
         "operator RSS: {:.1} MiB idle, {:.1} MiB peak, {:.1} MiB at the end; growth {:.1} MiB per 1,000 connections",
         idle_rss as f64 / 1024.0,

@@ -203,6 +203,7 @@ async fn write_status(
 ) -> Result<(), Error> {
     let api: Api<KafkaConnection> = Api::namespaced(ctx.client.clone(), ns);
     let patch = serde_json::json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
+    ctx.metrics.api("status_patch", 1);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     bounded(ctx, api.patch_status(name, &params, &Patch::Apply(&patch))).await?;
     Ok(())
@@ -220,9 +221,20 @@ pub async fn reconcile<K: Kafka>(obj: Arc<Guarded>, ctx: Arc<Context<K>>) -> Res
         Ok(conn) => conn,
         Err(invalid) => {
             // Reported on the object itself; the watch and the other objects go on.
-            let api = Api::<KafkaConnection>::namespaced(ctx.client.clone(), &ns);
-            let prev: Option<KafkaConnectionStatus> =
-                bounded(&ctx, api.get_status(&name)).await?.status;
+            // Read untyped: the object is exactly what this version cannot read as a KafkaConnection.
+            let resource = kube::api::ApiResource::erase::<KafkaConnection>(&());
+            let api = Api::<kube::api::DynamicObject>::namespaced_with(
+                ctx.client.clone(),
+                &ns,
+                &resource,
+            );
+            ctx.metrics.api("status_get", 1);
+            let prev: Option<KafkaConnectionStatus> = bounded(&ctx, api.get_status(&name))
+                .await?
+                .data
+                .get("status")
+                .cloned()
+                .and_then(|v| serde_json::from_value(v).ok());
 
             let facts = status::Facts {
                 generation: invalid.metadata.generation,
@@ -239,8 +251,17 @@ pub async fn reconcile<K: Kafka>(obj: Arc<Guarded>, ctx: Arc<Context<K>>) -> Res
         }
     };
     if conn.spec.suspend {
+        ctx.metrics
+            .reconciles
+            .get_or_create(&ResultLabel {
+                result: "suspended".into(),
+            })
+            .inc();
         return Ok(Action::await_change());
     }
+
+    ctx.metrics
+        .api("secret_get", conn.spec.secret_names().len() as u64);
     let secrets = bounded(
         &ctx,
         SecretStore::fetch(&ctx.client, &ns, &conn.spec.secret_names()),
@@ -323,6 +344,7 @@ pub async fn reconcile<K: Kafka>(obj: Arc<Guarded>, ctx: Arc<Context<K>>) -> Res
             secondary: None,
         };
         // An Event that cannot be published is not worth failing the reconcile for.
+        ctx.metrics.api("event_create", 1);
         if let Err(e) = ctx.recorder.publish(&ev, &conn.object_ref(&())).await {
             warn!(namespace = %ns, name = %name, error = %e, "cannot publish an Event");
         }

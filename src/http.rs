@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
-/// `result` label of reconciles: `tested`, `waited` or `error`.
+/// `result` label of reconciles: `tested`, `waited`, `suspended` or `error`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     /// What the reconcile did.
@@ -28,6 +28,13 @@ pub struct ResultLabel {
 pub struct CheckLabel {
     /// The check.
     pub check: String,
+}
+
+/// `kind` label of API requests: `secret_get`, `status_get`, `status_patch` or `event_create`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// The request.
+    pub kind: String,
 }
 
 /// `ready` label: `true`, `false` or `unknown`.
@@ -47,6 +54,8 @@ pub struct Metrics {
     connections: Family<ReadyLabel, Gauge>,
     /// Tests whose login the brokers rejected.
     pub failed_logins: Counter,
+    /// Requests to the Kubernetes API by kind (watches excluded).
+    pub api_requests: Family<KindLabel, Counter>,
     ready_by_object: Mutex<HashMap<String, String>>,
 }
 
@@ -59,6 +68,7 @@ impl Default for Metrics {
         });
         let connections = Family::<ReadyLabel, Gauge>::default();
         let failed_logins = Counter::default();
+        let api_requests = Family::<KindLabel, Counter>::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
             "check_duration_seconds",
@@ -75,18 +85,33 @@ impl Default for Metrics {
             "Connection tests whose login the brokers rejected",
             failed_logins.clone(),
         );
+        registry.register(
+            "api_requests",
+            "Requests to the Kubernetes API by kind (watches excluded)",
+            api_requests.clone(),
+        );
         Self {
             registry,
             reconciles,
             check_duration,
             connections,
             failed_logins,
+            api_requests,
             ready_by_object: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl Metrics {
+    /// Counts `n` API requests of `kind`.
+    pub fn api(&self, kind: &str, n: u64) {
+        if n > 0 {
+            self.api_requests
+                .get_or_create(&KindLabel { kind: kind.into() })
+                .inc_by(n);
+        }
+    }
+
     /// Records the Ready status of one connection (`key`: namespace/name) and refreshes the gauge.
     pub fn set_ready(&self, key: &str, ready: Option<&str>) {
         let Ok(mut map) = self.ready_by_object.lock() else {

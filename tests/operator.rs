@@ -313,6 +313,27 @@ async fn the_operator_keeps_a_connection_tested() {
 
     // The endpoints: ready after the first sync, metrics with bounded labels.
     let addr = http_address(&log, deadline);
+
+    // Suspended: a new test request is not answered. The operator counts the suspended reconcile,
+    // so the test knows the object was looked at before it checks that nothing was tested.
+    let before = conns.get_status("orders").await.unwrap().status.unwrap();
+    let patch = serde_json::json!({"metadata": {"annotations": {"kconn.dev/test-requested-at": "2026-11-23T11:00:00Z"}}, "spec": {"suspend": true}});
+    conns
+        .patch("orders", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    support::wait_for("the operator to see the suspended object", deadline, || {
+        get(&addr, "/metrics")
+            .1
+            .contains("kconn_reconciles_total{result=\"suspended\"}")
+            .then_some(())
+    });
+    let after = conns.get_status("orders").await.unwrap().status.unwrap();
+    assert_eq!(
+        after.last_handled_test_request, before.last_handled_test_request,
+        "a suspended connection is not tested"
+    );
+    assert_eq!(after.last_test_time, before.last_test_time);
     assert_eq!(get(&addr, "/livez").0, "HTTP/1.1 200 OK");
     assert_eq!(get(&addr, "/readyz").0, "HTTP/1.1 200 OK");
     let (status, metrics) = get(&addr, "/metrics");

@@ -37,7 +37,11 @@ impl Drop for Operator {
 }
 
 /// Starts `kconn run` for `ns` as the unprivileged user (a kubeconfig whose current context is it).
-fn start_unprivileged(ns: &str, dir: &std::path::Path) -> (Operator, std::path::PathBuf) {
+fn start_unprivileged(
+    ns: &str,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (Operator, std::path::PathBuf) {
     let env = Env::get();
     let kubeconfig = std::fs::read_to_string(env.var("KUBECONFIG"))
         .unwrap()
@@ -50,6 +54,7 @@ fn start_unprivileged(ns: &str, dir: &std::path::Path) -> (Operator, std::path::
     let log = dir.join(format!("operator-{ns}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_kconn"))
         .args(["run", "--namespace", ns, "--http-addr", "127.0.0.1:0"])
+        .args(extra)
         .env("KUBECONFIG", &path)
         .env("POD_NAME", "kconn-rbac")
         .stdin(Stdio::null())
@@ -101,7 +106,7 @@ async fn the_documented_role_is_enough_and_its_absence_is_reported() {
     .unwrap();
     let conns: Api<KafkaConnection> = Api::namespaced(admin.clone(), &ns);
     conns.create(&PostParams::default(), &conn).await.unwrap();
-    let (mut operator, log) = start_unprivileged(&ns, dir.path());
+    let (mut operator, log) = start_unprivileged(&ns, dir.path(), &[]);
     let start = Instant::now();
     loop {
         let status = conns.get_status("c").await.unwrap().status;
@@ -147,7 +152,7 @@ async fn the_documented_role_is_enough_and_its_absence_is_reported() {
 
     // Without any binding: keeps running, says what is forbidden.
     let bare = support::namespace(&admin).await;
-    let (mut operator, log) = start_unprivileged(&bare, dir.path());
+    let (mut operator, log) = start_unprivileged(&bare, dir.path(), &["--log-format", "json"]);
     // Both watches name what they may not do, user and resource.
     let said = support::wait_for("the operator to report what is forbidden", deadline, || {
         let text = std::fs::read_to_string(&log).ok()?;
@@ -160,4 +165,10 @@ async fn the_documented_role_is_enough_and_its_absence_is_reported() {
         operator.0.try_wait().unwrap().is_none(),
         "the operator must not exit on a 403:\n{said}"
     );
+    // --log-format json: every line is one JSON object with a level and fields.
+    for line in said.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod kafka;
 pub mod kerberos;
 pub mod manifest;
+pub mod models;
 pub mod output;
 pub mod schedule;
 pub mod secrets;

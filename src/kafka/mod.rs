@@ -4,6 +4,7 @@
 pub mod api_versions;
 pub mod ffi;
 pub mod probe;
+pub mod sample;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,0 +1,145 @@
+//! Reading the newest messages of many topics at once, without joining a consumer group: partitions
+//! are assigned directly and nothing is committed. Offsets for all partitions come
+//! in one ListOffsets round per broker; the reads of all partitions share the fetches.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{ClientSettings, KafkaFailure};
+use crate::models::Sample;
+
+/// Bytes a single partition may return per fetch (a bound on memory for very large messages).
+const MAX_PARTITION_FETCH_BYTES: &str = "1048576";
+
+/// The newest `per_topic` messages of each topic (`(name, partitions)`), oldest first, within
+/// `timeout`. A topic with no messages maps to an empty list.
+pub fn newest(
+    settings: &ClientSettings,
+    topics: &[(String, u32)],
+    per_topic: usize,
+    timeout: Duration,
+) -> Result<BTreeMap<String, Vec<Sample>>, KafkaFailure> {
+    let started = Instant::now();
+    let mut out: BTreeMap<String, Vec<Sample>> = topics
+        .iter()
+        .map(|(t, _)| (t.clone(), Vec::new()))
+        .collect();
+    if per_topic == 0 || topics.is_empty() {
+        return Ok(out);
+    }
+    let mut config = settings.client_config(timeout);
+    // librdkafka's assign() wants a group.id, but a direct assignment never joins the group, and with
+    // nothing committed the group never exists on the brokers (the models test checks that).
+    config
+        .set("group.id", "kconn-sampler")
+        .set("enable.auto.commit", "false")
+
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES);
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| KafkaFailure::Other(e.to_string()))?;
+
+    let mut query_end = TopicPartitionList::new();
+    let mut query_begin = TopicPartitionList::new();
+    for (topic, partitions) in topics {
+        for p in 0..*partitions as i32 {
+            query_end
+                .add_partition_offset(topic, p, Offset::End)
+                .map_err(|e| KafkaFailure::Other(e.to_string()))?;
+            query_begin
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(|e| KafkaFailure::Other(e.to_string()))?;
+        }
+    }
+    let left = |started: Instant| {
+        timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(100))
+    };
+    let ends = consumer
+        .offsets_for_times(query_end, left(started))
+        .map_err(|e| KafkaFailure::Other(format!("latest offsets: {e}")))?;
+    let begins = consumer
+        .offsets_for_times(query_begin, left(started))
+        .map_err(|e| KafkaFailure::Other(format!("earliest offsets: {e}")))?;
+    let begin_of: HashMap<(String, i32), i64> = begins
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            e.offset()
+                .to_raw()
+                .map(|o| ((e.topic().to_string(), e.partition()), o))
+        })
+        .collect();
+
+    // From each partition, the last `per_topic` messages: enough for the topic's newest `per_topic`.
+    let mut assignment = TopicPartitionList::new();
+    let mut last_wanted: HashMap<(String, i32), i64> = HashMap::new();
+    for e in ends.elements() {
+        let Some(high) = e.offset().to_raw() else {
+            continue;
+        };
+        let key = (e.topic().to_string(), e.partition());
+        let low = begin_of.get(&key).copied().unwrap_or(0);
+        if high <= low {
+            continue; // empty partition
+        }
+        let start = low.max(high - per_topic as i64);
+        assignment
+            .add_partition_offset(&key.0, key.1, Offset::Offset(start))
+            .map_err(|e| KafkaFailure::Other(e.to_string()))?;
+        last_wanted.insert(key, high - 1);
+    }
+    if last_wanted.is_empty() {
+        return Ok(out);
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| KafkaFailure::Other(format!("assign: {e}")))?;
+
+    let mut collected: HashMap<String, Vec<(i64, Sample)>> = HashMap::new();
+    while !last_wanted.is_empty() && started.elapsed() < timeout {
+        match consumer.poll(left(started).min(Duration::from_millis(200))) {
+            Some(Ok(m)) => {
+                let key = (m.topic().to_string(), m.partition());
+                let timestamp = m.timestamp().to_millis().unwrap_or(0);
+                collected.entry(key.0.clone()).or_default().push((
+                    timestamp,
+                    Sample {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                    },
+                ));
+                if last_wanted
+                    .get(&key)
+                    .is_some_and(|last| m.offset() >= *last)
+                {
+                    last_wanted.remove(&key);
+                }
+            }
+            Some(Err(e)) => return Err(KafkaFailure::Other(format!("reading samples: {e}"))),
+            None => {}
+        }
+    }
+    if !last_wanted.is_empty() {
+        return Err(KafkaFailure::Timeout(timeout));
+    }
+    for (topic, mut messages) in collected {
+        // Newest by timestamp, then offset; keep `per_topic`, oldest first.
+        messages.sort_by_key(|(ts, s)| (*ts, s.offset));
+        let skip = messages.len().saturating_sub(per_topic);
+        out.insert(
+            topic,
+            messages.into_iter().skip(skip).map(|(_, s)| s).collect(),
+        );
+    }
+    Ok(out)
+}

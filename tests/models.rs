@@ -1,0 +1,159 @@
+//! Sampling and model building against the real Kafka: the newest messages across partitions, without
+//! a consumer group; JSON, mixed and non-JSON topics under both settings.
+
+mod support;
+
+use std::time::Duration;
+
+use kconn::kafka::sample::newest;
+use kconn::kafka::ClientSettings;
+use kconn::models;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::{config, unique, Env};
+
+async fn topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = config(bootstrap, &[]).create().unwrap();
+    let t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    admin
+        .create_topics(
+            [&t],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .unwrap();
+}
+
+async fn produce(bootstrap: &str, topic: &str, partition: i32, ts: i64, key: &str, payload: &[u8]) {
+    let producer: FutureProducer = config(bootstrap, &[]).create().unwrap();
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .partition(partition)
+                .timestamp(ts)
+                .key(key)
+                .payload(payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
+
+fn group_count(bootstrap: &str) -> usize {
+    let c: BaseConsumer = config(bootstrap, &[]).create().unwrap();
+    c.fetch_group_list(None, Duration::from_secs(10))
+        .unwrap()
+        .groups()
+        .len()
+}
+
+#[tokio::test]
+async fn the_newest_messages_become_a_model_and_nothing_is_committed() {
+    let env = Env::get();
+    let bootstrap = env.var("KAFKA_PLAINTEXT");
+    let (json, mixed, empty) = (
+        unique("models-json"),
+        unique("models-mixed"),
+        unique("models-empty"),
+    );
+    topic(bootstrap, &json, 2).await;
+    topic(bootstrap, &mixed, 1).await;
+    topic(bootstrap, &empty, 1).await;
+    let base = 1_700_000_000_000i64;
+    // Partition 1 first (older), then 15 on partition 0 (newer): the newest 10 are partition 0's last 10.
+    for i in 0..3 {
+        produce(
+            bootstrap,
+            &json,
+            1,
+            base + i,
+            &format!("{{\"id\":{i}}}"),
+            format!(r#"{{"id": {i}, "old": true}}"#).as_bytes(),
+        )
+        .await;
+    }
+    for i in 0..15 {
+        let payload = if i % 2 == 0 {
+            format!(r#"{{"id": {i}, "amount": 1.5, "note": null}}"#)
+        } else {
+            format!(r#"{{"id": {i}, "amount": 2}}"#)
+        };
+        produce(
+            bootstrap,
+            &json,
+            0,
+            base + 100 + i,
+            &format!("{{\"id\":{i}}}"),
+            payload.as_bytes(),
+        )
+        .await;
+    }
+    produce(bootstrap, &mixed, 0, base, "k", br#"{"ok": true}"#).await;
+    produce(bootstrap, &mixed, 0, base + 1, "k", b"plain text, not JSON").await;
+
+    let groups_before = group_count(bootstrap);
+    let settings = ClientSettings {
+        bootstrap: vec![bootstrap.to_string()],
+        sasl: None,
+        tls: None,
+        kerberos: None,
+        kerberos_env: None,
+    };
+    let topics = vec![(json.clone(), 2), (mixed.clone(), 1), (empty.clone(), 1)];
+    let samples = tokio::task::spawn_blocking(move || {
+        newest(&settings, &topics, 10, Duration::from_secs(20))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    let got: Vec<(i32, i64)> = samples[&json]
+        .iter()
+        .map(|s| (s.partition, s.offset))
+        .collect();
+    assert_eq!(
+        got,
+        (5..15).map(|o| (0, o)).collect::<Vec<_>>(),
+        "the newest 10 across partitions, oldest first"
+    );
+    let model = models::build(&json, &samples[&json], false).unwrap();
+    assert_eq!(model.sampled, 10);
+    assert_eq!(model.key_format, models::KeyFormat::Json);
+    assert_eq!(model.schema["properties"]["amount"]["type"], "number");
+    assert_eq!(
+        model.schema["properties"]["note"]["type"], "null",
+        "only nulls seen"
+    );
+    assert_eq!(
+        model.schema["required"],
+        serde_json::json!(["amount", "id"]),
+        "note is absent from half the samples"
+    );
+    assert!(
+        model.schema["properties"].get("old").is_none(),
+        "older messages are not sampled"
+    );
+
+    let err = models::build(&mixed, &samples[&mixed], false).unwrap_err();
+    assert_eq!((err.partition, err.offset), (0, 1));
+    let skipped = models::build(&mixed, &samples[&mixed], true).unwrap();
+    assert_eq!((skipped.sampled, skipped.skipped), (1, 1));
+
+    assert!(samples[&empty].is_empty());
+    assert!(
+        models::build(&empty, &samples[&empty], false)
+            .unwrap()
+            .empty
+    );
+
+    assert_eq!(
+        group_count(bootstrap),
+        groups_before,
+        "sampling joins no consumer group"
+    );
+}

@@ -37,7 +37,6 @@ pub fn newest(
     config
         .set("group.id", "kconn-sampler")
         .set("enable.auto.commit", "false")
-
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES);

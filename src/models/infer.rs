@@ -123,15 +123,7 @@ impl Shape {
             Value::Object(s)
         } else {
             // An object or array mixed with other kinds: one alternative per kind.
-            let mut alternatives: Vec<Value> = kinds
-                .iter()
-                .map(|kind| {
-                    let mut s = Map::new();
-                    s.insert("type".into(), Value::from(kind.name()));
-                    self.keywords(*kind, &mut s);
-                    Value::Object(s)
-                })
-                .collect();
+            let mut alternatives = self.alternatives(&kinds);
             if nullable {
                 alternatives.push(json!({"type": "null"}));
             }
@@ -183,7 +175,12 @@ impl Shape {
         if kinds.len() <= 1 {
             return self.schema();
         }
-        let alternatives: Vec<Value> = kinds
+        json!({"anyOf": self.alternatives(&kinds)})
+    }
+
+    /// One schema per kind, each with that kind's keywords (for `anyOf`).
+    fn alternatives(&self, kinds: &BTreeSet<Kind>) -> Vec<Value> {
+        kinds
             .iter()
             .map(|kind| {
                 let mut s = Map::new();
@@ -191,8 +188,7 @@ impl Shape {
                 self.keywords(*kind, &mut s);
                 Value::Object(s)
             })
-            .collect();
-        json!({"anyOf": alternatives})
+            .collect()
     }
 }
 

@@ -2,6 +2,7 @@
 //! sampled messages into a model (pure). Sampling lives in `kafka::sample`.
 
 pub mod infer;
+pub mod schedule;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

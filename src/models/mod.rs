@@ -1,6 +1,7 @@
 //! Models: the topics a connection can see and the inferred shape of their messages. This module turns
 //! sampled messages into a model (pure). Sampling lives in `kafka::sample`.
 
+pub mod catalog;
 pub mod infer;
 pub mod schedule;
 

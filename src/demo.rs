@@ -10,7 +10,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use crate::api::KafkaConnection;
 use crate::cli::{DemoArgs, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 use crate::secrets::SecretStore;
-use crate::{checks, kafka, models, output};
+use crate::{checks, kafka, output};
 
 /// Sample topics: name, partitions, and the messages written to it.
 const TOPICS: &[(&str, i32, &[&str])] = &[
@@ -92,7 +92,13 @@ pub fn run(args: &DemoArgs) -> u8 {
     };
 
     let report = rt.block_on(checks::run(&input, &kafka::RdKafka));
-    let report_topics = report.topics.as_ref().map(|t| t.sample.clone());
+    let (models, models_error) = match report.session.clone() {
+        Some(session) => rt.block_on(crate::cli::sample_models(&conn, session)),
+        None => (
+            Vec::new(),
+            Some("the test did not reach the topics".to_string()),
+        ),
+    };
     let failed = report.failed();
     let printed = output::print(
         &output::Report {
@@ -104,6 +110,8 @@ pub fn run(args: &DemoArgs) -> u8 {
                 problems: Vec::new(),
                 cluster: report.cluster,
                 topics: report.topics,
+                models,
+                models_error,
             }],
         },
         args.output,
@@ -111,12 +119,6 @@ pub fn run(args: &DemoArgs) -> u8 {
     if let Err(e) = printed {
         eprintln!("error: cannot write the report: {e}");
         return EXIT_BAD_INPUT;
-    }
-    if args.output == output::Format::Table {
-        print!(
-            "{}",
-            models_table(&conn, &bootstrap, report_topics.as_deref().unwrap_or(&[]))
-        );
     }
     if args.hold {
         eprintln!("\nthe cluster keeps running: bootstrap servers {bootstrap}");
@@ -129,87 +131,6 @@ pub fn run(args: &DemoArgs) -> u8 {
     } else {
         EXIT_OK
     }
-}
-
-/// Samples the matched topics and prints what the model catalog would hold.
-fn models_table(conn: &KafkaConnection, bootstrap: &str, matched: &[String]) -> String {
-    let settings = kafka::ClientSettings {
-        bootstrap: bootstrap.split(',').map(str::to_string).collect(),
-        sasl: None,
-        tls: None,
-        kerberos: None,
-        kerberos_env: None,
-    };
-    let topics: Vec<(String, u32)> = TOPICS
-        .iter()
-        .filter(|(name, _, _)| matched.iter().any(|m| m == name))
-        .map(|(name, partitions, _)| (name.to_string(), *partitions as u32))
-        .collect();
-    let per_topic = conn.spec.models.sample_messages as usize;
-    let mut out = format!("\nModels (the newest {per_topic} messages of each matched topic):\n");
-    let samples =
-        match kafka::sample::newest(&settings, &topics, per_topic, Duration::from_secs(10)) {
-            Ok(s) => s,
-            Err(e) => return format!("{out}  ✗ sampling failed: {e}\n"),
-        };
-    let width = topics.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
-    for (topic, _) in &topics {
-        match models::build(
-            topic,
-            &samples[topic],
-            conn.spec.consumer.ignore_non_json_messages,
-        ) {
-            Ok(model) => out.push_str(&format!(
-                "  ✓ {topic:width$}  {} sampled: {}\n",
-                model.sampled,
-                fields(&model.schema)
-            )),
-            Err(e) => {
-                out.push_str(&format!(
-                    "  ✗ {topic:width$}  partition {} offset {} is not a JSON object ({})\n",
-                    e.partition, e.offset, e.why
-                ));
-                out.push_str("      fix:   set spec.consumer.ignoreNonJsonMessages: true to skip and count such messages\n");
-            }
-        }
-    }
-    out
-}
-
-/// `amount number, coupon null?, customer object` (`?`: not in every message).
-fn fields(schema: &serde_json::Value) -> String {
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    let Some(props) = schema["properties"].as_object() else {
-        return "no fields".into();
-    };
-    if props.is_empty() {
-        return "no fields".into();
-    }
-    props
-        .iter()
-        .map(|(name, s)| {
-            let kind = match &s["type"] {
-                serde_json::Value::String(t) => t.clone(),
-                serde_json::Value::Array(ts) => ts
-                    .iter()
-                    .filter_map(|t| t.as_str())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-                _ if s.get("anyOf").is_some() => "mixed".into(),
-                _ => "any".into(),
-            };
-            let optional = if required.contains(&name.as_str()) {
-                ""
-            } else {
-                "?"
-            };
-            format!("{name}{optional} {kind}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn start_cluster(

@@ -6,6 +6,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::api::{CheckReport, CheckResult, ClusterInfo, TopicsStatus};
+use crate::models::report::ModelOutcome;
 use crate::validate::Problem;
 
 /// Output format of `kconn check`.
@@ -47,6 +48,12 @@ pub struct ConnectionReport {
     /// Matched topics (`status.topics`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topics: Option<TopicsStatus>,
+    /// The models of the matched topics (`--models`, and `kconn demo`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelOutcome>,
+    /// Why models could not be sampled, when they were asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models_error: Option<String>,
 }
 
 impl ConnectionReport {
@@ -140,6 +147,36 @@ pub fn table(report: &Report) -> String {
                 if topics.sample.is_empty() { "" } else { ": " },
                 topics.sample.join(", ")
             ));
+        }
+        if !c.models.is_empty() {
+            s.push_str("  models:\n");
+            let width = c.models.iter().map(|m| m.topic.len()).max().unwrap_or(0);
+            for m in &c.models {
+                match (&m.model, &m.error) {
+                    (Some(model), _) => s.push_str(&format!(
+                        "    ✓ {:width$}  {} sampled{}: {}\n",
+                        m.topic,
+                        model.sampled,
+                        if model.skipped > 0 {
+                            format!(", {} skipped", model.skipped)
+                        } else {
+                            String::new()
+                        },
+                        crate::models::report::fields(&model.schema)
+                    )),
+                    (None, error) => {
+                        s.push_str(&format!(
+                            "    ✗ {:width$}  {}\n",
+                            m.topic,
+                            error.as_deref().unwrap_or("no model")
+                        ));
+                        s.push_str("        fix: set spec.consumer.ignoreNonJsonMessages: true to skip and count such messages\n");
+                    }
+                }
+            }
+        }
+        if let Some(e) = &c.models_error {
+            s.push_str(&format!("  models: not sampled: {e}\n"));
         }
         s.push('\n');
     }

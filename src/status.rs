@@ -461,6 +461,7 @@ mod tests {
                 controller_id: Some(1),
             }),
             topics: None,
+            session: None,
         }
     }
 

@@ -157,3 +157,70 @@ async fn the_newest_messages_become_a_model_and_nothing_is_committed() {
         "sampling joins no consumer group"
     );
 }
+
+#[tokio::test]
+async fn kconn_check_models_prints_each_model() {
+    let env = Env::get();
+    let bootstrap = env.var("KAFKA_PLAINTEXT");
+    let (good, bad) = (unique("cm-good"), unique("cm-bad"));
+    topic(bootstrap, &good, 1).await;
+    topic(bootstrap, &bad, 1).await;
+    produce(bootstrap, &good, 0, 1, "k1", br#"{"id": 1, "name": "a"}"#).await;
+    produce(bootstrap, &good, 0, 2, "k2", br#"{"id": 2}"#).await;
+    produce(bootstrap, &bad, 0, 1, "k", b"not json").await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |ignore: bool| {
+        let file = dir.path().join(format!("c-{ignore}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: m, namespace: t}}\nspec:\n  role: Source\n  bootstrapServers: ['{bootstrap}']\n  topics: {{expression: '{good}, {bad}', syntax: Glob}}\n  consumer: {{ignoreNonJsonMessages: {ignore}}}\n"
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kconn"))
+            .args([
+                "check",
+                "-f",
+                file.to_str().unwrap(),
+                "--models",
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let report: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|_| panic!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
+        report["connections"][0]["models"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let models = run(false);
+    let by_topic = |models: &[serde_json::Value], t: &str| {
+        models
+            .iter()
+            .find(|m| m["topic"] == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("no model for {t}: {models:?}"))
+    };
+    let g = by_topic(&models, &good);
+    assert_eq!(g["model"]["sampled"], 2);
+    assert_eq!(g["model"]["schema"]["required"], serde_json::json!(["id"]));
+    assert_eq!(g["model"]["schema"]["properties"]["name"]["type"], "string");
+    let b = by_topic(&models, &bad);
+    assert_eq!(
+        b["error"],
+        "partition 0 offset 0 is not a JSON object (not JSON)"
+    );
+    let models = run(true);
+    let b = by_topic(&models, &bad);
+    assert_eq!(
+        (
+            b["model"]["sampled"].as_u64(),
+            b["model"]["skipped"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+}

@@ -81,6 +81,19 @@ pub struct TestReport {
     /// Matched topics, when they were listed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topics: Option<TopicsStatus>,
+    /// How to reach the cluster again, and the matched topics with their partition counts: what
+    /// model sampling needs after the test. Holds credentials, so it is never serialized.
+    #[serde(skip)]
+    pub session: Option<Session>,
+}
+
+/// A working way into the cluster, found by the test.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The client settings that authenticated.
+    pub settings: crate::kafka::ClientSettings,
+    /// Matched topics and their partition counts.
+    pub topics: Vec<(String, u32)>,
 }
 
 impl TestReport {
@@ -414,6 +427,19 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
         )),
         Some(view) => {
             let matched: Vec<&str> = view.matched.iter().map(String::as_str).collect();
+            if let Some(settings) = settings.clone() {
+                let partitions: std::collections::HashMap<&str, u32> = view
+                    .topics
+                    .iter()
+                    .map(|t| (t.name.as_str(), t.partitions))
+                    .collect();
+                let topics = view
+                    .matched
+                    .iter()
+                    .map(|t| (t.clone(), partitions.get(t.as_str()).copied().unwrap_or(1)))
+                    .collect();
+                report.session = Some(Session { settings, topics });
+            }
             report.topics = Some(TopicsStatus {
                 matched: matched.len() as u32,
                 sample: matched.iter().take(10).map(|s| s.to_string()).collect(),

@@ -12,6 +12,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::{ClientSettings, KafkaFailure};
 use crate::models::Sample;
 
+/// Numbers each sampling client, so that concurrent samplers never share a group.id.
+static SAMPLERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Bytes a single partition may return per fetch (a bound on memory for very large messages).
 const MAX_PARTITION_FETCH_BYTES: &str = "1048576";
 
@@ -33,9 +36,17 @@ pub fn newest(
     }
     let mut config = settings.client_config(timeout);
     // librdkafka's assign() wants a group.id, but a direct assignment never joins the group, and with
-    // nothing committed the group never exists on the brokers (the models test checks that).
+    // nothing committed the group never exists on the brokers (the models test checks that). Each
+    // client gets its own id, so that concurrent samplers cannot interfere.
     config
-        .set("group.id", "kconn-sampler")
+        .set(
+            "group.id",
+            format!(
+                "kconn-sampler-{}-{}",
+                std::process::id(),
+                SAMPLERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+        )
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod infer;
+pub mod report;
 pub mod schedule;
 
 use serde::{Deserialize, Serialize};

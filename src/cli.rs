@@ -141,16 +141,23 @@ pub fn run(cli: Cli) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn run_operator(args: RunArgs) -> u8 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+/// The multi-threaded runtime the commands run on; `None` (after saying why) when it cannot start.
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_BAD_INPUT;
+            None
         }
+    }
+}
+
+fn run_operator(args: RunArgs) -> u8 {
+    let Some(rt) = runtime() else {
+        return EXIT_BAD_INPUT;
     };
     let pod = args.pod_name.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
@@ -215,11 +222,8 @@ fn check(args: &CheckArgs) -> u8 {
     let report = if args.offline {
         offline_report(&manifests)
     } else {
-        match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => match rt.block_on(online_report(
+        match runtime() {
+            Some(rt) => match rt.block_on(online_report(
                 &manifests,
                 &args.namespace,
                 args.context.as_deref(),
@@ -231,10 +235,7 @@ fn check(args: &CheckArgs) -> u8 {
                     return EXIT_BAD_INPUT;
                 }
             },
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                return EXIT_BAD_INPUT;
-            }
+            None => return EXIT_BAD_INPUT,
         }
     };
     if let Err(e) = output::print(&report, args.output) {

@@ -56,15 +56,8 @@ fn demo_connection(bootstrap: &str) -> KafkaConnection {
 
 /// Runs the demo; returns the exit code.
 pub fn run(args: &DemoArgs) -> u8 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_BAD_INPUT;
-        }
+    let Some(rt) = crate::cli::runtime() else {
+        return EXIT_BAD_INPUT;
     };
     let cluster = match start_cluster(&rt) {
         Ok(c) => c,

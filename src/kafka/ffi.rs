@@ -82,6 +82,27 @@ fn code_name(code: sys::rd_kafka_resp_err_t) -> String {
     format!("{err:?}")
 }
 
+impl ApiError {
+    /// A failure of the request itself (not a Kafka error code).
+    fn fail(message: impl Into<String>) -> Self {
+        ApiError {
+            code: "Fail".into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A C string librdkafka returned, owned; null is empty.
+///
+/// SAFETY (for callers): `ptr` is null or a NUL-terminated string that stays valid for this call.
+unsafe fn text(ptr: *const c_char) -> String {
+    if ptr.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(ptr).to_string_lossy().into_owned()
+    }
+}
+
 /// Frees librdkafka objects on drop.
 struct Guard {
     queue: *mut sys::rd_kafka_queue_t,
@@ -132,9 +153,7 @@ unsafe fn prepare(
     if authorized {
         let err = sys::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1);
         if !err.is_null() {
-            let message = CStr::from_ptr(sys::rd_kafka_error_string(err))
-                .to_string_lossy()
-                .into_owned();
+            let message = text(sys::rd_kafka_error_string(err));
             sys::rd_kafka_error_destroy(err);
             return Err(message);
         }
@@ -159,12 +178,7 @@ unsafe fn wait(guard: &mut Guard, timeout: Duration) -> Result<(), ApiError> {
     guard.event = event;
     let code = sys::rd_kafka_event_error(event);
     if code != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        let text = sys::rd_kafka_event_error_string(event);
-        let message = if text.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr(text).to_string_lossy().into_owned()
-        };
+        let message = text(sys::rd_kafka_event_error_string(event));
         return Err(ApiError {
             code: code_name(code),
             message,
@@ -200,12 +214,7 @@ unsafe fn error(err: *const sys::rd_kafka_error_t) -> Option<ApiError> {
     if code == sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
         return None;
     }
-    let text = sys::rd_kafka_error_string(err);
-    let message = if text.is_null() {
-        String::new()
-    } else {
-        CStr::from_ptr(text).to_string_lossy().into_owned()
-    };
+    let message = text(sys::rd_kafka_error_string(err));
     Some(ApiError {
         code: code_name(code),
         message,
@@ -247,18 +256,12 @@ pub fn describe_cluster(
             timeout,
             true,
         )
-        .map_err(|message| ApiError {
-            code: "Fail".into(),
-            message,
-        })?;
+        .map_err(ApiError::fail)?;
         sys::rd_kafka_DescribeCluster(rk, guard.options, guard.queue);
         wait(&mut guard, timeout)?;
         let result = sys::rd_kafka_event_DescribeCluster_result(guard.event);
         if result.is_null() {
-            return Err(ApiError {
-                code: "Fail".into(),
-                message: "unexpected answer to DescribeCluster".into(),
-            });
+            return Err(ApiError::fail("unexpected answer to DescribeCluster"));
         }
         let controller = sys::rd_kafka_DescribeCluster_result_controller(result);
         let controller_id = (!controller.is_null()).then(|| sys::rd_kafka_Node_id(controller));
@@ -298,10 +301,7 @@ pub fn describe_topics(
             timeout,
             true,
         )
-        .map_err(|message| ApiError {
-            code: "Fail".into(),
-            message,
-        })?;
+        .map_err(ApiError::fail)?;
         let collection =
             sys::rd_kafka_TopicCollection_of_topic_names(ptrs.as_mut_ptr(), ptrs.len());
         sys::rd_kafka_DescribeTopics(rk, collection, guard.options, guard.queue);
@@ -309,19 +309,14 @@ pub fn describe_topics(
         wait(&mut guard, timeout)?;
         let result = sys::rd_kafka_event_DescribeTopics_result(guard.event);
         if result.is_null() {
-            return Err(ApiError {
-                code: "Fail".into(),
-                message: "unexpected answer to DescribeTopics".into(),
-            });
+            return Err(ApiError::fail("unexpected answer to DescribeTopics"));
         }
         let mut n = 0usize;
         let topics = sys::rd_kafka_DescribeTopics_result_topics(result, &mut n);
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let t = *topics.add(i);
-            let name = CStr::from_ptr(sys::rd_kafka_TopicDescription_name(t))
-                .to_string_lossy()
-                .into_owned();
+            let name = text(sys::rd_kafka_TopicDescription_name(t));
             let entry = match error(sys::rd_kafka_TopicDescription_error(t)) {
                 Some(e) => Err(e),
                 None => {
@@ -358,26 +353,19 @@ pub fn describe_group(
             timeout,
             true,
         )
-        .map_err(|message| ApiError {
-            code: "Fail".into(),
-            message,
-        })?;
+        .map_err(ApiError::fail)?;
         sys::rd_kafka_DescribeConsumerGroups(rk, ptrs.as_mut_ptr(), 1, guard.options, guard.queue);
         wait(&mut guard, timeout)?;
         let result = sys::rd_kafka_event_DescribeConsumerGroups_result(guard.event);
         if result.is_null() {
-            return Err(ApiError {
-                code: "Fail".into(),
-                message: "unexpected answer to DescribeConsumerGroups".into(),
-            });
+            return Err(ApiError::fail(
+                "unexpected answer to DescribeConsumerGroups",
+            ));
         }
         let mut n = 0usize;
         let groups = sys::rd_kafka_DescribeConsumerGroups_result_groups(result, &mut n);
         if n == 0 {
-            return Err(ApiError {
-                code: "Fail".into(),
-                message: "the group was not described".into(),
-            });
+            return Err(ApiError::fail("the group was not described"));
         }
         let g = *groups;
         if let Some(e) = error(sys::rd_kafka_ConsumerGroupDescription_error(g)) {
@@ -414,10 +402,7 @@ pub fn topic_min_insync(
             timeout,
             false,
         )
-        .map_err(|message| ApiError {
-            code: "Fail".into(),
-            message,
-        })?;
+        .map_err(ApiError::fail)?;
         let mut resources: Vec<*mut sys::rd_kafka_ConfigResource_t> = c_names
             .iter()
             .map(|n| {
@@ -440,27 +425,17 @@ pub fn topic_min_insync(
         wait(&mut guard, timeout)?;
         let result = sys::rd_kafka_event_DescribeConfigs_result(guard.event);
         if result.is_null() {
-            return Err(ApiError {
-                code: "Fail".into(),
-                message: "unexpected answer to DescribeConfigs".into(),
-            });
+            return Err(ApiError::fail("unexpected answer to DescribeConfigs"));
         }
         let mut n = 0usize;
         let resources = sys::rd_kafka_DescribeConfigs_result_resources(result, &mut n);
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let r = *resources.add(i);
-            let name = CStr::from_ptr(sys::rd_kafka_ConfigResource_name(r))
-                .to_string_lossy()
-                .into_owned();
+            let name = text(sys::rd_kafka_ConfigResource_name(r));
             let code = sys::rd_kafka_ConfigResource_error(r);
             if code != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                let text = sys::rd_kafka_ConfigResource_error_string(r);
-                let message = if text.is_null() {
-                    String::new()
-                } else {
-                    CStr::from_ptr(text).to_string_lossy().into_owned()
-                };
+                let message = text(sys::rd_kafka_ConfigResource_error_string(r));
                 out.push((
                     name,
                     Err(ApiError {

@@ -384,23 +384,9 @@ mod tests {
     //! The API-error paths of reconcile, against a mocked API server (tower-test): the status write
     //! answered with 409 and 500, or never answered.
     use super::*;
-    use crate::kafka::{ClientSettings, ClusterView, KafkaFailure, ProbeRequest};
+    use crate::kafka::{ClusterView, Fake};
     use ::http::{Request, Response};
     use kube::client::Body;
-
-    /// A Kafka that always answers with empty metadata.
-    struct Fake;
-
-    impl Kafka for Fake {
-        async fn probe(
-            &self,
-            _: &ClientSettings,
-            _: &ProbeRequest,
-            _: Duration,
-        ) -> Result<ClusterView, KafkaFailure> {
-            Ok(ClusterView::default())
-        }
-    }
 
     type ApiHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -416,7 +402,7 @@ mod tests {
         );
         let ctx = Context {
             client,
-            kafka: Fake,
+            kafka: Fake(Ok(ClusterView::default())),
             api_timeout,
             agent: "default".into(),
             pod: "p".into(),

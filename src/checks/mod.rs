@@ -781,74 +781,66 @@ fn authenticated(
     kerberos: bool,
     result: Result<ClusterView, KafkaFailure>,
 ) -> (CheckReport, Option<ClusterView>) {
-    match result {
+    let passed = |message: String| {
+        let why = if protocol == "PLAINTEXT" {
+            reason::NO_AUTHENTICATION
+        } else {
+            reason::AUTHENTICATED
+        };
+        row(AUTHENTICATED, CheckResult::Passed, why, message, None, None)
+    };
+    let (why, message, hint, field) = match result {
         Ok(view) => {
-            let row = if protocol.starts_with("SASL") {
-                row(AUTHENTICATED, CheckResult::Passed, reason::AUTHENTICATED, format!("authenticated over {protocol}; the brokers answered a metadata request"), None, None)
+            let message = if protocol.starts_with("SASL") {
+                format!("authenticated over {protocol}; the brokers answered a metadata request")
             } else if protocol == "SSL" {
-                row(AUTHENTICATED, CheckResult::Passed, reason::AUTHENTICATED, "connected over SSL (the certificate, if any, is the identity); the brokers answered a metadata request", None, None)
+                "connected over SSL (the certificate, if any, is the identity); the brokers answered a metadata request".to_string()
             } else {
-                row(AUTHENTICATED, CheckResult::Passed, reason::NO_AUTHENTICATION, "connected over PLAINTEXT without authentication; the brokers answered a metadata request", None, None)
+                "connected over PLAINTEXT without authentication; the brokers answered a metadata request".to_string()
             };
-            (row, Some(view))
+            return (passed(message), Some(view));
         }
         // The bootstrap servers answered: authentication worked; the brokers they advertise did not.
-        Err(KafkaFailure::AdvertisedUnreachable(_)) => (
-            row(
-                AUTHENTICATED,
-                CheckResult::Passed,
-                if protocol == "PLAINTEXT" { reason::NO_AUTHENTICATION } else { reason::AUTHENTICATED },
-                format!("the bootstrap servers answered over {protocol}; the brokers they advertise did not (see AdvertisedListeners)"),
-                None,
-                None,
-            ),
-            None,
-        ),
+        Err(KafkaFailure::AdvertisedUnreachable(_)) => {
+            let message = format!("the bootstrap servers answered over {protocol}; the brokers they advertise did not (see AdvertisedListeners)");
+            return (passed(message), None);
+        }
         Err(KafkaFailure::Authentication(why)) if kerberos => (
-            row(
-                AUTHENTICATED,
-                CheckResult::Failed,
-                reason::AUTHENTICATION_FAILED,
-                format!("GSSAPI authentication failed: {why}"),
-                Some("check spec.authentication.kerberos.serviceName (the brokers' principals are <serviceName>/<broker host>@REALM) and that the brokers' host names match their principals".into()),
-                Some("spec.authentication.kerberos.serviceName".into()),
-            ),
-            None,
+            reason::AUTHENTICATION_FAILED,
+            format!("GSSAPI authentication failed: {why}"),
+            "check spec.authentication.kerberos.serviceName (the brokers' principals are <serviceName>/<broker host>@REALM) and that the brokers' host names match their principals",
+            "spec.authentication.kerberos.serviceName",
         ),
         Err(KafkaFailure::Authentication(why)) => (
-            row(
-                AUTHENTICATED,
-                CheckResult::Failed,
-                reason::AUTHENTICATION_FAILED,
-                format!("the brokers rejected the credentials: {why}"),
-                Some("check the user name and password in the Secret and the SASL mechanism (spec.authentication.sasl.mechanism) the listener expects".into()),
-                Some("spec.authentication".into()),
-            ),
-            None,
+            reason::AUTHENTICATION_FAILED,
+            format!("the brokers rejected the credentials: {why}"),
+            "check the user name and password in the Secret and the SASL mechanism (spec.authentication.sasl.mechanism) the listener expects",
+            "spec.authentication",
         ),
         Err(KafkaFailure::Tls(why)) => (
-            row(
-                AUTHENTICATED,
-                CheckResult::Failed,
-                reason::TLS_FAILED,
-                format!("TLS failed: {why}"),
-                Some("check spec.tls.caSecretRef (the CA that signed the brokers' certificates), the client certificate for mTLS, and that the listener speaks TLS".into()),
-                Some("spec.tls".into()),
-            ),
-            None,
+            reason::TLS_FAILED,
+            format!("TLS failed: {why}"),
+            "check spec.tls.caSecretRef (the CA that signed the brokers' certificates), the client certificate for mTLS, and that the listener speaks TLS",
+            "spec.tls",
         ),
         Err(other) => (
-            row(
-                AUTHENTICATED,
-                CheckResult::Failed,
-                reason::KAFKA_UNAVAILABLE,
-                format!("no Kafka answer: {other}"),
-                Some("the port accepts TCP but does not answer as a Kafka listener with this protocol: check spec.tls and spec.authentication against the listener's security.protocol".into()),
-                Some("spec.bootstrapServers".into()),
-            ),
-            None,
+            reason::KAFKA_UNAVAILABLE,
+            format!("no Kafka answer: {other}"),
+            "the port accepts TCP but does not answer as a Kafka listener with this protocol: check spec.tls and spec.authentication against the listener's security.protocol",
+            "spec.bootstrapServers",
         ),
-    }
+    };
+    (
+        row(
+            AUTHENTICATED,
+            CheckResult::Failed,
+            why,
+            message,
+            Some(hint.into()),
+            Some(field.into()),
+        ),
+        None,
+    )
 }
 
 fn cluster_metadata(view: &ClusterView) -> CheckReport {
@@ -1006,21 +998,9 @@ mod tests {
 mod engine_tests {
     use super::*;
     use crate::api::KafkaConnection;
-    use crate::kafka::{Broker, ClientSettings, Topic};
+    use crate::kafka::{Broker, Topic};
 
-    /// A Kafka that answers every probe with a fixed result.
-    struct Fake(Result<ClusterView, KafkaFailure>);
-
-    impl Kafka for Fake {
-        async fn probe(
-            &self,
-            _: &ClientSettings,
-            _: &ProbeRequest,
-            _: Duration,
-        ) -> Result<ClusterView, KafkaFailure> {
-            self.0.clone()
-        }
-    }
+    use crate::kafka::Fake;
 
     fn spec(bootstrap: &str, extra: serde_json::Value) -> KafkaConnectionSpec {
         let mut spec = serde_json::json!({"bootstrapServers": [bootstrap], "topics": {"expression": "orders\\..*"}, "role": "Source"});

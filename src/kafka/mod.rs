@@ -240,6 +240,22 @@ pub trait Kafka: Send + Sync {
     ) -> impl std::future::Future<Output = Result<ClusterView, KafkaFailure>> + Send;
 }
 
+/// Test double: a [`Kafka`] that answers every probe with a fixed result.
+#[cfg(test)]
+pub(crate) struct Fake(pub Result<ClusterView, KafkaFailure>);
+
+#[cfg(test)]
+impl Kafka for Fake {
+    async fn probe(
+        &self,
+        _: &ClientSettings,
+        _: &ProbeRequest,
+        _: Duration,
+    ) -> Result<ClusterView, KafkaFailure> {
+        self.0.clone()
+    }
+}
+
 /// The real [`Kafka`], through librdkafka.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RdKafka;

@@ -44,6 +44,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Start an in-process Kafka cluster and show a full connection test against it.
     Demo(DemoArgs),
+    /// Print the model catalog the operator keeps for a KafkaConnection (its topics and the schema
+    /// of their messages), read from the cluster.
+    Models(ModelsArgs),
     /// Print the KafkaConnection CustomResourceDefinition (the only source of crds/).
     Crd {
         /// Print the API reference (Markdown, docs/api-reference.md) instead.
@@ -79,6 +82,25 @@ pub struct CheckArgs {
     pub context: Option<String>,
 }
 
+/// `kconn models` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ModelsArgs {
+    /// The KafkaConnection.
+    pub name: String,
+    /// Its namespace (default: the context's namespace).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// The kubeconfig context (default: the current one).
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// Only this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Output format; json and yaml carry each model's full JSON Schema.
+    #[arg(short = 'o', long, value_enum, default_value_t = output::Format::Table)]
+    pub output: output::Format,
+}
+
 /// `kconn run` arguments.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -97,6 +119,29 @@ pub struct RunArgs {
     /// Address of /livez, /readyz and /metrics; port 0 picks a free port (logged).
     #[arg(long, env = "KCONN_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
+    /// How many model refreshes run at the same time.
+    #[arg(long, env = "KCONN_REFRESH_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub refresh_concurrency: u16,
+    /// Bound on reading the messages of one refresh (e.g. 10m).
+    #[arg(long, env = "KCONN_REFRESH_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub refresh_timeout: std::time::Duration,
+    /// Largest catalog ConfigMap shard, in compressed bytes (tests use small shards).
+    #[arg(long, hide = true, default_value_t = crate::models::catalog::MAX_SHARD_BYTES)]
+    pub catalog_shard_bytes: usize,
+}
+
+/// A positive Go-style duration, e.g. `10m` or `1h30m`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    use std::str::FromStr;
+    let d = kube::core::Duration::from_str(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_negative() {
+        return Err(format!("{s:?} is negative"));
+    }
+    let d: std::time::Duration = d.into();
+    if d.is_zero() {
+        return Err(format!("{s:?} is zero"));
+    }
+    Ok(d)
 }
 
 /// `kconn demo` arguments.
@@ -137,6 +182,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => run_operator(args),
         Command::ProbeMetadata => crate::kafka::probe::child_main(),
         Command::Demo(args) => crate::demo::run(&args),
+        Command::Models(args) => show_models(&args),
     };
     ExitCode::from(code)
 }
@@ -175,16 +221,17 @@ fn run_operator(args: RunArgs) -> u8 {
             }
         };
         let http_addr = args.http_addr;
-        match crate::controller::run(
-            client,
-            args.namespace,
-            args.agent,
+        let options = crate::controller::Options {
+            namespace: args.namespace,
+            agent: args.agent,
             pod,
             http_addr,
-            args.concurrency,
-        )
-        .await
-        {
+            concurrency: args.concurrency,
+            refreshes: usize::from(args.refresh_concurrency),
+            shard_bytes: args.catalog_shard_bytes,
+            refresh_timeout: args.refresh_timeout,
+        };
+        match crate::controller::run(client, options).await {
             Ok(()) => EXIT_OK,
             Err(e) => {
                 eprintln!("error: cannot serve HTTP on {http_addr}: {e}");
@@ -400,6 +447,87 @@ pub async fn sample_models(
         Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
         Err(e) => (Vec::new(), Some(format!("the sampling task failed: {e}"))),
     }
+}
+
+/// `kconn models NAME`: reads the connection and its catalog ConfigMaps and prints the models.
+fn show_models(args: &ModelsArgs) -> u8 {
+    let Some(rt) = runtime() else {
+        return EXIT_BAD_INPUT;
+    };
+    rt.block_on(async {
+        let options = kube::config::KubeConfigOptions {
+            context: args.context.clone(),
+            ..Default::default()
+        };
+        let config = match kube::Config::from_kubeconfig(&options).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: kubeconfig: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        };
+        let ns = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = match kube::Client::try_from(config) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: kubeconfig: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        };
+        let conns: kube::Api<api::KafkaConnection> = kube::Api::namespaced(client.clone(), &ns);
+        let conn = match conns.get(&args.name).await {
+            Ok(c) => c,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                eprintln!(
+                    "error: KafkaConnection {}/{} not found (kubectl get kafkaconnections -n {ns})",
+                    ns, args.name
+                );
+                return EXIT_BAD_INPUT;
+            }
+            Err(e) => {
+                eprintln!("error: reading KafkaConnection {}/{}: {e}", ns, args.name);
+                return EXIT_BAD_INPUT;
+            }
+        };
+        let owner = models::store::Owner {
+            namespace: ns.clone(),
+            name: args.name.clone(),
+            uid: kube::ResourceExt::uid(&conn).unwrap_or_default(),
+        };
+        let cms = kube::Api::namespaced(client, &ns);
+        let shards = match models::store::existing(&cms, &owner).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: reading the catalog ConfigMaps: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        };
+        let mut catalog = models::store::models_of(&shards);
+        if let Some(topic) = &args.topic {
+            catalog.retain(|m| &m.topic == topic);
+        }
+        let status = conn.status.as_ref().and_then(|s| s.models.as_ref());
+        let printed = match args.output {
+            output::Format::Json => serde_json::to_string_pretty(&catalog)
+                .map(|s| s + "\n")
+                .map_err(|e| e.to_string()),
+            output::Format::Yaml => serde_yaml::to_string(&catalog).map_err(|e| e.to_string()),
+            output::Format::Table => Ok(output::models_table(&ns, &args.name, status, &catalog)),
+        };
+        match printed {
+            Ok(text) => {
+                print!("{text}");
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_BAD_INPUT
+            }
+        }
+    })
 }
 
 /// A client for a kubeconfig context.

@@ -21,10 +21,12 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::{
-    KafkaConnection, KafkaConnectionStatus, TestedBy, API_VERSION, KIND, TEST_REQUESTED_AT,
+    KafkaConnection, KafkaConnectionStatus, TestedBy, API_VERSION, KIND, REFRESH_REQUESTED_AT,
+    TEST_REQUESTED_AT,
 };
 use crate::http::{self, CheckLabel, Metrics, ResultLabel};
 use crate::kafka::{Kafka, RdKafka};
+use crate::models::{self, task};
 use crate::secrets::SecretStore;
 use crate::{checks, schedule, status, validate};
 
@@ -50,6 +52,33 @@ pub struct Context<K: Kafka = RdKafka> {
     pub recorder: Recorder,
     /// The metrics `/metrics` serves.
     pub metrics: Arc<Metrics>,
+    /// Model refreshes running in the background.
+    pub refreshes: Arc<task::Registry>,
+    /// Largest catalog shard, in compressed bytes.
+    pub shard_bytes: usize,
+    /// Bound on one refresh's sampling.
+    pub refresh_timeout: Duration,
+}
+
+/// How `kconn run` runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Watch only this namespace.
+    pub namespace: Option<String>,
+    /// The agent pool.
+    pub agent: String,
+    /// This process's identity.
+    pub pod: String,
+    /// Where /livez, /readyz and /metrics listen.
+    pub http_addr: SocketAddr,
+    /// Connections tested at once.
+    pub concurrency: u16,
+    /// Model refreshes run at once.
+    pub refreshes: usize,
+    /// Largest catalog shard, in compressed bytes.
+    pub shard_bytes: usize,
+    /// Bound on one refresh's sampling.
+    pub refresh_timeout: Duration,
 }
 
 /// Our own machinery failing (the API server), as opposed to a connection test's outcome.
@@ -80,15 +109,16 @@ impl Error {
 /// A KafkaConnection, or what could not be read of it.
 pub type Guarded = DeserializeGuard<KafkaConnection>;
 
-/// Runs the controller, and the HTTP endpoints on `http_addr`, until SIGTERM or Ctrl-C.
-pub async fn run(
-    client: Client,
-    namespace: Option<String>,
-    agent: String,
-    pod: String,
-    http_addr: SocketAddr,
-    concurrency: u16,
-) -> std::io::Result<()> {
+/// Runs the controller, and the HTTP endpoints, until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, options: Options) -> std::io::Result<()> {
+    let Options {
+        namespace,
+        agent,
+        pod,
+        http_addr,
+        concurrency,
+        ..
+    } = options.clone();
     let (connections, secrets): (Api<Guarded>, Api<Secret>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -125,6 +155,8 @@ pub async fn run(
         instance: Some(pod.clone()),
     };
     let recorder = Recorder::new(client.clone(), reporter);
+    // A finished refresh asks for a reconcile of its connection, which writes it into status.
+    let (finished, refreshed) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
     let context = Arc::new(Context {
         client,
         kafka: RdKafka,
@@ -133,6 +165,13 @@ pub async fn run(
         pod,
         recorder,
         metrics,
+        refreshes: Arc::new(task::Registry::new(options.refreshes, finished)),
+        shard_bytes: options.shard_bytes,
+        refresh_timeout: options.refresh_timeout,
+    });
+    let refreshed = futures::stream::unfold(refreshed, |mut rx| async move {
+        let (ns, name) = rx.recv().await?;
+        Some((ObjectRef::<Guarded>::new(&name).within(&ns), rx))
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("all"),
@@ -156,6 +195,7 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
+        .reconcile_on(refreshed)
         .shutdown_on_signal()
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -210,7 +250,10 @@ async fn write_status(
 }
 
 /// One reconcile: fetch the Secrets, decide, test when due, write the status once.
-pub async fn reconcile<K: Kafka>(obj: Arc<Guarded>, ctx: Arc<Context<K>>) -> Result<Action, Error> {
+pub async fn reconcile<K: Kafka + 'static>(
+    obj: Arc<Guarded>,
+    ctx: Arc<Context<K>>,
+) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
     let tested_by = TestedBy {
@@ -288,22 +331,118 @@ pub async fn reconcile<K: Kafka>(obj: Arc<Guarded>, ctx: Arc<Context<K>>) -> Res
         },
         &time,
     );
-    let Some(trigger) = decision.test else {
+    let valid = validate::validate(&conn.spec).ok();
+    let done = ctx.refreshes.take_done(&uid);
+    let prev = conn.status.as_ref();
+    let mut next = match decision.test {
+        Some(trigger) => {
+            info!(namespace = %ns, name = %name, ?trigger, "testing");
+            let report = test(&ctx, conn, &secrets, &ns, &name).await;
+            let facts = status::Facts {
+                generation: conn.metadata.generation,
+                now: now(),
+                tested_by,
+                observed_secrets,
+                handled_request: requested.map(str::to_string),
+            };
+            status::after_test(prev, &report, facts)
+        }
+        None => prev.cloned().unwrap_or_default(),
+    };
+    let tested = decision.test.is_some();
+    if let (Some(done), Some(valid)) = (&done, &valid) {
+        status::after_refresh(
+            &mut next,
+            done,
+            &conn.spec.models,
+            valid.refresh_at,
+            valid.time_zone,
+        );
+        let (_, reason, _) = models::refresh::condition_after(done);
+        ctx.metrics
+            .refreshes
+            .get_or_create(&ResultLabel {
+                result: reason.into(),
+            })
+            .inc();
+        if let Ok(w) = &done.result {
+            ctx.metrics.catalog_bytes_written.inc_by(w.bytes_written);
+        }
+        info!(namespace = %ns, name = %name, reason, "model refresh finished");
+    }
+    let next_refresh = match &valid {
+        Some(valid) => refresh_models(&ctx, conn, &secrets, valid, &mut next),
+        None => None,
+    };
+
+    if tested {
+        if let Some(event) = status::ready_transition(prev, &next) {
+            publish(&ctx, conn, event).await;
+        }
+        let ready_now = next
+            .conditions
+            .iter()
+            .find(|c| c.type_ == status::condition::READY)
+            .map(|c| c.status.as_str());
+        ctx.metrics.set_ready(&format!("{ns}/{name}"), ready_now);
+    }
+    let write = if tested && done.is_none() {
+        !status::is_noop(
+            prev,
+            &next,
+            &next.last_test_time.clone().unwrap_or_else(now),
+            interval,
+        )
+    } else {
+        prev != Some(&next)
+    };
+    if write {
+        write_status(&ctx, &ns, &name, &next).await?;
+    }
+    if !tested {
         ctx.metrics
             .reconciles
             .get_or_create(&ResultLabel {
                 result: "waited".into(),
             })
             .inc();
-        return Ok(Action::requeue(decision.requeue_after));
-    };
-    info!(namespace = %ns, name = %name, ?trigger, "testing");
+    }
+    let requeue = schedule::decide(
+        &schedule::Observed {
+            generation: conn.metadata.generation,
+            status: Some(&next),
+            requested,
+            secrets: &next.observed_secrets,
+            interval,
+            key: &uid,
+        },
+        &now(),
+    );
+    let mut after = requeue.requeue_after.max(Duration::from_secs(1));
+    if let Some(at) = next_refresh {
+        let until = (at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            .max(Duration::from_secs(1));
+        after = after.min(until);
+    }
+    Ok(Action::requeue(after))
+}
+
+/// Runs the connection test and records its metrics.
+async fn test<K: Kafka>(
+    ctx: &Context<K>,
+    conn: &KafkaConnection,
+    secrets: &SecretStore,
+    ns: &str,
+    name: &str,
+) -> checks::TestReport {
     let input = checks::TestInput {
         spec: &conn.spec,
         shape_problems: &[],
-        secrets: &secrets,
+        secrets,
         now: std::time::SystemTime::now(),
-        group_id: checks::group_id(&conn.spec, &ns, &name),
+        group_id: checks::group_id(&conn.spec, ns, name),
     };
     let report = checks::run(&input, &ctx.kafka).await;
     ctx.metrics
@@ -323,60 +462,120 @@ pub async fn reconcile<K: Kafka>(obj: Arc<Guarded>, ctx: Arc<Context<K>>) -> Res
             ctx.metrics.failed_logins.inc();
         }
     }
-    let facts = status::Facts {
-        generation: conn.metadata.generation,
-        now: now(),
-        tested_by,
-        observed_secrets,
-        handled_request: requested.map(str::to_string),
+    report
+}
+
+/// Publishes the Event of a Ready transition. An Event that cannot be published is not worth failing
+/// the reconcile for.
+async fn publish<K: Kafka>(ctx: &Context<K>, conn: &KafkaConnection, event: status::ReadyEvent) {
+    let ev = Event {
+        type_: if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: event.reason,
+        note: Some(event.note.chars().take(1000).collect()),
+        action: "Test".into(),
+        secondary: None,
     };
-    let next = status::after_test(conn.status.as_ref(), &report, facts);
-    if let Some(event) = status::ready_transition(conn.status.as_ref(), &next) {
-        let ev = Event {
-            type_: if event.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: event.reason,
-            note: Some(event.note.chars().take(1000).collect()),
-            action: "Test".into(),
-            secondary: None,
-        };
-        // An Event that cannot be published is not worth failing the reconcile for.
-        ctx.metrics.api("event_create", 1);
-        if let Err(e) = ctx.recorder.publish(&ev, &conn.object_ref(&())).await {
-            warn!(namespace = %ns, name = %name, error = %e, "cannot publish an Event");
+    ctx.metrics.api("event_create", 1);
+    if let Err(e) = ctx.recorder.publish(&ev, &conn.object_ref(&())).await {
+        warn!(namespace = ?conn.namespace(), name = %conn.name_any(), error = %e, "cannot publish an Event");
+    }
+}
+
+/// Starts a model refresh when one is due and the connection can list its topics; notes in
+/// `ModelsLoaded` why not otherwise. Returns when the next refresh is due, if it is scheduled.
+fn refresh_models<K: Kafka + 'static>(
+    ctx: &Arc<Context<K>>,
+    conn: &KafkaConnection,
+    secrets: &SecretStore,
+    valid: &validate::ValidSpec,
+    next: &mut KafkaConnectionStatus,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let uid = conn.uid().unwrap_or_default();
+    let due = models::refresh::due(
+        &models::refresh::Observed {
+            settings: &conn.spec.models,
+            generation: conn.metadata.generation,
+            status: next.models.as_ref(),
+            requested: conn
+                .annotations()
+                .get(REFRESH_REQUESTED_AT)
+                .map(String::as_str),
+            handled: next.last_handled_refresh_request.as_deref(),
+            refresh_at: valid.refresh_at,
+            time_zone: valid.time_zone,
+        },
+        chrono::Utc::now(),
+    );
+    let time = now();
+    let models_condition = |next: &KafkaConnectionStatus| {
+        next.conditions
+            .iter()
+            .find(|c| c.type_ == status::condition::MODELS_LOADED)
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    match due {
+        models::refresh::Due::At(at) => Some(at),
+        models::refresh::Due::Suspended => {
+            let kept = models_condition(next).map_or("Unknown".to_string(), |(s, _)| s);
+            status::set_models_condition(
+                next,
+                &kept,
+                models::refresh::reason::SUSPENDED,
+                "model refreshing is paused by spec.models.suspend; the catalog is kept as it is"
+                    .into(),
+                &time,
+                conn.metadata.generation,
+            );
+            None
+        }
+        models::refresh::Due::Now { request } => {
+            let topics_listed = next
+                .conditions
+                .iter()
+                .any(|c| c.type_ == status::condition::TOPICS_RESOLVED && c.status == "True");
+            if !topics_listed {
+                if models_condition(next).map(|(_, r)| r).as_deref()
+                    != Some(models::refresh::reason::DEPENDENCY_FAILED)
+                {
+                    status::set_models_condition(
+                        next,
+                        "Unknown",
+                        models::refresh::reason::DEPENDENCY_FAILED,
+                        "waiting for the connection test to list the topics (TopicsResolved); the catalog is kept as it is".into(),
+                        &time,
+                        conn.metadata.generation,
+                    );
+                }
+                return None;
+            }
+            let job = task::Job {
+                owner: models::store::Owner {
+                    namespace: conn.namespace().unwrap_or_default(),
+                    name: conn.name_any(),
+                    uid: uid.clone(),
+                },
+                generation: conn.metadata.generation,
+                request,
+                spec: conn.spec.clone(),
+                secrets: secrets.clone(),
+                timeout: ctx.refresh_timeout,
+                shard_bytes: ctx.shard_bytes,
+            };
+            let key = (job.owner.namespace.clone(), job.owner.name.clone());
+            let run_ctx = ctx.clone();
+            let started = ctx.refreshes.start(&uid, key, async move {
+                task::run(job, &run_ctx.kafka, run_ctx.client.clone()).await
+            });
+            if started {
+                info!(namespace = ?conn.namespace(), name = %conn.name_any(), "model refresh started");
+            }
+            None
         }
     }
-    let ready_now = next
-        .conditions
-        .iter()
-        .find(|c| c.type_ == status::condition::READY)
-        .map(|c| c.status.as_str());
-    ctx.metrics.set_ready(&format!("{ns}/{name}"), ready_now);
-    if !status::is_noop(
-        conn.status.as_ref(),
-        &next,
-        &next.last_test_time.clone().unwrap_or_else(now),
-        interval,
-    ) {
-        write_status(&ctx, &ns, &name, &next).await?;
-    }
-    let requeue = schedule::decide(
-        &schedule::Observed {
-            generation: conn.metadata.generation,
-            status: Some(&next),
-            requested,
-            secrets: &next.observed_secrets,
-            interval,
-            key: &uid,
-        },
-        &now(),
-    );
-    Ok(Action::requeue(
-        requeue.requeue_after.max(Duration::from_secs(1)),
-    ))
 }
 
 #[cfg(test)]
@@ -408,6 +607,12 @@ mod tests {
             pod: "p".into(),
             recorder,
             metrics: Arc::new(Metrics::default()),
+            refreshes: Arc::new(task::Registry::new(
+                1,
+                tokio::sync::mpsc::unbounded_channel().0,
+            )),
+            shard_bytes: models::catalog::MAX_SHARD_BYTES,
+            refresh_timeout: Duration::from_secs(5),
         };
         (Arc::new(ctx), handle)
     }
@@ -417,7 +622,8 @@ mod tests {
         let conn: KafkaConnection = serde_json::from_value(serde_json::json!({
             "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
             "metadata": {"name": "orders", "namespace": "team", "uid": "u-1", "generation": 1},
-            "spec": {"role": "Source", "bootstrapServers": [bootstrap], "topics": {"expression": "x"}}
+            "spec": {"role": "Source", "bootstrapServers": [bootstrap], "topics": {"expression": "x"},
+                     "models": {"suspend": true}}
         }))
         .unwrap();
         Arc::new(DeserializeGuard(Ok(conn)))

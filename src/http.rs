@@ -56,6 +56,10 @@ pub struct Metrics {
     pub failed_logins: Counter,
     /// Requests to the Kubernetes API by kind (watches excluded).
     pub api_requests: Family<KindLabel, Counter>,
+    /// Model refreshes by result (a ModelsLoaded reason).
+    pub refreshes: Family<ResultLabel, Counter>,
+    /// Bytes of catalog ConfigMaps sent to the API server.
+    pub catalog_bytes_written: Counter,
     ready_by_object: Mutex<HashMap<String, String>>,
 }
 
@@ -69,6 +73,8 @@ impl Default for Metrics {
         let connections = Family::<ReadyLabel, Gauge>::default();
         let failed_logins = Counter::default();
         let api_requests = Family::<KindLabel, Counter>::default();
+        let refreshes = Family::<ResultLabel, Counter>::default();
+        let catalog_bytes_written = Counter::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
             "check_duration_seconds",
@@ -90,6 +96,16 @@ impl Default for Metrics {
             "Requests to the Kubernetes API by kind (watches excluded)",
             api_requests.clone(),
         );
+        registry.register(
+            "model_refreshes",
+            "Model catalog refreshes by result (the ModelsLoaded reason)",
+            refreshes.clone(),
+        );
+        registry.register(
+            "catalog_bytes_written",
+            "Bytes of model catalog ConfigMaps sent to the Kubernetes API",
+            catalog_bytes_written.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -97,6 +113,8 @@ impl Default for Metrics {
             connections,
             failed_logins,
             api_requests,
+            refreshes,
+            catalog_bytes_written,
             ready_by_object: Mutex::new(HashMap::new()),
         }
     }

@@ -189,3 +189,100 @@ pub fn table(report: &Report) -> String {
     ));
     s
 }
+
+/// `kconn models` as a table: the catalog's state, then one row per model.
+pub fn models_table(
+    namespace: &str,
+    name: &str,
+    status: Option<&crate::api::ModelsStatus>,
+    models: &[crate::models::Model],
+) -> String {
+    let mut s = format!("KafkaConnection {namespace}/{name}\n");
+    match status {
+        Some(st) => {
+            let time = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+                t.as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_else(|| "never".into())
+            };
+            s.push_str(&format!(
+                "  {} models in {} ConfigMap{}; refreshed {}, next {} ({})\n",
+                st.count,
+                st.catalog.len(),
+                if st.catalog.len() == 1 { "" } else { "s" },
+                time(&st.last_refresh_time),
+                time(&st.next_refresh_time),
+                match st.schedule {
+                    Some(crate::api::RefreshSchedule::Daily) => "daily",
+                    _ => "hourly",
+                }
+            ));
+            if let Some(c) = &st.changes {
+                s.push_str(&format!(
+                    "  last refresh: {} added, {} removed, {} changed; {} non-JSON messages skipped{}\n",
+                    c.added,
+                    c.removed,
+                    c.changed,
+                    st.skipped_messages,
+                    if st.failed_topics > 0 {
+                        format!("; {} topics without a model (see the ModelsLoaded condition)", st.failed_topics)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+        None => s.push_str("  no catalog yet: the first refresh has not finished\n"),
+    }
+    if models.is_empty() {
+        return s;
+    }
+    let rows: Vec<[String; 5]> = models
+        .iter()
+        .map(|m| {
+            [
+                m.topic.clone(),
+                format!("{}/{}", m.partitions, m.replication_factor),
+                m.configs
+                    .get("cleanup.policy")
+                    .cloned()
+                    .unwrap_or_else(|| "-".into()),
+                if m.empty {
+                    "empty".into()
+                } else {
+                    format!("{}", m.sampled)
+                },
+                crate::models::report::fields(&m.schema),
+            ]
+        })
+        .collect();
+    let header = ["TOPIC", "PART/RF", "CLEANUP", "SAMPLED", "FIELDS"];
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 5]| {
+        format!(
+            "  {:w0$}  {:w1$}  {:w2$}  {:w3$}  {}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        )
+    };
+    s.push_str(&line(header));
+    for r in &rows {
+        s.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    }
+    s
+}

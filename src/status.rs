@@ -10,6 +10,7 @@ use crate::api::{
     reason, CheckReport, CheckResult, KafkaConnectionStatus, ObservedSecret, TestedBy,
 };
 use crate::checks::{self, TestReport};
+use crate::models::refresh::{self, Refreshed};
 
 /// Condition types.
 pub mod condition {
@@ -45,8 +46,6 @@ pub mod cond_reason {
     pub const SUSPENDED: &str = "Suspended";
     /// The object could not be read as a KafkaConnection.
     pub const INVALID_OBJECT: &str = "InvalidObject";
-    /// Model discovery is not in this version.
-    pub const MODELS_NOT_IMPLEMENTED: &str = "NotImplemented";
 }
 
 /// Everything besides the report that goes into a status.
@@ -263,14 +262,21 @@ pub fn after_test(
             &rows(&[checks::TOPICS_RESOLVED]),
             &facts,
         ),
-        condition(
-            prev_conditions,
-            condition::MODELS_LOADED,
-            "Unknown",
-            cond_reason::MODELS_NOT_IMPLEMENTED,
-            "model discovery is not in this version of kconn".into(),
-            &facts,
-        ),
+        // The catalog is refreshed on its own schedule: keep what the last refresh said.
+        prev_conditions
+            .iter()
+            .find(|c| c.type_ == condition::MODELS_LOADED)
+            .cloned()
+            .unwrap_or_else(|| {
+                condition(
+                    prev_conditions,
+                    condition::MODELS_LOADED,
+                    "Unknown",
+                    refresh::reason::REFRESHING,
+                    "the first model refresh has not finished".into(),
+                    &facts,
+                )
+            }),
     ];
     KafkaConnectionStatus {
         observed_generation: facts.generation,
@@ -288,6 +294,70 @@ pub fn after_test(
         models: prev.and_then(|p| p.models.clone()),
         observed_secrets: facts.observed_secrets.clone(),
     }
+}
+
+/// Sets the `ModelsLoaded` condition, keeping its `lastTransitionTime` when its status stays.
+pub fn set_models_condition(
+    next: &mut KafkaConnectionStatus,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: &Time,
+    generation: Option<i64>,
+) {
+    let facts = Facts {
+        generation,
+        now: now.clone(),
+        tested_by: TestedBy::default(),
+        observed_secrets: Vec::new(),
+        handled_request: None,
+    };
+    let c = condition(
+        &next.conditions,
+        condition::MODELS_LOADED,
+        status,
+        reason,
+        message,
+        &facts,
+    );
+    match next
+        .conditions
+        .iter_mut()
+        .find(|x| x.type_ == condition::MODELS_LOADED)
+    {
+        Some(old) => *old = c,
+        None => next.conditions.push(c),
+    }
+}
+
+/// Writes a finished refresh into the status: `status.models`, `ModelsLoaded`, and the
+/// `kconn.dev/refresh-requested-at` value it answered.
+pub fn after_refresh(
+    next: &mut KafkaConnectionStatus,
+    done: &Refreshed,
+    settings: &crate::api::ModelSettings,
+    refresh_at: (u8, u8),
+    time_zone: chrono_tz::Tz,
+) {
+    next.models = Some(refresh::status_after(
+        next.models.as_ref(),
+        done,
+        settings,
+        refresh_at,
+        time_zone,
+    ));
+    if done.request.is_some() {
+        next.last_handled_refresh_request = done.request.clone();
+    }
+    let (status, reason, message) = refresh::condition_after(done);
+    set_models_condition(
+        next,
+        status,
+        reason,
+        message,
+        &refresh::to_time(done.finished),
+        done.generation,
+    );
 }
 
 /// The status of an object that cannot be read as a KafkaConnection (e.g. an enum value this version

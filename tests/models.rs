@@ -8,41 +8,8 @@ use std::time::Duration;
 use kconn::kafka::sample::newest;
 use kconn::kafka::ClientSettings;
 use kconn::models;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use support::{config, unique, Env};
-
-async fn topic(bootstrap: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = config(bootstrap, &[]).create().unwrap();
-    let t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    admin
-        .create_topics(
-            [&t],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .unwrap()[0]
-        .as_ref()
-        .unwrap();
-}
-
-async fn produce(bootstrap: &str, topic: &str, partition: i32, ts: i64, key: &str, payload: &[u8]) {
-    let producer: FutureProducer = config(bootstrap, &[]).create().unwrap();
-    producer
-        .send(
-            FutureRecord::to(topic)
-                .partition(partition)
-                .timestamp(ts)
-                .key(key)
-                .payload(payload),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-}
 
 fn group_count(bootstrap: &str) -> usize {
     let c: BaseConsumer = config(bootstrap, &[]).create().unwrap();
@@ -61,13 +28,13 @@ async fn the_newest_messages_become_a_model_and_nothing_is_committed() {
         unique("models-mixed"),
         unique("models-empty"),
     );
-    topic(bootstrap, &json, 2).await;
-    topic(bootstrap, &mixed, 1).await;
-    topic(bootstrap, &empty, 1).await;
+    support::create_topic(bootstrap, &json, 2).await;
+    support::create_topic(bootstrap, &mixed, 1).await;
+    support::create_topic(bootstrap, &empty, 1).await;
     let base = 1_700_000_000_000i64;
     // Partition 1 first (older), then 15 on partition 0 (newer): the newest 10 are partition 0's last 10.
     for i in 0..3 {
-        produce(
+        support::produce(
             bootstrap,
             &json,
             1,
@@ -83,7 +50,7 @@ async fn the_newest_messages_become_a_model_and_nothing_is_committed() {
         } else {
             format!(r#"{{"id": {i}, "amount": 2}}"#)
         };
-        produce(
+        support::produce(
             bootstrap,
             &json,
             0,
@@ -93,8 +60,8 @@ async fn the_newest_messages_become_a_model_and_nothing_is_committed() {
         )
         .await;
     }
-    produce(bootstrap, &mixed, 0, base, "k", br#"{"ok": true}"#).await;
-    produce(bootstrap, &mixed, 0, base + 1, "k", b"plain text, not JSON").await;
+    support::produce(bootstrap, &mixed, 0, base, "k", br#"{"ok": true}"#).await;
+    support::produce(bootstrap, &mixed, 0, base + 1, "k", b"plain text, not JSON").await;
 
     let groups_before = group_count(bootstrap);
     let settings = ClientSettings {
@@ -104,7 +71,12 @@ async fn the_newest_messages_become_a_model_and_nothing_is_committed() {
         kerberos: None,
         kerberos_env: None,
     };
-    let topics = vec![(json.clone(), 2), (mixed.clone(), 1), (empty.clone(), 1)];
+    let topic_of = |name: &str, partitions| kconn::kafka::Topic {
+        name: name.to_string(),
+        partitions,
+        replication_factor: 1,
+    };
+    let topics = vec![topic_of(&json, 2), topic_of(&mixed, 1), topic_of(&empty, 1)];
     let samples = tokio::task::spawn_blocking(move || {
         newest(&settings, &topics, 10, Duration::from_secs(20))
     })
@@ -163,11 +135,11 @@ async fn kconn_check_models_prints_each_model() {
     let env = Env::get();
     let bootstrap = env.var("KAFKA_PLAINTEXT");
     let (good, bad) = (unique("cm-good"), unique("cm-bad"));
-    topic(bootstrap, &good, 1).await;
-    topic(bootstrap, &bad, 1).await;
-    produce(bootstrap, &good, 0, 1, "k1", br#"{"id": 1, "name": "a"}"#).await;
-    produce(bootstrap, &good, 0, 2, "k2", br#"{"id": 2}"#).await;
-    produce(bootstrap, &bad, 0, 1, "k", b"not json").await;
+    support::create_topic(bootstrap, &good, 1).await;
+    support::create_topic(bootstrap, &bad, 1).await;
+    support::produce(bootstrap, &good, 0, 1, "k1", br#"{"id": 1, "name": "a"}"#).await;
+    support::produce(bootstrap, &good, 0, 2, "k2", br#"{"id": 2}"#).await;
+    support::produce(bootstrap, &bad, 0, 1, "k", b"not json").await;
     let dir = tempfile::tempdir().unwrap();
     let run = |ignore: bool| {
         let file = dir.path().join(format!("c-{ignore}.yaml"));

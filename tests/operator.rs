@@ -5,106 +5,13 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use kconn::api::{KafkaConnection, KafkaConnectionStatus};
+use kconn::api::KafkaConnection;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use support::operator::{self as op, condition, get, http_address, wait_status};
 use support::Env;
-
-/// The operator process; killed when the test ends, however it ends.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_operator(namespace: &str, log: &std::path::Path) -> Operator {
-    let env = Env::get();
-    let log = std::fs::File::create(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_kconn"))
-        .args([
-            "run",
-            "--namespace",
-            namespace,
-            "--agent",
-            "default",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .env("KUBECONFIG", env.var("KUBECONFIG"))
-        .env("POD_NAME", "kconn-test-pod")
-        .env("KCONN_LOG", "info,kconn=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Operator(child)
-}
-
-/// One HTTP GET; returns the status line and the body.
-fn get(addr: &str, path: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    )
-}
-
-/// The address the operator logged for its HTTP endpoints.
-fn http_address(log: &std::path::Path, deadline: Duration) -> String {
-    support::wait_for("the operator to log its HTTP address", deadline, || {
-        let text = std::fs::read_to_string(log).ok()?;
-        let line = text.lines().find(|l| l.contains("serving /livez"))?;
-        let addr = line.split("address=").nth(1)?.split_whitespace().next()?;
-        Some(addr.trim_matches('"').to_string())
-    })
-}
-
-/// Polls the status until `pred` holds, or panics after `deadline` with the last status seen.
-async fn wait_status(
-    api: &Api<KafkaConnection>,
-    name: &str,
-    what: &str,
-    deadline: Duration,
-    pred: impl Fn(&KafkaConnectionStatus) -> bool,
-) -> KafkaConnectionStatus {
-    let start = Instant::now();
-    let mut last = None;
-    loop {
-        if let Ok(conn) = api.get_status(name).await {
-            if let Some(status) = conn.status {
-                if pred(&status) {
-                    return status;
-                }
-                last = Some(status);
-            }
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}; last status: {last:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
-    }
-}
-
-fn condition<'a>(s: &'a KafkaConnectionStatus, type_: &str) -> Option<(&'a str, &'a str)> {
-    s.conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.as_str(), c.reason.as_str()))
-}
 
 fn user_secret(password: &str) -> Secret {
     let env = Env::get();
@@ -146,7 +53,7 @@ async fn the_operator_keeps_a_connection_tested() {
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("operator.log");
-    let _operator = start_operator(&ns, &log);
+    let _operator = op::start(&ns, &log, &[]);
     let deadline = Duration::from_secs(60);
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -423,7 +330,7 @@ async fn an_object_this_version_cannot_read_is_reported_and_does_not_stop_the_ot
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let _operator = start_operator(&ns, &dir.path().join("operator.log"));
+    let _operator = op::start(&ns, &dir.path().join("operator.log"), &[]);
     let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
     wait_status(
         &conns,

@@ -1,5 +1,5 @@
 //! The RBAC `kconn run` needs: under the unprivileged test user, with exactly this Role it brings a
-//! connection to Ready; without it, it keeps running, says what is forbidden, and stays not ready.
+//! connection to Ready and writes its model catalog; without it, it keeps running, says what is forbidden, and stays not ready.
 //! It also stops cleanly on SIGTERM.
 
 mod support;
@@ -21,6 +21,7 @@ fn operator_role() -> Role {
             {"apiGroups": ["kconn.dev"], "resources": ["kafkaconnections"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["kconn.dev"], "resources": ["kafkaconnections/status"], "verbs": ["get", "patch"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "create", "patch", "delete"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]}
         ]
     }))
@@ -110,16 +111,22 @@ async fn the_documented_role_is_enough_and_its_absence_is_reported() {
     let start = Instant::now();
     loop {
         let status = conns.get_status("c").await.unwrap().status;
+        // Ready, and the catalog written (or refused for non-JSON messages on some test topic).
         if status.is_some_and(|s| {
             s.conditions
                 .iter()
                 .any(|c| c.type_ == "Ready" && c.status == "True")
+                && s.conditions.iter().any(|c| {
+                    c.type_ == "ModelsLoaded"
+                        && ["CatalogLoaded", "NonJsonMessages"].contains(&c.reason.as_str())
+                })
         }) {
             break;
         }
         assert!(
             start.elapsed() < deadline,
-            "not Ready under the documented Role; log:\n{}",
+            "not Ready with its catalog under the documented Role; status: {:#?}\nlog:\n{}",
+            conns.get_status("c").await.ok().and_then(|c| c.status),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above

@@ -645,6 +645,20 @@ pub struct ModelsStatus {
     /// Messages skipped because they were not JSON objects (`consumer.ignoreNonJsonMessages`).
     #[serde(default)]
     pub skipped_messages: u64,
+    /// Matched topics left out of the catalog because their messages are not JSON objects (the
+    /// ModelsLoaded condition names them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_topics: u32,
+    /// SHA-256 of the catalog's content: it changes exactly when the catalog does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// The `metadata.generation` the last refresh ran against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How often models are refreshed.

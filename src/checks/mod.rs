@@ -92,8 +92,8 @@ pub struct TestReport {
 pub struct Session {
     /// The client settings that authenticated.
     pub settings: crate::kafka::ClientSettings,
-    /// Matched topics and their partition counts.
-    pub topics: Vec<(String, u32)>,
+    /// Matched topics, with partitions and replication factor.
+    pub topics: Vec<crate::kafka::Topic>,
 }
 
 impl TestReport {
@@ -428,16 +428,21 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
         Some(view) => {
             let matched: Vec<&str> = view.matched.iter().map(String::as_str).collect();
             if let Some(settings) = settings.clone() {
-                let partitions: std::collections::HashMap<&str, u32> = view
-                    .topics
-                    .iter()
-                    .map(|t| (t.name.as_str(), t.partitions))
-                    .collect();
+                let known: std::collections::HashMap<&str, &crate::kafka::Topic> =
+                    view.topics.iter().map(|t| (t.name.as_str(), t)).collect();
                 let topics = view
                     .matched
                     .iter()
-                    .map(|t| (t.clone(), partitions.get(t.as_str()).copied().unwrap_or(1)))
+                    .map(|t| match known.get(t.as_str()) {
+                        Some(topic) => (*topic).clone(),
+                        None => crate::kafka::Topic {
+                            name: t.clone(),
+                            partitions: 1,
+                            replication_factor: 1,
+                        },
+                    })
                     .collect();
+
                 report.session = Some(Session { settings, topics });
             }
             report.topics = Some(TopicsStatus {

@@ -385,6 +385,28 @@ pub fn topic_min_insync(
     names: &[String],
     timeout: Duration,
 ) -> Result<PerTopic<Option<u32>>, ApiError> {
+    Ok(
+        topic_configs(client, names, &["min.insync.replicas"], timeout)?
+            .into_iter()
+            .map(|(name, configs)| {
+                let value = configs.map(|c| {
+                    c.get("min.insync.replicas")
+                        .and_then(|v| v.parse::<u32>().ok())
+                });
+                (name, value)
+            })
+            .collect(),
+    )
+}
+
+/// DescribeConfigs for topics: per topic, the values of the `wanted` config keys it has (or the
+/// topic's error).
+pub fn topic_configs(
+    client: &rdkafka::client::NativeClient,
+    names: &[String],
+    wanted: &[&str],
+    timeout: Duration,
+) -> Result<PerTopic<std::collections::BTreeMap<String, String>>, ApiError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -447,19 +469,18 @@ pub fn topic_min_insync(
             }
             let mut k = 0usize;
             let entries = sys::rd_kafka_ConfigResource_configs(r, &mut k);
-            let mut value = None;
+            let mut values = std::collections::BTreeMap::new();
             for j in 0..k {
                 let e = *entries.add(j);
-                if CStr::from_ptr(sys::rd_kafka_ConfigEntry_name(e)).to_bytes()
-                    == b"min.insync.replicas"
-                {
+                let key = text(sys::rd_kafka_ConfigEntry_name(e));
+                if wanted.contains(&key.as_str()) {
                     let v = sys::rd_kafka_ConfigEntry_value(e);
                     if !v.is_null() {
-                        value = CStr::from_ptr(v).to_str().ok().and_then(|s| s.parse().ok());
+                        values.insert(key, text(v));
                     }
                 }
             }
-            out.push((name, Ok(value)));
+            out.push((name, Ok(values)));
         }
         Ok(out)
     }

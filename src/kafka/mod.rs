@@ -85,12 +85,19 @@ impl ClientSettings {
 
     /// The librdkafka configuration. It holds secret values: never log or format it.
     pub(crate) fn client_config(&self, timeout: Duration) -> ClientConfig {
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
+        // librdkafka caps socket.timeout.ms at 5 minutes; a longer bound (a refresh) still gets it.
+        let ms = timeout.as_millis().clamp(10, 300_000).to_string();
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.bootstrap.join(","))
             .set("security.protocol", self.protocol())
             .set("socket.timeout.ms", &ms)
-            .set("socket.connection.setup.timeout.ms", &ms)
+            .set(
+                "socket.connection.setup.timeout.ms",
+                timeout
+                    .as_millis()
+                    .clamp(1000, i32::MAX as u128)
+                    .to_string(),
+            )
             // librdkafka suppresses a new connection for half of this after the first one; with its
             // default (100 ms) the first metadata answer waits 50 ms for nothing. A failed login is not
             // retried: the probe stops at the first authentication failure.
@@ -227,6 +234,9 @@ pub enum KafkaFailure {
     /// reached: one entry per broker, `broker ID advertises HOST:PORT: why`.
     #[error("the advertised brokers cannot be reached: {}", .0.join("; "))]
     AdvertisedUnreachable(Vec<String>),
+    /// kconn cannot do this for this kind of connection yet.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Talks to Kafka.

@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{ClientSettings, KafkaFailure};
+use super::{ClientSettings, KafkaFailure, Topic};
 use crate::models::Sample;
 
 /// Numbers each sampling client, so that concurrent samplers never share a group.id.
@@ -18,18 +18,18 @@ static SAMPLERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 /// Bytes a single partition may return per fetch (a bound on memory for very large messages).
 const MAX_PARTITION_FETCH_BYTES: &str = "1048576";
 
-/// The newest `per_topic` messages of each topic (`(name, partitions)`), oldest first, within
-/// `timeout`. A topic with no messages maps to an empty list.
+/// The newest `per_topic` messages of each topic, oldest first, within `timeout`. A topic with no
+/// messages maps to an empty list.
 pub fn newest(
     settings: &ClientSettings,
-    topics: &[(String, u32)],
+    topics: &[Topic],
     per_topic: usize,
     timeout: Duration,
 ) -> Result<BTreeMap<String, Vec<Sample>>, KafkaFailure> {
     let started = Instant::now();
     let mut out: BTreeMap<String, Vec<Sample>> = topics
         .iter()
-        .map(|(t, _)| (t.clone(), Vec::new()))
+        .map(|t| (t.name.clone(), Vec::new()))
         .collect();
     if per_topic == 0 || topics.is_empty() {
         return Ok(out);
@@ -57,13 +57,13 @@ pub fn newest(
 
     let mut query_end = TopicPartitionList::new();
     let mut query_begin = TopicPartitionList::new();
-    for (topic, partitions) in topics {
-        for p in 0..*partitions as i32 {
+    for topic in topics {
+        for p in 0..topic.partitions as i32 {
             query_end
-                .add_partition_offset(topic, p, Offset::End)
+                .add_partition_offset(&topic.name, p, Offset::End)
                 .map_err(|e| KafkaFailure::Other(e.to_string()))?;
             query_begin
-                .add_partition_offset(topic, p, Offset::Beginning)
+                .add_partition_offset(&topic.name, p, Offset::Beginning)
                 .map_err(|e| KafkaFailure::Other(e.to_string()))?;
         }
     }
@@ -152,4 +152,44 @@ pub fn newest(
         );
     }
     Ok(out)
+}
+
+/// The topic configs a model records.
+pub const MODEL_CONFIGS: [&str; 3] = ["cleanup.policy", "retention.ms", "min.insync.replicas"];
+
+/// Topics per DescribeConfigs request.
+const CONFIGS_BATCH: usize = 1000;
+
+/// The [`MODEL_CONFIGS`] of each topic, as far as the brokers answer within `timeout`. Best effort: a
+/// principal without DescribeConfigs, or brokers that do not serve it, give no configs rather than an
+/// error, since the schema is what a model is for.
+pub fn topic_configs(
+    settings: &ClientSettings,
+    names: &[String],
+    timeout: Duration,
+) -> HashMap<String, BTreeMap<String, String>> {
+    let started = Instant::now();
+    let mut out = HashMap::new();
+    let Ok(producer) = settings
+        .client_config(timeout)
+        .create::<rdkafka::producer::BaseProducer>()
+    else {
+        return out;
+    };
+    let native = rdkafka::producer::Producer::client(&producer).native_client();
+    for batch in names.chunks(CONFIGS_BATCH) {
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let Ok(answers) = super::ffi::topic_configs(native, batch, &MODEL_CONFIGS, left) else {
+            break;
+        };
+        out.extend(
+            answers
+                .into_iter()
+                .filter_map(|(name, configs)| configs.ok().map(|c| (name, c))),
+        );
+    }
+    out
 }

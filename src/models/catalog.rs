@@ -173,7 +173,11 @@ mod tests {
             .collect();
         Model {
             topic: topic.into(),
+            partitions: 3,
+            replication_factor: 3,
+            configs: [("cleanup.policy".to_string(), "delete".to_string())].into(),
             sampled: 10,
+
             skipped: 0,
             empty: false,
             key_format: KeyFormat::None,

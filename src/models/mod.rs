@@ -3,8 +3,11 @@
 
 pub mod catalog;
 pub mod infer;
+pub mod refresh;
 pub mod report;
 pub mod schedule;
+pub mod store;
+pub mod task;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -42,6 +45,16 @@ pub enum KeyFormat {
 pub struct Model {
     /// The topic.
     pub topic: String,
+    /// Number of partitions.
+    #[serde(default)]
+    pub partitions: u32,
+    /// Replication factor.
+    #[serde(default)]
+    pub replication_factor: u32,
+    /// The topic configs pipelines care about (`cleanup.policy`, `retention.ms`,
+    /// `min.insync.replicas`), when the brokers let this principal describe them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub configs: std::collections::BTreeMap<String, String>,
     /// Messages the schema was inferred from.
     pub sampled: u32,
     /// Messages skipped because they are not JSON objects (`consumer.ignoreNonJsonMessages`).
@@ -124,7 +137,11 @@ pub fn build(
     }
     Ok(Model {
         topic: topic.into(),
+        partitions: 0,
+        replication_factor: 0,
+        configs: Default::default(),
         sampled: objects.len() as u32,
+
         skipped,
         empty: samples.is_empty(),
         key_format: key_format(samples),

@@ -30,27 +30,41 @@ pub fn sample_and_build(
     timeout: Duration,
 ) -> Result<Vec<ModelOutcome>, KafkaFailure> {
     if session.settings.kerberos.is_some() {
-        return Err(KafkaFailure::Other(
-            "model sampling does not support Kerberos connections yet".into(),
+        return Err(KafkaFailure::Unsupported(
+            "sampling messages over Kerberos (GSSAPI) is not supported yet: the catalog cannot be built for this connection; its test is unaffected".into(),
         ));
     }
+    let started = std::time::Instant::now();
     let samples = sample::newest(&session.settings, &session.topics, per_topic, timeout)?;
+    let names: Vec<String> = session.topics.iter().map(|t| t.name.clone()).collect();
+    let mut configs = sample::topic_configs(
+        &session.settings,
+        &names,
+        timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1)),
+    );
     Ok(session
         .topics
         .iter()
-        .map(|(topic, _)| {
+        .map(|topic| {
             match build(
-                topic,
-                samples.get(topic).map(Vec::as_slice).unwrap_or(&[]),
+                &topic.name,
+                samples.get(&topic.name).map(Vec::as_slice).unwrap_or(&[]),
                 ignore_non_json,
             ) {
-                Ok(model) => ModelOutcome {
-                    topic: topic.clone(),
-                    model: Some(model),
-                    error: None,
-                },
+                Ok(mut model) => {
+                    model.partitions = topic.partitions;
+                    model.replication_factor = topic.replication_factor;
+                    model.configs = configs.remove(&topic.name).unwrap_or_default();
+                    ModelOutcome {
+                        topic: topic.name.clone(),
+                        model: Some(model),
+                        error: None,
+                    }
+                }
                 Err(e) => ModelOutcome {
-                    topic: topic.clone(),
+                    topic: topic.name.clone(),
                     model: None,
                     error: Some(format!(
                         "partition {} offset {} is not a JSON object ({})",

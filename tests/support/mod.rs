@@ -2,6 +2,8 @@
 //! and rdkafka / kube clients for it.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod operator;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -314,4 +316,45 @@ pub async fn namespace(client: &kube::Client) -> String {
         .await
         .expect("namespace created");
     name
+}
+
+/// Creates a topic with replication factor 1.
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        config(bootstrap, &[]).create().unwrap();
+    let t =
+        rdkafka::admin::NewTopic::new(name, partitions, rdkafka::admin::TopicReplication::Fixed(1));
+    admin
+        .create_topics(
+            [&t],
+            &rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .unwrap();
+}
+
+/// Produces one message with a timestamp and a key.
+pub async fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    ts: i64,
+    key: &str,
+    payload: &[u8],
+) {
+    let producer: rdkafka::producer::FutureProducer = config(bootstrap, &[]).create().unwrap();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(topic)
+                .partition(partition)
+                .timestamp(ts)
+                .key(key)
+                .payload(payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
 }

@@ -1,0 +1,200 @@
+//! The catalog's ConfigMaps on the API server: read the previous catalog, write the shards whose
+//! content changed, remove shards a smaller catalog no longer needs. Shards are owned by their
+//! connection (deleted with it) and found by a label holding the connection's uid.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::ByteString;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+use super::catalog::{self, Catalog, SHARD_KEY};
+use super::Model;
+use crate::api::{API_VERSION, KIND};
+
+/// Label holding the owning connection's uid.
+pub const CONNECTION_UID_LABEL: &str = "kconn.dev/connection-uid";
+/// Annotation holding the owning connection's name (names may be too long for a label).
+pub const CONNECTION_ANNOTATION: &str = "kconn.dev/connection";
+/// The field manager of catalog writes.
+pub const FIELD_MANAGER: &str = "kconn";
+
+/// The connection that owns a catalog.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// uid.
+    pub uid: String,
+}
+
+/// Why the catalog could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A ConfigMap with a shard's name exists and is not this connection's.
+    #[error("ConfigMap {0} exists and does not belong to this connection; rename or delete it")]
+    NameTaken(String),
+    /// The API server failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Shards created or updated.
+    pub written: u32,
+    /// Stale shards removed.
+    pub deleted: u32,
+    /// Request bytes sent for the shards written.
+    pub bytes: u64,
+}
+
+/// The shard index in a name `<connection>-models-<n>`.
+fn shard_index(name: &str) -> usize {
+    name.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+/// The connection's existing shards, in order.
+pub async fn existing(api: &Api<ConfigMap>, owner: &Owner) -> Result<Vec<ConfigMap>, kube::Error> {
+    let list = api
+        .list(&ListParams::default().labels(&format!("{CONNECTION_UID_LABEL}={}", owner.uid)))
+        .await?;
+    let mut shards = list.items;
+    shards.sort_by_key(|cm| shard_index(cm.metadata.name.as_deref().unwrap_or_default()));
+    Ok(shards)
+}
+
+fn content(cm: &ConfigMap) -> Option<&[u8]> {
+    cm.binary_data
+        .as_ref()
+        .and_then(|d| d.get(SHARD_KEY))
+        .map(|b| b.0.as_slice())
+}
+
+/// The models of existing shards (unreadable shards count as empty: the next write replaces them).
+pub fn models_of(shards: &[ConfigMap]) -> Vec<Model> {
+    let gz: Vec<Vec<u8>> = shards
+        .iter()
+        .filter_map(|cm| content(cm).map(<[u8]>::to_vec))
+        .collect();
+    catalog::read(&gz).unwrap_or_default()
+}
+
+fn shard_object(owner: &Owner, name: &str, gzip: &[u8]) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(owner.namespace.clone()),
+            labels: Some(BTreeMap::from([
+                ("app.kubernetes.io/managed-by".into(), "kconn".into()),
+                (CONNECTION_UID_LABEL.into(), owner.uid.clone()),
+            ])),
+            annotations: Some(BTreeMap::from([(
+                CONNECTION_ANNOTATION.into(),
+                owner.name.clone(),
+            )])),
+            owner_references: Some(vec![OwnerReference {
+                api_version: API_VERSION.into(),
+                kind: KIND.into(),
+                name: owner.name.clone(),
+                uid: owner.uid.clone(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            }]),
+            ..Default::default()
+        },
+        binary_data: Some(BTreeMap::from([(
+            SHARD_KEY.to_string(),
+            ByteString(gzip.to_vec()),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// Writes the shards whose content differs from `existing`, then removes the shards no longer used.
+/// An unchanged catalog sends nothing.
+pub async fn write(
+    api: &Api<ConfigMap>,
+    owner: &Owner,
+    catalog: &Catalog,
+    existing: &[ConfigMap],
+) -> Result<WriteStats, StoreError> {
+    let mut stats = WriteStats::default();
+    let ours: BTreeMap<&str, &ConfigMap> = existing
+        .iter()
+        .filter_map(|cm| cm.metadata.name.as_deref().map(|n| (n, cm)))
+        .collect();
+    for shard in &catalog.shards {
+        let object = shard_object(owner, &shard.name, &shard.gzip);
+        match ours.get(shard.name.as_str()) {
+            Some(old) if content(old) == Some(shard.gzip.as_slice()) => continue,
+            Some(_) => {
+                let body = serde_json::to_vec(&object).unwrap_or_default();
+                api.patch(
+                    &shard.name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&object),
+                )
+                .await?;
+                stats.bytes += body.len() as u64;
+            }
+            None => {
+                let body = serde_json::to_vec(&object).unwrap_or_default();
+                match api.create(&PostParams::default(), &object).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        return Err(StoreError::NameTaken(shard.name.clone()))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                stats.bytes += body.len() as u64;
+            }
+        }
+        stats.written += 1;
+    }
+    let keep: Vec<&str> = catalog.shards.iter().map(|s| s.name.as_str()).collect();
+    for name in ours.keys().filter(|n| !keep.contains(n)) {
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => stats.deleted += 1,
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_ordered_by_index_and_owned_by_the_connection() {
+        assert_eq!(shard_index("orders-models-0"), 0);
+        assert_eq!(shard_index("my-orders-models-12"), 12);
+        assert_eq!(shard_index("weird"), usize::MAX);
+        let owner = Owner {
+            namespace: "team".into(),
+            name: "orders".into(),
+            uid: "u-1".into(),
+        };
+        let cm = shard_object(&owner, "orders-models-0", b"gz");
+        let refs = cm.metadata.owner_references.unwrap();
+        assert_eq!(
+            (
+                refs[0].kind.as_str(),
+                refs[0].uid.as_str(),
+                refs[0].controller
+            ),
+            ("KafkaConnection", "u-1", Some(true))
+        );
+        assert_eq!(cm.metadata.labels.unwrap()[CONNECTION_UID_LABEL], "u-1");
+        assert_eq!(cm.binary_data.unwrap()[SHARD_KEY].0, b"gz");
+    }
+}

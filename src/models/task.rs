@@ -1,0 +1,216 @@
+//! A refresh as a background task, so that it never holds up a connection test or its requeue: it
+//! runs the connection test to get an authenticated session and the matched topics, samples them,
+//! builds the catalog and stores it. The registry remembers which refreshes run and hands each
+//! finished one to the next reconcile of its connection, which writes it into status.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use kube::Client;
+use tokio::sync::{mpsc, Semaphore};
+
+use super::refresh::{self, reason, RefreshFailure, Refreshed, Written};
+use super::store::{self, Owner, StoreError};
+use super::{catalog, report};
+use crate::api::{CheckResult, KafkaConnectionSpec};
+use crate::checks;
+use crate::kafka::{Kafka, KafkaFailure};
+use crate::secrets::SecretStore;
+
+/// Everything one refresh needs.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The connection.
+    pub owner: Owner,
+    /// Its `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The annotation value this refresh answers.
+    pub request: Option<String>,
+    /// Its spec.
+    pub spec: KafkaConnectionSpec,
+    /// Its Secrets.
+    pub secrets: SecretStore,
+    /// Bound on the sampling.
+    pub timeout: Duration,
+    /// Largest shard, in compressed bytes.
+    pub shard_bytes: usize,
+}
+
+/// Runs one refresh to the end. Never fails: a failure is a [`Refreshed`] with an error result.
+pub async fn run(job: Job, kafka: &impl Kafka, client: Client) -> Refreshed {
+    let result = refresh_catalog(&job, kafka, client).await;
+    Refreshed {
+        generation: job.generation,
+        request: job.request,
+        finished: chrono::Utc::now(),
+        result,
+    }
+}
+
+fn failure(reason: &'static str, message: impl Into<String>) -> RefreshFailure {
+    RefreshFailure {
+        reason,
+        message: message.into(),
+    }
+}
+
+async fn refresh_catalog(
+    job: &Job,
+    kafka: &impl Kafka,
+    client: Client,
+) -> Result<Written, RefreshFailure> {
+    let input = checks::TestInput {
+        spec: &job.spec,
+        shape_problems: &[],
+        secrets: &job.secrets,
+        now: std::time::SystemTime::now(),
+        group_id: checks::group_id(&job.spec, &job.owner.namespace, &job.owner.name),
+    };
+    let test = checks::run(&input, kafka).await;
+    let Some(session) = test.session else {
+        let why = test
+            .checks
+            .iter()
+            .find(|c| c.result == CheckResult::Failed)
+            .map(|c| format!("{}: {}", c.name, c.message))
+            .unwrap_or_else(|| "the connection test did not list the topics".into());
+        return Err(failure(
+            reason::DEPENDENCY_FAILED,
+            format!("topics cannot be sampled: {why}"),
+        ));
+    };
+    let per_topic = job.spec.models.sample_messages as usize;
+    let ignore = job.spec.consumer.ignore_non_json_messages;
+    let timeout = job.timeout;
+    let outcomes = tokio::task::spawn_blocking(move || {
+        report::sample_and_build(&session, per_topic, ignore, timeout)
+    })
+    .await
+    .map_err(|e| {
+        failure(
+            reason::SAMPLING_FAILED,
+            format!("the sampling task failed: {e}"),
+        )
+    })?
+    .map_err(|e| match e {
+        KafkaFailure::Unsupported(m) => failure(reason::SAMPLING_UNSUPPORTED, m),
+        e => failure(reason::SAMPLING_FAILED, format!("reading messages: {e}")),
+    })?;
+    let skipped: u64 = outcomes
+        .iter()
+        .filter_map(|o| o.model.as_ref())
+        .map(|m| u64::from(m.skipped))
+        .sum();
+    let (models, failed) = refresh::split(outcomes);
+    let built = catalog::build(&job.owner.name, &models, job.shard_bytes).map_err(|e| match e {
+        catalog::CatalogError::ModelTooLarge(_) => failure(reason::MODEL_TOO_LARGE, e.to_string()),
+        catalog::CatalogError::Encoding(_) => failure(reason::CATALOG_WRITE_FAILED, e.to_string()),
+    })?;
+    let api: Api<ConfigMap> = Api::namespaced(client, &job.owner.namespace);
+    let write_failed = |e: StoreError| match e {
+        StoreError::NameTaken(_) => failure(reason::CATALOG_NAME_TAKEN, e.to_string()),
+        StoreError::Kube(_) => failure(reason::CATALOG_WRITE_FAILED, e.to_string()),
+    };
+    let existing = store::existing(&api, &job.owner)
+        .await
+        .map_err(|e| write_failed(e.into()))?;
+    let changes = refresh::changes(&store::models_of(&existing), &models);
+    let stats = store::write(&api, &job.owner, &built, &existing)
+        .await
+        .map_err(write_failed)?;
+    Ok(Written {
+        count: models.len() as u32,
+        catalog: built.shards.iter().map(|s| s.name.clone()).collect(),
+        hash: built.hash,
+        changes,
+        skipped,
+        failed,
+        bytes_written: stats.bytes,
+    })
+}
+
+enum Slot {
+    Running,
+    Done(Box<Refreshed>),
+}
+
+/// The refreshes of this process: at most `limit` at once, one per connection.
+pub struct Registry {
+    slots: Mutex<HashMap<String, Slot>>,
+    limit: Arc<Semaphore>,
+    finished: mpsc::UnboundedSender<(String, String)>,
+}
+
+impl Registry {
+    /// A registry that runs `limit` refreshes at once and sends `(namespace, name)` on `finished`
+    /// when one is done, so that its connection is reconciled.
+    pub fn new(limit: usize, finished: mpsc::UnboundedSender<(String, String)>) -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            limit: Arc::new(Semaphore::new(limit.max(1))),
+            finished,
+        }
+    }
+
+    /// Whether a refresh of connection `uid` is running.
+    pub fn running(&self, uid: &str) -> bool {
+        matches!(
+            self.slots.lock().expect("registry lock").get(uid),
+            Some(Slot::Running)
+        )
+    }
+
+    /// The finished refresh of `uid`, once.
+    pub fn take_done(&self, uid: &str) -> Option<Refreshed> {
+        let mut slots = self.slots.lock().expect("registry lock");
+        match slots.get(uid) {
+            Some(Slot::Done(_)) => match slots.remove(uid) {
+                Some(Slot::Done(done)) => Some(*done),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Forgets a connection (it was deleted, or another process owns it now).
+    pub fn forget(&self, uid: &str) {
+        self.slots.lock().expect("registry lock").remove(uid);
+    }
+
+    /// Runs `refresh` (a [`run`] of connection `uid`, `key` = namespace and name) in the background,
+    /// unless a refresh of the same connection is running or waiting to be written. Returns whether
+    /// it started.
+    pub fn start(
+        self: &Arc<Self>,
+        uid: &str,
+        key: (String, String),
+        refresh: impl std::future::Future<Output = Refreshed> + Send + 'static,
+    ) -> bool {
+        {
+            let mut slots = self.slots.lock().expect("registry lock");
+            if slots.contains_key(uid) {
+                return false;
+            }
+            slots.insert(uid.to_string(), Slot::Running);
+        }
+        let registry = self.clone();
+        let uid = uid.to_string();
+        tokio::spawn(async move {
+            let Ok(_permit) = registry.limit.clone().acquire_owned().await else {
+                return;
+            };
+            let done = refresh.await;
+            registry
+                .slots
+                .lock()
+                .expect("registry lock")
+                .insert(uid, Slot::Done(Box::new(done)));
+            // The controller may be gone at shutdown; then there is nobody to tell.
+            let _ = registry.finished.send(key);
+        });
+        true
+    }
+}

@@ -1,0 +1,103 @@
+//! `kconn run` as a child process for the operator tests, and waits on its status.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kconn::api::{KafkaConnection, KafkaConnectionStatus};
+use kube::api::Api;
+
+use super::Env;
+
+/// The operator process; killed when the test ends, however it ends.
+pub struct Operator(pub Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn start(namespace: &str, log: &std::path::Path, extra: &[&str]) -> Operator {
+    let env = Env::get();
+    let log = std::fs::File::create(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kconn"))
+        .args([
+            "run",
+            "--namespace",
+            namespace,
+            "--agent",
+            "default",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env("KUBECONFIG", env.var("KUBECONFIG"))
+        .env("POD_NAME", "kconn-test-pod")
+        .env("KCONN_LOG", "info,kconn=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Operator(child)
+}
+
+/// One HTTP GET; returns the status line and the body.
+pub fn get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+/// The address the operator logged for its HTTP endpoints.
+pub fn http_address(log: &std::path::Path, deadline: Duration) -> String {
+    super::wait_for("the operator to log its HTTP address", deadline, || {
+        let text = std::fs::read_to_string(log).ok()?;
+        let line = text.lines().find(|l| l.contains("serving /livez"))?;
+        let addr = line.split("address=").nth(1)?.split_whitespace().next()?;
+        Some(addr.trim_matches('"').to_string())
+    })
+}
+
+/// Polls the status until `pred` holds, or panics after `deadline` with the last status seen.
+pub async fn wait_status(
+    api: &Api<KafkaConnection>,
+    name: &str,
+    what: &str,
+    deadline: Duration,
+    pred: impl Fn(&KafkaConnectionStatus) -> bool,
+) -> KafkaConnectionStatus {
+    let start = Instant::now();
+    let mut last = None;
+    loop {
+        if let Ok(conn) = api.get_status(name).await {
+            if let Some(status) = conn.status {
+                if pred(&status) {
+                    return status;
+                }
+                last = Some(status);
+            }
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}; last status: {last:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
+    }
+}
+
+pub fn condition<'a>(s: &'a KafkaConnectionStatus, type_: &str) -> Option<(&'a str, &'a str)> {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.as_str(), c.reason.as_str()))
+}

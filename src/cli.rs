@@ -125,6 +125,13 @@ pub struct RunArgs {
     /// Bound on reading the messages of one refresh (e.g. 10m).
     #[arg(long, env = "KCONN_REFRESH_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub refresh_timeout: std::time::Duration,
+    /// Namespace of the agent Leases (default: POD_NAMESPACE, else the watched namespace, else
+    /// `default`). Every process of every pool must use the same one.
+    #[arg(long, env = "KCONN_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long an agent counts as alive without renewing its Lease (renewed every third of it).
+    #[arg(long, env = "KCONN_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: std::time::Duration,
     /// Largest catalog ConfigMap shard, in compressed bytes (tests use small shards).
     #[arg(long, hide = true, default_value_t = crate::models::catalog::MAX_SHARD_BYTES)]
     pub catalog_shard_bytes: usize,
@@ -221,7 +228,19 @@ fn run_operator(args: RunArgs) -> u8 {
             }
         };
         let http_addr = args.http_addr;
+        let lease_namespace = args
+            .lease_namespace
+            .clone()
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+            })
+            .or_else(|| args.namespace.clone())
+            .unwrap_or_else(|| "default".into());
         let options = crate::controller::Options {
+            lease_namespace,
+            lease_duration: args.lease_duration,
             namespace: args.namespace,
             agent: args.agent,
             pod,
@@ -234,7 +253,7 @@ fn run_operator(args: RunArgs) -> u8 {
         match crate::controller::run(client, options).await {
             Ok(()) => EXIT_OK,
             Err(e) => {
-                eprintln!("error: cannot serve HTTP on {http_addr}: {e}");
+                eprintln!("error: {e}");
                 EXIT_BAD_INPUT
             }
         }

@@ -20,6 +20,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
+use crate::agents::{self, lease, Assignment};
 use crate::api::{
     KafkaConnection, KafkaConnectionStatus, TestedBy, API_VERSION, KIND, REFRESH_REQUESTED_AT,
     TEST_REQUESTED_AT,
@@ -44,10 +45,8 @@ pub struct Context<K: Kafka = RdKafka> {
     pub kafka: K,
     /// Bound on each Kubernetes API call.
     pub api_timeout: Duration,
-    /// This process's agent pool.
-    pub agent: String,
-    /// This process's identity.
-    pub pod: String,
+    /// This process as an agent: who owns which connection.
+    pub agents: Arc<lease::Agent>,
     /// Publishes Events on Ready transitions.
     pub recorder: Recorder,
     /// The metrics `/metrics` serves.
@@ -79,6 +78,10 @@ pub struct Options {
     pub shard_bytes: usize,
     /// Bound on one refresh's sampling.
     pub refresh_timeout: Duration,
+    /// Where the agent Leases live.
+    pub lease_namespace: String,
+    /// How long a Lease lasts without renewal.
+    pub lease_duration: Duration,
 }
 
 /// Our own machinery failing (the API server), as opposed to a connection test's outcome.
@@ -93,6 +96,12 @@ pub enum Error {
     /// The object has no namespace or name.
     #[error("the object has no namespace")]
     NoNamespace,
+    /// The agent could not announce itself.
+    #[error(transparent)]
+    Agent(#[from] lease::AgentError),
+    /// The HTTP endpoints could not start.
+    #[error("--http-addr: {0}")]
+    Http(std::io::Error),
 }
 
 impl Error {
@@ -102,6 +111,8 @@ impl Error {
             Error::Kube(_) => "KubeApi",
             Error::Timeout(_) => "KubeTimeout",
             Error::NoNamespace => "InvalidObject",
+            Error::Agent(_) => "Agent",
+            Error::Http(_) => "Http",
         }
     }
 }
@@ -110,7 +121,7 @@ impl Error {
 pub type Guarded = DeserializeGuard<KafkaConnection>;
 
 /// Runs the controller, and the HTTP endpoints, until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, options: Options) -> std::io::Result<()> {
+pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     let Options {
         namespace,
         agent,
@@ -132,7 +143,33 @@ pub async fn run(client: Client, options: Options) -> std::io::Result<()> {
     let store = controller.store();
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
-    http::serve(http_addr, ready.clone(), metrics.clone()).await?;
+    http::serve(http_addr, ready.clone(), metrics.clone())
+        .await
+        .map_err(Error::Http)?;
+    // Announce this process and read the other members before deciding anything.
+    let me = agents::Member {
+        identity: pod.clone(),
+        pool: agent,
+    };
+    let agents = Arc::new(lease::Agent::new(me.clone(), options.lease_duration));
+    let (membership_changed, membership) = tokio::sync::mpsc::unbounded_channel::<()>();
+    lease::start(
+        client.clone(),
+        &options.lease_namespace,
+        agents.clone(),
+        membership_changed,
+    )
+    .await?;
+    metrics.agents_live.set(agents.live().len() as i64);
+    let (live_agents, live_metrics) = (agents.clone(), metrics.clone());
+    let membership = futures::stream::unfold(membership, move |mut rx| {
+        let (agents, metrics) = (live_agents.clone(), live_metrics.clone());
+        async move {
+            rx.recv().await?;
+            metrics.agents_live.set(agents.live().len() as i64);
+            Some(((), rx))
+        }
+    });
     let synced = store.clone();
     tokio::spawn(async move {
         // The store's readiness signal wakes only its most recent waiter (the controller's own), so
@@ -157,12 +194,12 @@ pub async fn run(client: Client, options: Options) -> std::io::Result<()> {
     let recorder = Recorder::new(client.clone(), reporter);
     // A finished refresh asks for a reconcile of its connection, which writes it into status.
     let (finished, refreshed) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let lease_client = client.clone();
     let context = Arc::new(Context {
         client,
         kafka: RdKafka,
         api_timeout: API_TIMEOUT,
-        agent,
-        pod,
+        agents,
         recorder,
         metrics,
         refreshes: Arc::new(task::Registry::new(options.refreshes, finished)),
@@ -196,6 +233,8 @@ pub async fn run(client: Client, options: Options) -> std::io::Result<()> {
             },
         )
         .reconcile_on(refreshed)
+        // Membership changed: every connection's owner is decided again.
+        .reconcile_all_on(membership)
         .shutdown_on_signal()
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -204,6 +243,7 @@ pub async fn run(client: Client, options: Options) -> std::io::Result<()> {
             }
         })
         .await;
+    lease::release(lease_client, &options.lease_namespace, &me).await;
     info!("kconn controller stopped");
     Ok(())
 }
@@ -256,10 +296,60 @@ pub async fn reconcile<K: Kafka + 'static>(
 ) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = obj.name_any();
+    let me = ctx.agents.me();
     let tested_by = TestedBy {
-        agent: ctx.agent.clone(),
-        pod: ctx.pod.clone(),
+        agent: me.pool.clone(),
+        pod: me.identity.clone(),
     };
+    // Who handles it: only its owner tests it and writes its status.
+    let uid = obj.uid().unwrap_or_default();
+    let pool = match &obj.0 {
+        Ok(conn) => conn.spec.agent.as_ref().map(|a| a.name.as_str()),
+        Err(_) => None,
+    };
+    match ctx.agents.assignment(&uid, pool) {
+        Assignment::Mine => {}
+        Assignment::Other(_) | Assignment::NoAgentElsewhere => {
+            ctx.metrics.set_ready(&format!("{ns}/{name}"), None);
+            ctx.refreshes.forget(&uid);
+            ctx.metrics
+                .reconciles
+                .get_or_create(&ResultLabel {
+                    result: "not_owned".into(),
+                })
+                .inc();
+            return Ok(Action::await_change());
+        }
+        Assignment::ReportNoAgent { live_pools } => {
+            ctx.metrics.set_ready(&format!("{ns}/{name}"), None);
+            if let Ok(conn) = &obj.0 {
+                let facts = status::Facts {
+                    generation: conn.metadata.generation,
+                    now: now(),
+                    tested_by,
+                    observed_secrets: conn
+                        .status
+                        .as_ref()
+                        .map(|s| s.observed_secrets.clone())
+                        .unwrap_or_default(),
+                    handled_request: None,
+                };
+                let next = status::no_agent(
+                    conn.status.as_ref(),
+                    pool.unwrap_or_default(),
+                    &live_pools,
+                    facts,
+                );
+                if conn.status.as_ref().map(|p| &p.conditions) != Some(&next.conditions) {
+                    if let Some(event) = status::ready_transition(conn.status.as_ref(), &next) {
+                        publish(&ctx, conn, event).await;
+                    }
+                    write_status(&ctx, &ns, &name, &next).await?;
+                }
+            }
+            return Ok(Action::await_change());
+        }
+    }
     let conn = match &obj.0 {
         Ok(conn) => conn,
         Err(invalid) => {
@@ -318,7 +408,6 @@ pub async fn reconcile<K: Kafka + 'static>(
         .annotations()
         .get(TEST_REQUESTED_AT)
         .map(String::as_str);
-    let uid = conn.uid().unwrap_or_default();
     let time = now();
     let decision = schedule::decide(
         &schedule::Observed {
@@ -379,13 +468,14 @@ pub async fn reconcile<K: Kafka + 'static>(
         if let Some(event) = status::ready_transition(prev, &next) {
             publish(&ctx, conn, event).await;
         }
-        let ready_now = next
-            .conditions
-            .iter()
-            .find(|c| c.type_ == status::condition::READY)
-            .map(|c| c.status.as_str());
-        ctx.metrics.set_ready(&format!("{ns}/{name}"), ready_now);
     }
+    let ready_now = next
+        .conditions
+        .iter()
+        .find(|c| c.type_ == status::condition::READY)
+        .map_or("Unknown", |c| c.status.as_str());
+    ctx.metrics
+        .set_ready(&format!("{ns}/{name}"), Some(ready_now));
     let write = if tested && done.is_none() {
         !status::is_noop(
             prev,
@@ -603,8 +693,10 @@ mod tests {
             client,
             kafka: Fake(Ok(ClusterView::default())),
             api_timeout,
-            agent: "default".into(),
-            pod: "p".into(),
+            agents: Arc::new(lease::Agent::alone(agents::Member {
+                identity: "p".into(),
+                pool: "default".into(),
+            })),
             recorder,
             metrics: Arc::new(Metrics::default()),
             refreshes: Arc::new(task::Registry::new(

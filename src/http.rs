@@ -60,6 +60,9 @@ pub struct Metrics {
     pub refreshes: Family<ResultLabel, Counter>,
     /// Bytes of catalog ConfigMaps sent to the API server.
     pub catalog_bytes_written: Counter,
+    /// Live agent processes this process sees (itself included).
+    pub agents_live: Gauge,
+    connections_owned: Gauge,
     ready_by_object: Mutex<HashMap<String, String>>,
 }
 
@@ -75,6 +78,8 @@ impl Default for Metrics {
         let api_requests = Family::<KindLabel, Counter>::default();
         let refreshes = Family::<ResultLabel, Counter>::default();
         let catalog_bytes_written = Counter::default();
+        let agents_live = Gauge::default();
+        let connections_owned = Gauge::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
             "check_duration_seconds",
@@ -106,6 +111,16 @@ impl Default for Metrics {
             "Bytes of model catalog ConfigMaps sent to the Kubernetes API",
             catalog_bytes_written.clone(),
         );
+        registry.register(
+            "agents_live",
+            "Live kconn processes (agent Leases) this process sees, itself included",
+            agents_live.clone(),
+        );
+        registry.register(
+            "connections_owned",
+            "Connections this process owns and tests",
+            connections_owned.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -115,6 +130,8 @@ impl Default for Metrics {
             api_requests,
             refreshes,
             catalog_bytes_written,
+            agents_live,
+            connections_owned,
             ready_by_object: Mutex::new(HashMap::new()),
         }
     }
@@ -139,6 +156,7 @@ impl Metrics {
             Some(r) => map.insert(key.to_string(), r.to_lowercase()),
             None => map.remove(key),
         };
+        self.connections_owned.set(map.len() as i64);
         for state in ["true", "false", "unknown"] {
             let n = map.values().filter(|v| v.as_str() == state).count();
             self.connections

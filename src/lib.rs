@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agents;
 pub mod api;
 pub mod checks;
 pub mod cli;

@@ -296,6 +296,67 @@ pub fn after_test(
     }
 }
 
+/// The status of a connection pinned to an agent pool with no live member: Ready=False and
+/// Stalled=True with reason `NoAgentAvailable`; the last test report is kept as it was.
+pub fn no_agent(
+    prev: Option<&KafkaConnectionStatus>,
+    pool: &str,
+    live_pools: &[String],
+    facts: Facts,
+) -> KafkaConnectionStatus {
+    let empty = Vec::new();
+    let prev_conditions = prev.map(|p| &p.conditions).unwrap_or(&empty);
+    let message = format!(
+        "no live kconn agent of pool {pool:?} (spec.agent.name); live pools: {}. Start `kconn run --agent {pool}` where it can reach the brokers, or change spec.agent.name",
+        if live_pools.is_empty() {
+            "none".to_string()
+        } else {
+            live_pools.join(", ")
+        }
+    );
+    let mut conditions = vec![
+        condition(
+            prev_conditions,
+            condition::READY,
+            "False",
+            reason::NO_AGENT_AVAILABLE,
+            message.clone(),
+            &facts,
+        ),
+        condition(
+            prev_conditions,
+            condition::RECONCILING,
+            "False",
+            reason::NO_AGENT_AVAILABLE,
+            "waiting for an agent of the pool".into(),
+            &facts,
+        ),
+        condition(
+            prev_conditions,
+            condition::STALLED,
+            "True",
+            reason::NO_AGENT_AVAILABLE,
+            message,
+            &facts,
+        ),
+    ];
+    // The areas keep what the last test found.
+    conditions.extend(
+        prev_conditions
+            .iter()
+            .filter(|c| {
+                ![condition::READY, condition::RECONCILING, condition::STALLED]
+                    .contains(&c.type_.as_str())
+            })
+            .cloned(),
+    );
+    KafkaConnectionStatus {
+        observed_generation: facts.generation,
+        conditions,
+        ..prev.cloned().unwrap_or_default()
+    }
+}
+
 /// Sets the `ModelsLoaded` condition, keeping its `lastTransitionTime` when its status stays.
 pub fn set_models_condition(
     next: &mut KafkaConnectionStatus,

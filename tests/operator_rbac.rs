@@ -22,7 +22,8 @@ fn operator_role() -> Role {
             {"apiGroups": ["kconn.dev"], "resources": ["kafkaconnections/status"], "verbs": ["get", "patch"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "create", "patch", "delete"]},
-            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]}
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list", "watch", "create", "patch", "delete"]}
         ]
     }))
     .unwrap()
@@ -160,11 +161,12 @@ async fn the_documented_role_is_enough_and_its_absence_is_reported() {
     // Without any binding: keeps running, says what is forbidden.
     let bare = support::namespace(&admin).await;
     let (mut operator, log) = start_unprivileged(&bare, dir.path(), &["--log-format", "json"]);
-    // Both watches name what they may not do, user and resource.
+    // The watches and the Lease name what they may not do, user and resource.
     let said = support::wait_for("the operator to report what is forbidden", deadline, || {
         let text = std::fs::read_to_string(&log).ok()?;
         (text.contains("secrets is forbidden")
             && text.contains("kafkaconnections.kconn.dev is forbidden")
+            && text.contains("leases.coordination.k8s.io")
             && text.contains("kconn-operator"))
         .then_some(text)
     });

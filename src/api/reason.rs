@@ -46,6 +46,9 @@ pub const UNKNOWN_TIME_ZONE: &str = "UnknownTimeZone";
 /// A number is out of its allowed range.
 pub const OUT_OF_RANGE: &str = "OutOfRange";
 
+/// No live kconn process of the pinned agent pool (`spec.agent.name`).
+pub const NO_AGENT_AVAILABLE: &str = "NoAgentAvailable";
+
 // Connection-test reasons (status.checks[].reason).
 /// The check does not apply to this spec (e.g. TlsHandshake without `tls`).
 pub const NOT_APPLICABLE: &str = "NotApplicable";

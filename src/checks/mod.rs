@@ -94,6 +94,9 @@ pub struct Session {
     pub settings: crate::kafka::ClientSettings,
     /// Matched topics, with partitions and replication factor.
     pub topics: Vec<crate::kafka::Topic>,
+    /// Whether the brokers answered admin requests (DescribeCluster) in the test; when they did not,
+    /// later admin requests (topic configs) are not worth waiting for.
+    pub admin_answers: bool,
 }
 
 impl TestReport {
@@ -443,7 +446,11 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
                     })
                     .collect();
 
-                report.session = Some(Session { settings, topics });
+                report.session = Some(Session {
+                    settings,
+                    topics,
+                    admin_answers: matches!(view.cluster_ops, Some(Ok(_))),
+                });
             }
             report.topics = Some(TopicsStatus {
                 matched: matched.len() as u32,

@@ -18,9 +18,83 @@ static SAMPLERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 /// Bytes a single partition may return per fetch (a bound on memory for very large messages).
 const MAX_PARTITION_FETCH_BYTES: &str = "1048576";
 
+/// Partitions one sampling client reads at most. librdkafka handles each partition of a fetch answer
+/// by a linear search over the client's topics, so one client for 10,000 topics spends minutes where
+/// ten clients of 1,000 spend seconds.
+pub const PARTITIONS_PER_CLIENT: u32 = 1000;
+
+/// Sampling clients that run at once.
+pub const PARALLEL_CLIENTS: usize = 4;
+
+/// Splits topics into batches of at most [`PARTITIONS_PER_CLIENT`] partitions (a larger topic alone).
+fn batches(topics: &[Topic]) -> Vec<&[Topic]> {
+    let mut out = Vec::new();
+    let (mut start, mut partitions) = (0, 0u32);
+    for (i, t) in topics.iter().enumerate() {
+        if i > start && partitions + t.partitions > PARTITIONS_PER_CLIENT {
+            out.push(&topics[start..i]);
+            (start, partitions) = (i, 0);
+        }
+        partitions += t.partitions;
+    }
+    if start < topics.len() {
+        out.push(&topics[start..]);
+    }
+    out
+}
+
 /// The newest `per_topic` messages of each topic, oldest first, within `timeout`. A topic with no
-/// messages maps to an empty list.
+/// messages maps to an empty list. Many topics are read by several clients, a few at a time.
 pub fn newest(
+    settings: &ClientSettings,
+    topics: &[Topic],
+    per_topic: usize,
+    timeout: Duration,
+) -> Result<BTreeMap<String, Vec<Sample>>, KafkaFailure> {
+    let started = Instant::now();
+    let batches = batches(topics);
+    if batches.len() <= 1 {
+        return newest_in_one_client(settings, topics, per_topic, timeout);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<BTreeMap<String, Vec<Sample>>, KafkaFailure>> =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..PARALLEL_CLIENTS.min(batches.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(batch) = batches.get(i) else { break };
+                            let left = timeout.saturating_sub(started.elapsed());
+                            let result = if left.is_zero() {
+                                Err(KafkaFailure::Timeout(timeout))
+                            } else {
+                                newest_in_one_client(settings, batch, per_topic, left)
+                            };
+                            let failed = result.is_err();
+                            mine.push(result);
+                            if failed {
+                                break;
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+    let mut out = BTreeMap::new();
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+fn newest_in_one_client(
     settings: &ClientSettings,
     topics: &[Topic],
     per_topic: usize,
@@ -160,6 +234,9 @@ pub const MODEL_CONFIGS: [&str; 3] = ["cleanup.policy", "retention.ms", "min.ins
 /// Topics per DescribeConfigs request.
 const CONFIGS_BATCH: usize = 1000;
 
+/// Bound on one DescribeConfigs request.
+const CONFIGS_BATCH_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The [`MODEL_CONFIGS`] of each topic, as far as the brokers answer within `timeout`. Best effort: a
 /// principal without DescribeConfigs, or brokers that do not serve it, give no configs rather than an
 /// error, since the schema is what a model is for.
@@ -178,7 +255,10 @@ pub fn topic_configs(
     };
     let native = rdkafka::producer::Producer::client(&producer).native_client();
     for batch in names.chunks(CONFIGS_BATCH) {
-        let left = timeout.saturating_sub(started.elapsed());
+        // Brokers that do not serve DescribeConfigs leave the request unanswered: bound each batch.
+        let left = timeout
+            .saturating_sub(started.elapsed())
+            .min(CONFIGS_BATCH_TIMEOUT);
         if left.is_zero() {
             break;
         }
@@ -192,4 +272,41 @@ pub fn topic_configs(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str, partitions: u32) -> Topic {
+        Topic {
+            name: name.into(),
+            partitions,
+            replication_factor: 1,
+        }
+    }
+
+    #[test]
+    fn topics_are_batched_by_partitions() {
+        let topics: Vec<Topic> = (0..2500).map(|i| topic(&format!("t{i}"), 1)).collect();
+        let b = batches(&topics);
+        assert_eq!(
+            b.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [1000, 1000, 500]
+        );
+        let big = [
+            topic("a", 600),
+            topic("huge", 5000),
+            topic("b", 600),
+            topic("c", 300),
+        ];
+        let b = batches(&big);
+        assert_eq!(
+            b.iter()
+                .map(|b| b.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            [vec!["a"], vec!["huge"], vec!["b", "c"]]
+        );
+        assert!(batches(&[]).is_empty());
+    }
 }

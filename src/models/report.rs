@@ -37,12 +37,24 @@ pub fn sample_and_build(
     let started = std::time::Instant::now();
     let samples = sample::newest(&session.settings, &session.topics, per_topic, timeout)?;
     let names: Vec<String> = session.topics.iter().map(|t| t.name.clone()).collect();
-    let mut configs = sample::topic_configs(
-        &session.settings,
-        &names,
-        timeout
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_secs(1)),
+    let read = started.elapsed();
+    let mut configs = if session.admin_answers {
+        sample::topic_configs(
+            &session.settings,
+            &names,
+            timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(1)),
+        )
+    } else {
+        Default::default()
+    };
+    tracing::debug!(
+        topics = names.len(),
+        read_ms = read.as_millis() as u64,
+        configs_ms = (started.elapsed() - read).as_millis() as u64,
+        with_configs = configs.len(),
+        "sampled"
     );
     Ok(session
         .topics

@@ -69,7 +69,9 @@ async fn refresh_catalog(
         now: std::time::SystemTime::now(),
         group_id: checks::group_id(&job.spec, &job.owner.namespace, &job.owner.name),
     };
+    let started = std::time::Instant::now();
     let test = checks::run(&input, kafka).await;
+    let tested = started.elapsed();
     let Some(session) = test.session else {
         let why = test
             .checks
@@ -99,6 +101,7 @@ async fn refresh_catalog(
         KafkaFailure::Unsupported(m) => failure(reason::SAMPLING_UNSUPPORTED, m),
         e => failure(reason::SAMPLING_FAILED, format!("reading messages: {e}")),
     })?;
+    let sampled = started.elapsed();
     let skipped: u64 = outcomes
         .iter()
         .filter_map(|o| o.model.as_ref())
@@ -109,6 +112,7 @@ async fn refresh_catalog(
         catalog::CatalogError::ModelTooLarge(_) => failure(reason::MODEL_TOO_LARGE, e.to_string()),
         catalog::CatalogError::Encoding(_) => failure(reason::CATALOG_WRITE_FAILED, e.to_string()),
     })?;
+    let built_at = started.elapsed();
     let api: Api<ConfigMap> = Api::namespaced(client, &job.owner.namespace);
     let write_failed = |e: StoreError| match e {
         StoreError::NameTaken(_) => failure(reason::CATALOG_NAME_TAKEN, e.to_string()),
@@ -121,6 +125,19 @@ async fn refresh_catalog(
     let stats = store::write(&api, &job.owner, &built, &existing)
         .await
         .map_err(write_failed)?;
+    tracing::info!(
+        namespace = %job.owner.namespace,
+        name = %job.owner.name,
+        models = models.len(),
+        test_ms = tested.as_millis() as u64,
+        sample_ms = (sampled - tested).as_millis() as u64,
+        build_ms = (built_at - sampled).as_millis() as u64,
+        store_ms = (started.elapsed() - built_at).as_millis() as u64,
+        bytes_written = stats.bytes,
+        shards_written = stats.written,
+        shards_deleted = stats.deleted,
+        "catalog refreshed"
+    );
     Ok(Written {
         count: models.len() as u32,
         catalog: built.shards.iter().map(|s| s.name.clone()).collect(),

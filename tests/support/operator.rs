@@ -18,7 +18,19 @@ impl Drop for Operator {
     }
 }
 
+/// Starts `kconn run` for `namespace` as pod `kconn-test-pod` of pool `default`, logging to `log`.
 pub fn start(namespace: &str, log: &std::path::Path, extra: &[&str]) -> Operator {
+    start_agent(namespace, log, "kconn-test-pod", "default", extra)
+}
+
+/// Starts `kconn run` for `namespace` as pod `pod` of agent pool `pool`, logging to `log`.
+pub fn start_agent(
+    namespace: &str,
+    log: &std::path::Path,
+    pod: &str,
+    pool: &str,
+    extra: &[&str],
+) -> Operator {
     let env = Env::get();
     let log = std::fs::File::create(log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_kconn"))
@@ -27,13 +39,13 @@ pub fn start(namespace: &str, log: &std::path::Path, extra: &[&str]) -> Operator
             "--namespace",
             namespace,
             "--agent",
-            "default",
+            pool,
             "--http-addr",
             "127.0.0.1:0",
         ])
         .args(extra)
         .env("KUBECONFIG", env.var("KUBECONFIG"))
-        .env("POD_NAME", "kconn-test-pod")
+        .env("POD_NAME", pod)
         .env("KCONN_LOG", "info,kconn=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -100,4 +112,13 @@ pub fn condition<'a>(s: &'a KafkaConnectionStatus, type_: &str) -> Option<(&'a s
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.as_str(), c.reason.as_str()))
+}
+
+/// A metric's value from `/metrics` at `addr` (summed over label sets matching `prefix`).
+pub fn metric(addr: &str, prefix: &str) -> f64 {
+    let (_, body) = get(addr, "/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
 }

@@ -1,6 +1,7 @@
 //! `cargo bench --bench operator`: N KafkaConnections (default 1,000; `KCONN_BENCH_CONNECTIONS`)
 //! against the test environment's kube-apiserver and Kafka. Prints the time from the first apply to
-//! all Ready, and the operator's resident memory (peak and at the end). Needs `scripts/test-env.sh up`.
+//! all Ready, and the operator's resident memory (peak and at the end). Model refreshing is suspended
+//! (benches/models.rs measures it). Needs `scripts/test-env.sh up`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -83,7 +84,7 @@ async fn main() {
                     "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
                     "metadata": {"name": format!("conn-{i}")},
                     "spec": {"role": "Source", "bootstrapServers": [Env::get().var("KAFKA_PLAINTEXT")], "topics": {"expression": "test\\..*"},
-                             "check": {"interval": "20s", "timeout": "10s"}}
+                             "check": {"interval": "20s", "timeout": "10s"}, "models": {"suspend": true}}
                 }))
                 .unwrap();
                 api.create(&PostParams::default(), &conn).await.unwrap();

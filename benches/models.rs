@@ -1,12 +1,15 @@
 //! `cargo bench --bench models`: one model refresh (connection test, sampling, inference, catalog
 //! build, ConfigMap writes) of
 //! - 1,000 topics on the test environment's real Kafka, and
-//! - 10,000 and 100,000 topics on librdkafka's in-process mock cluster (3 brokers),
+//! - 10,000 topics on librdkafka's in-process mock cluster (3 brokers), and
+//! - 10,000 and 100,000 topics whose samples are generated in-process ("synthetic": everything but
+//!   Kafka; the mock cluster needs over 15 minutes to take 100,000 topics' messages here),
 //!
 //! each run twice: the first writes the catalog, the second finds nothing changed. Prints wall time,
 //! the refreshing process's peak resident memory, and the bytes sent to the API server. Every refresh
 //! runs in a process of its own (and the mock cluster in another), so that the peak memory is the
-//! refresh's alone. Sizes: `KCONN_BENCH_MODEL_SIZES` (default `1000:real,10000:mock,100000:mock`).
+//! refresh's alone. Sizes: `KCONN_BENCH_MODEL_SIZES` (default
+//! `1000:real,10000:mock,10000:synthetic,100000:synthetic`).
 //! Needs `scripts/test-env.sh up`.
 
 #[path = "../tests/support/mod.rs"]
@@ -142,6 +145,69 @@ fn refresh(bootstrap: &str, prefix: &str, ns: &str, name: &str, uid: &str) {
     });
 }
 
+/// Child: like `refresh`, without Kafka: `n` topics' samples are generated in this process (the same
+/// messages the other kinds produce, 1,000 topics at a time as the sampler hands them over), then
+/// models, catalog and ConfigMaps as in a refresh. For sizes the mock cluster cannot hold.
+fn synthetic(n: &str, ns: &str, name: &str, uid: &str) {
+    let n: usize = n.parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let env = Env::get();
+        let client = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
+        let owner = Owner {
+            namespace: ns.into(),
+            name: name.into(),
+            uid: uid.into(),
+        };
+        let mut figures = Vec::new();
+        let mut models = 0;
+        for _ in 0..2 {
+            let started = Instant::now();
+            let mut outcomes = Vec::with_capacity(n);
+            for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                let samples: Vec<(String, Vec<kconn::models::Sample>)> = chunk
+                    .iter()
+                    .map(|t| {
+                        let topic = format!("bench.t{t:06}");
+                        let s = (0..MESSAGES)
+                            .map(|i| kconn::models::Sample {
+                                partition: 0,
+                                offset: i as i64,
+                                key: Some(i.to_string().into_bytes()),
+                                payload: Some(message(*t, i).into_bytes()),
+                            })
+                            .collect();
+                        (topic, s)
+                    })
+                    .collect();
+                for (topic, s) in samples {
+                    let model = kconn::models::build(&topic, &s, false).unwrap();
+                    outcomes.push(kconn::models::report::ModelOutcome {
+                        topic,
+                        model: Some(model),
+                        error: None,
+                    });
+                }
+            }
+            let written = task::store_catalog(
+                &owner,
+                outcomes,
+                kconn::models::catalog::MAX_SHARD_BYTES,
+                client.clone(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("store failed: {}: {}", e.reason, e.message));
+            models = written.count;
+            figures.push(format!(
+                "{:.2} {}",
+                started.elapsed().as_secs_f64(),
+                written.bytes_written
+            ));
+        }
+        println!("{} {models} {}", figures.join(" "), peak_rss_kib());
+    });
+}
+
 fn bench_binary() -> std::path::PathBuf {
     std::env::current_exe().unwrap()
 }
@@ -199,6 +265,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("serve-mock") => serve_mock(args[2].parse().unwrap()),
+        Some("refresh") if args[2] == "synthetic" => {
+            synthetic(&args[3], &args[4], &args[5], &args[6])
+        }
         Some("refresh") => refresh(&args[2], &args[3], &args[4], &args[5], &args[6]),
         _ => tokio::runtime::Runtime::new().unwrap().block_on(bench()),
     }
@@ -206,14 +275,14 @@ fn main() {
 
 async fn bench() {
     let sizes = std::env::var("KCONN_BENCH_MODEL_SIZES")
-        .unwrap_or_else(|_| "1000:real,10000:mock,100000:mock".into());
+        .unwrap_or_else(|_| "1000:real,10000:mock,10000:synthetic,100000:synthetic".into());
     let env = Env::get();
     let client = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
     support::install_crd(&client).await;
     let ns = support::namespace(&client).await;
     println!("model refresh: connection test + sampling {MESSAGES} messages/topic + inference + ConfigMaps");
     println!(
-        "{:>8} {:>5} {:>9} {:>12} {:>9} {:>12} {:>10}",
+        "{:>8} {:>9} {:>9} {:>12} {:>9} {:>12} {:>10}",
         "topics", "kafka", "1st (s)", "1st written", "2nd (s)", "2nd written", "peak RSS"
     );
     for (i, spec) in sizes.split(',').enumerate() {
@@ -223,6 +292,8 @@ async fn bench() {
         let mut server = None;
         let (bootstrap, prefix) = if kind == "real" {
             real_topics(n).await
+        } else if kind == "synthetic" {
+            ("synthetic".to_string(), n.to_string())
         } else {
             let mut child = Command::new(bench_binary())
                 .args(["serve-mock", &n.to_string()])
@@ -238,7 +309,7 @@ async fn bench() {
             (line.trim().to_string(), "bench".to_string())
         };
         eprintln!(
-            "  ({n} topics with {MESSAGES} messages each set up in {:.1} s)",
+            "  ({n} {kind} topics with {MESSAGES} messages each set up in {:.1} s)",
             setup.elapsed().as_secs_f64()
         );
         let name = format!("bench-{i}");
@@ -255,12 +326,12 @@ async fn bench() {
         let text = String::from_utf8_lossy(&out.stdout);
         let f: Vec<&str> = text.split_whitespace().collect();
         if !out.status.success() || f.len() < 6 {
-            println!("{n:>8} {kind:>5} refresh failed: {text}");
+            println!("{n:>8} {kind:>9} refresh failed: {text}");
             continue;
         }
         let kib = |b: &str| format!("{:.0} KiB", b.parse::<f64>().unwrap_or(0.0) / 1024.0);
         println!(
-            "{:>8} {kind:>5} {:>9} {:>12} {:>9} {:>12} {:>6} MiB   ({} models)",
+            "{:>8} {kind:>9} {:>9} {:>12} {:>9} {:>12} {:>6} MiB   ({} models)",
             n,
             f[0],
             kib(f[1]),

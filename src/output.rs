@@ -162,7 +162,7 @@ pub fn table(report: &Report) -> String {
                         } else {
                             String::new()
                         },
-                        crate::models::report::fields(&model.schema)
+                        crate::models::report::fields(&model.schema.value())
                     )),
                     (None, error) => {
                         s.push_str(&format!(
@@ -252,7 +252,7 @@ pub fn models_table(
                 } else {
                     format!("{}", m.sampled)
                 },
-                crate::models::report::fields(&m.schema),
+                crate::models::report::fields(&m.schema.value()),
             ]
         })
         .collect();

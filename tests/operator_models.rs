@@ -189,7 +189,8 @@ async fn the_catalog_is_stored_refreshed_and_reports_changes() {
     let models = models_of(&stored);
     assert_eq!(models.len(), 3);
     assert_eq!(
-        models[&orders].schema["properties"]["amount"]["type"], "number",
+        models[&orders].schema.value()["properties"]["amount"]["type"],
+        "number",
         "integer and number merge to number"
     );
     assert_eq!(models[&orders].partitions, 1);
@@ -261,7 +262,7 @@ async fn the_catalog_is_stored_refreshed_and_reports_changes() {
         stored[0].metadata.resource_version, version,
         "the changed catalog is written"
     );
-    assert!(models_of(&stored)[&orders].schema["properties"]
+    assert!(models_of(&stored)[&orders].schema.value()["properties"]
         .get("coupon")
         .is_some());
 

@@ -18,6 +18,9 @@ static SAMPLERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 /// Bytes a single partition may return per fetch (a bound on memory for very large messages).
 const MAX_PARTITION_FETCH_BYTES: &str = "1048576";
 
+/// Bytes one sampling client may hold in its fetch queue, in KiB.
+const QUEUED_KIB: &str = "16384";
+
 /// Partitions one sampling client reads at most. librdkafka handles each partition of a fetch answer
 /// by a linear search over the client's topics, so one client for 10,000 topics spends minutes where
 /// ten clients of 1,000 spend seconds.
@@ -44,54 +47,71 @@ fn batches(topics: &[Topic]) -> Vec<&[Topic]> {
 }
 
 /// The newest `per_topic` messages of each topic, oldest first, within `timeout`. A topic with no
-/// messages maps to an empty list. Many topics are read by several clients, a few at a time.
+/// messages maps to an empty list.
 pub fn newest(
     settings: &ClientSettings,
     topics: &[Topic],
     per_topic: usize,
     timeout: Duration,
 ) -> Result<BTreeMap<String, Vec<Sample>>, KafkaFailure> {
+    let mut out = BTreeMap::new();
+    for part in newest_each(settings, topics, per_topic, timeout, |samples| samples)? {
+        out.extend(part);
+    }
+    Ok(out)
+}
+
+/// Like [`newest`], for many topics: the topics are read in batches by several clients, a few at a
+/// time, and each batch's samples go to `each` as soon as they are read (so that they can be reduced
+/// to models and dropped, keeping memory bounded by the batches in flight). Returns what `each`
+/// returned, in no particular order.
+pub fn newest_each<R: Send>(
+    settings: &ClientSettings,
+    topics: &[Topic],
+    per_topic: usize,
+    timeout: Duration,
+    each: impl Fn(BTreeMap<String, Vec<Sample>>) -> R + Sync,
+) -> Result<Vec<R>, KafkaFailure> {
     let started = Instant::now();
     let batches = batches(topics);
     if batches.len() <= 1 {
-        return newest_in_one_client(settings, topics, per_topic, timeout);
+        return Ok(vec![each(newest_in_one_client(
+            settings, topics, per_topic, timeout,
+        )?)]);
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<BTreeMap<String, Vec<Sample>>, KafkaFailure>> =
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..PARALLEL_CLIENTS.min(batches.len()))
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(batch) = batches.get(i) else { break };
-                            let left = timeout.saturating_sub(started.elapsed());
-                            let result = if left.is_zero() {
-                                Err(KafkaFailure::Timeout(timeout))
-                            } else {
-                                newest_in_one_client(settings, batch, per_topic, left)
-                            };
-                            let failed = result.is_err();
-                            mine.push(result);
-                            if failed {
-                                break;
-                            }
+    let results: Vec<Result<R, KafkaFailure>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PARALLEL_CLIENTS.min(batches.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(batch) = batches.get(i) else { break };
+                        let left = timeout.saturating_sub(started.elapsed());
+                        let result = if left.is_zero() {
+                            Err(KafkaFailure::Timeout(timeout))
+                        } else {
+                            newest_in_one_client(settings, batch, per_topic, left).map(&each)
+                        };
+                        let failed = result.is_err();
+                        mine.push(result);
+                        if failed {
+                            // The others stop at their next batch.
+                            next.store(batches.len(), std::sync::atomic::Ordering::Relaxed);
+                            break;
                         }
-                        mine
-                    })
+                    }
+                    mine
                 })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
-        });
-    let mut out = BTreeMap::new();
-    for r in results {
-        out.extend(r?);
-    }
-    Ok(out)
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 fn newest_in_one_client(
@@ -124,7 +144,9 @@ fn newest_in_one_client(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
-        .set("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES);
+        .set("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES)
+        // Bound the prefetch queue: librdkafka's default lets one client queue up to 64 MiB.
+        .set("queued.max.messages.kbytes", QUEUED_KIB);
     let consumer: BaseConsumer = config
         .create()
         .map_err(|e| KafkaFailure::Other(e.to_string()))?;

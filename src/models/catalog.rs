@@ -181,7 +181,7 @@ mod tests {
             skipped: 0,
             empty: false,
             key_format: KeyFormat::None,
-            schema: serde_json::json!({"type": "object", "properties": props}),
+            schema: serde_json::json!({"type": "object", "properties": props}).into(),
         }
     }
 

@@ -64,7 +64,53 @@ pub struct Model {
     /// What the keys are.
     pub key_format: KeyFormat,
     /// JSON Schema (draft 2020-12) of the message values.
-    pub schema: Value,
+    pub schema: Schema,
+}
+
+/// A JSON Schema, held as its compact JSON text: parsed, a small schema takes some 20 KiB of maps,
+/// which 100,000 models cannot afford. Serialized and deserialized as the JSON it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Schema(String);
+
+impl Schema {
+    /// The schema as a JSON value (parsed on each call).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    /// The compact JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Value> for Schema {
+    fn from(v: Value) -> Self {
+        Schema(v.to_string())
+    }
+}
+
+impl Serialize for Schema {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Schema {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(Schema::from)
+    }
+}
+
+impl Model {
+    /// A hash of what "changed" compares: the schema and the key format.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.schema.hash(&mut h);
+        (self.key_format as u8).hash(&mut h);
+        h.finish()
+    }
 }
 
 /// A message that is not a JSON object, on a topic whose connection does not ignore such messages.
@@ -145,7 +191,7 @@ pub fn build(
         skipped,
         empty: samples.is_empty(),
         key_format: key_format(samples),
-        schema: infer::infer(&objects),
+        schema: infer::infer(&objects).into(),
     })
 }
 
@@ -188,7 +234,7 @@ mod tests {
             assert!(err.to_string().contains("t partition 0 offset 8"));
             let model = build("t", &samples, true).unwrap();
             assert_eq!((model.sampled, model.skipped), (1, 1));
-            assert_eq!(model.schema["properties"]["a"]["type"], "integer");
+            assert_eq!(model.schema.value()["properties"]["a"]["type"], "integer");
         }
     }
 
@@ -196,7 +242,7 @@ mod tests {
     fn empty_topics_and_tombstones() {
         let model = build("t", &[], false).unwrap();
         assert!(model.empty);
-        assert_eq!(model.schema["properties"], serde_json::json!({}));
+        assert_eq!(model.schema.value()["properties"], serde_json::json!({}));
         let model = build("t", &[sample(1, Some(b"k"), None)], false).unwrap();
         assert!(!model.empty);
         assert_eq!(

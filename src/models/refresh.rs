@@ -94,17 +94,17 @@ pub fn due(o: &Observed, now: DateTime<Utc>) -> Due {
     }
 }
 
-/// Models added, removed, and whose schema or key format changed, between two catalogs.
-pub fn changes(old: &[Model], new: &[Model]) -> ModelChanges {
-    let before: HashMap<&str, &Model> = old.iter().map(|m| (m.topic.as_str(), m)).collect();
+/// Models added, removed, and whose schema or key format changed, between the previous catalog (its
+/// topics' [`Model::fingerprint`]s) and the new models.
+pub fn changes(old: &HashMap<String, u64>, new: &[Model]) -> ModelChanges {
     let mut out = ModelChanges::default();
     let mut seen = 0usize;
     for m in new {
-        match before.get(m.topic.as_str()) {
+        match old.get(&m.topic) {
             None => out.added += 1,
-            Some(b) => {
+            Some(fp) => {
                 seen += 1;
-                if b.schema != m.schema || b.key_format != m.key_format {
+                if *fp != m.fingerprint() {
                     out.changed += 1;
                 }
             }
@@ -303,7 +303,9 @@ mod tests {
             skipped: 0,
             empty: false,
             key_format: KeyFormat::None,
-            schema: serde_json::json!({"type": "object", "properties": {field: {"type": "string"}}}),
+            schema:
+                serde_json::json!({"type": "object", "properties": {field: {"type": "string"}}})
+                    .into(),
         }
     }
 
@@ -396,8 +398,15 @@ mod tests {
 
     #[test]
     fn changes_between_catalogs() {
+        let fingerprints = |models: &[Model]| -> HashMap<String, u64> {
+            models
+                .iter()
+                .map(|m| (m.topic.clone(), m.fingerprint()))
+                .collect()
+        };
         let old = [model("a", "x"), model("b", "x"), model("c", "x")];
         let new = [model("a", "x"), model("b", "y"), model("d", "x")];
+        let (old, none) = (fingerprints(&old), HashMap::new());
         assert_eq!(
             changes(&old, &new),
             ModelChanges {
@@ -406,8 +415,9 @@ mod tests {
                 changed: 1
             }
         );
-        assert_eq!(changes(&old, &old), ModelChanges::default());
-        assert_eq!(changes(&[], &old).added, 3);
+        let same = [model("a", "x"), model("b", "x"), model("c", "x")];
+        assert_eq!(changes(&old, &same), ModelChanges::default());
+        assert_eq!(changes(&none, &same).added, 3);
     }
 
     fn written(failed: usize) -> Refreshed {

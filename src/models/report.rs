@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{build, Model};
+use std::collections::{BTreeMap, HashMap};
+
+use super::{build, Model, Sample};
 use crate::checks::Session;
 use crate::kafka::{sample, KafkaFailure};
 
@@ -35,9 +37,29 @@ pub fn sample_and_build(
         ));
     }
     let started = std::time::Instant::now();
-    let samples = sample::newest(&session.settings, &session.topics, per_topic, timeout)?;
-    let names: Vec<String> = session.topics.iter().map(|t| t.name.clone()).collect();
+    let shape: HashMap<&str, &crate::kafka::Topic> = session
+        .topics
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    // Each batch's samples become models at once and are dropped.
+    let batches = sample::newest_each(
+        &session.settings,
+        &session.topics,
+        per_topic,
+        timeout,
+        |samples: BTreeMap<String, Vec<Sample>>| {
+            samples
+                .into_iter()
+                .map(|(topic, samples)| {
+                    outcome(&topic, &samples, ignore_non_json, shape.get(topic.as_str()))
+                })
+                .collect::<Vec<_>>()
+        },
+    )?;
+    let mut outcomes: Vec<ModelOutcome> = batches.into_iter().flatten().collect();
     let read = started.elapsed();
+    let names: Vec<String> = session.topics.iter().map(|t| t.name.clone()).collect();
     let mut configs = if session.admin_answers {
         sample::topic_configs(
             &session.settings,
@@ -56,36 +78,42 @@ pub fn sample_and_build(
         with_configs = configs.len(),
         "sampled"
     );
-    Ok(session
-        .topics
-        .iter()
-        .map(|topic| {
-            match build(
-                &topic.name,
-                samples.get(&topic.name).map(Vec::as_slice).unwrap_or(&[]),
-                ignore_non_json,
-            ) {
-                Ok(mut model) => {
-                    model.partitions = topic.partitions;
-                    model.replication_factor = topic.replication_factor;
-                    model.configs = configs.remove(&topic.name).unwrap_or_default();
-                    ModelOutcome {
-                        topic: topic.name.clone(),
-                        model: Some(model),
-                        error: None,
-                    }
-                }
-                Err(e) => ModelOutcome {
-                    topic: topic.name.clone(),
-                    model: None,
-                    error: Some(format!(
-                        "partition {} offset {} is not a JSON object ({})",
-                        e.partition, e.offset, e.why
-                    )),
-                },
+    for o in &mut outcomes {
+        if let Some(model) = &mut o.model {
+            model.configs = configs.remove(&o.topic).unwrap_or_default();
+        }
+    }
+    outcomes.sort_by(|a, b| a.topic.cmp(&b.topic));
+    Ok(outcomes)
+}
+
+fn outcome(
+    topic: &str,
+    samples: &[Sample],
+    ignore_non_json: bool,
+    shape: Option<&&crate::kafka::Topic>,
+) -> ModelOutcome {
+    match build(topic, samples, ignore_non_json) {
+        Ok(mut model) => {
+            if let Some(t) = shape {
+                model.partitions = t.partitions;
+                model.replication_factor = t.replication_factor;
             }
-        })
-        .collect())
+            ModelOutcome {
+                topic: topic.to_string(),
+                model: Some(model),
+                error: None,
+            }
+        }
+        Err(e) => ModelOutcome {
+            topic: topic.to_string(),
+            model: None,
+            error: Some(format!(
+                "partition {} offset {} is not a JSON object ({})",
+                e.partition, e.offset, e.why
+            )),
+        },
+    }
 }
 
 /// `amount number, coupon? null, customer object` (`?`: not in every message).

@@ -78,6 +78,20 @@ fn content(cm: &ConfigMap) -> Option<&[u8]> {
         .map(|b| b.0.as_slice())
 }
 
+/// The [`Model::fingerprint`] of each topic in existing shards, decoding one shard at a time
+/// (unreadable shards count as empty: the next write replaces them).
+pub fn fingerprints(shards: &[ConfigMap]) -> std::collections::HashMap<String, u64> {
+    shards
+        .iter()
+        .filter_map(content)
+        .flat_map(|gz| catalog::read(&[gz.to_vec()]).unwrap_or_default())
+        .map(|m| {
+            let fp = m.fingerprint();
+            (m.topic, fp)
+        })
+        .collect()
+}
+
 /// The models of existing shards (unreadable shards count as empty: the next write replaces them).
 pub fn models_of(shards: &[ConfigMap]) -> Vec<Model> {
     let gz: Vec<Vec<u8>> = shards

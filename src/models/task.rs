@@ -102,41 +102,54 @@ async fn refresh_catalog(
         e => failure(reason::SAMPLING_FAILED, format!("reading messages: {e}")),
     })?;
     let sampled = started.elapsed();
+    let written = store_catalog(&job.owner, outcomes, job.shard_bytes, client).await?;
+    tracing::info!(
+        namespace = %job.owner.namespace,
+        name = %job.owner.name,
+        models = written.count,
+        test_ms = tested.as_millis() as u64,
+        sample_ms = (sampled - tested).as_millis() as u64,
+        store_ms = (started.elapsed() - sampled).as_millis() as u64,
+        bytes_written = written.bytes_written,
+        "catalog refreshed"
+    );
+    Ok(written)
+}
+
+/// Builds the catalog from the sampled outcomes and stores it: compares with the previous catalog
+/// (added, removed, changed), writes the shards that changed and removes stale ones.
+pub async fn store_catalog(
+    owner: &Owner,
+    outcomes: Vec<report::ModelOutcome>,
+    shard_bytes: usize,
+    client: Client,
+) -> Result<Written, RefreshFailure> {
     let skipped: u64 = outcomes
         .iter()
         .filter_map(|o| o.model.as_ref())
         .map(|m| u64::from(m.skipped))
         .sum();
     let (models, failed) = refresh::split(outcomes);
-    let built = catalog::build(&job.owner.name, &models, job.shard_bytes).map_err(|e| match e {
+    let built = catalog::build(&owner.name, &models, shard_bytes).map_err(|e| match e {
         catalog::CatalogError::ModelTooLarge(_) => failure(reason::MODEL_TOO_LARGE, e.to_string()),
         catalog::CatalogError::Encoding(_) => failure(reason::CATALOG_WRITE_FAILED, e.to_string()),
     })?;
-    let built_at = started.elapsed();
-    let api: Api<ConfigMap> = Api::namespaced(client, &job.owner.namespace);
+    let api: Api<ConfigMap> = Api::namespaced(client, &owner.namespace);
     let write_failed = |e: StoreError| match e {
         StoreError::NameTaken(_) => failure(reason::CATALOG_NAME_TAKEN, e.to_string()),
         StoreError::Kube(_) => failure(reason::CATALOG_WRITE_FAILED, e.to_string()),
     };
-    let existing = store::existing(&api, &job.owner)
+    let existing = store::existing(&api, owner)
         .await
         .map_err(|e| write_failed(e.into()))?;
-    let changes = refresh::changes(&store::models_of(&existing), &models);
-    let stats = store::write(&api, &job.owner, &built, &existing)
+    let changes = refresh::changes(&store::fingerprints(&existing), &models);
+    let stats = store::write(&api, owner, &built, &existing)
         .await
         .map_err(write_failed)?;
-    tracing::info!(
-        namespace = %job.owner.namespace,
-        name = %job.owner.name,
-        models = models.len(),
-        test_ms = tested.as_millis() as u64,
-        sample_ms = (sampled - tested).as_millis() as u64,
-        build_ms = (built_at - sampled).as_millis() as u64,
-        store_ms = (started.elapsed() - built_at).as_millis() as u64,
-        bytes_written = stats.bytes,
+    tracing::debug!(
         shards_written = stats.written,
         shards_deleted = stats.deleted,
-        "catalog refreshed"
+        "catalog stored"
     );
     Ok(Written {
         count: models.len() as u32,
@@ -220,11 +233,14 @@ impl Registry {
                 return;
             };
             let done = refresh.await;
-            registry
-                .slots
-                .lock()
-                .expect("registry lock")
-                .insert(uid, Slot::Done(Box::new(done)));
+            {
+                let mut slots = registry.slots.lock().expect("registry lock");
+                // Forgotten meanwhile (deleted, or owned by another process now): drop the result.
+                if !matches!(slots.get(&uid), Some(Slot::Running)) {
+                    return;
+                }
+                slots.insert(uid, Slot::Done(Box::new(done)));
+            }
             // The controller may be gone at shutdown; then there is nobody to tell.
             let _ = registry.finished.send(key);
         });

@@ -42,11 +42,16 @@ struct Case<'a> {
 }
 
 fn run(case: Case) -> (i32, Value, String) {
+    run_with(case, "test\\..*", &[])
+}
+
+fn run_with(case: Case, expression: &str, extra: &[&str]) -> (i32, Value, String) {
     let env = Env::get();
     let dir = tempfile::tempdir().unwrap();
     let conn = format!(
-        "apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: krb, namespace: tests}}\nspec:\n  bootstrapServers: ['{}']\n  topics: {{expression: 'test\\..*'}}\n  authentication:\n    kerberos: {{principal: '{}', serviceName: '{}', keytabSecretRef: {{name: krb, key: krb5.keytab}}, krb5ConfSecretRef: {{name: krb, key: krb5.conf}}}}\n",
+        "apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: krb, namespace: tests}}\nspec:\n  bootstrapServers: ['{}']\n  topics: {{expression: '{}'}}\n  authentication:\n    kerberos: {{principal: '{}', serviceName: '{}', keytabSecretRef: {{name: krb, key: krb5.keytab}}, krb5ConfSecretRef: {{name: krb, key: krb5.conf}}}}\n",
         env.var("KAFKA_SASL_PLAINTEXT"),
+        expression,
         case.principal,
         case.service
     );
@@ -68,6 +73,7 @@ fn run(case: Case) -> (i32, Value, String) {
     // The test process's own Kerberos variables must not leak into kconn: it sets its own per connection.
     let out = Command::new(env!("CARGO_BIN_EXE_kconn"))
         .args(["check", "-f", file.to_str().unwrap(), "-o", "json"])
+        .args(extra)
         .env_remove("KRB5_CONFIG")
         .env_remove("KRB5CCNAME")
         .env("TMPDIR", dir.path())
@@ -129,6 +135,42 @@ fn a_valid_keytab_gets_a_ticket_and_authenticates() {
     assert_eq!(row(&report, "Authenticated").1, "Authenticated", "{out}");
     assert_eq!(row(&report, "ClusterMetadata").0, "Passed");
     assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test]
+async fn models_are_sampled_over_kerberos() {
+    let env = Env::get();
+    let plain = env.var("KAFKA_PLAINTEXT");
+    let topic = support::unique("krb-models");
+    support::create_topic(plain, &topic, 1).await;
+    support::produce(
+        plain,
+        &topic,
+        0,
+        1,
+        "k",
+        br#"{"id": 1, "note": "over GSSAPI"}"#,
+    )
+    .await;
+    let case = Case {
+        principal: env.var("KAFKA_CLIENT_PRINCIPAL"),
+        service: "kafka",
+        keytab: client_keytab(),
+        krb5_conf: conf(),
+    };
+    let expression = topic.replace('.', "\\.");
+    let (code, report, out) =
+        tokio::task::spawn_blocking(move || run_with(case, &expression, &["--models"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 0, "{out}");
+    let model = &report["connections"][0]["models"][0];
+    assert_eq!(model["topic"], topic.as_str(), "{out}");
+    assert_eq!(model["model"]["sampled"], 1, "{out}");
+    assert_eq!(
+        model["model"]["schema"]["properties"]["note"]["type"], "string",
+        "{out}"
+    );
 }
 
 #[test]

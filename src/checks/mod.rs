@@ -97,6 +97,9 @@ pub struct Session {
     /// Whether the brokers answered admin requests (DescribeCluster) in the test; when they did not,
     /// later admin requests (topic configs) are not worth waiting for.
     pub admin_answers: bool,
+    /// A Kerberos connection's private files (keytab, krb5.conf, ticket cache), kept for as long as
+    /// the session is.
+    pub kerberos_files: Option<std::sync::Arc<KerberosFiles>>,
 }
 
 impl TestReport {
@@ -276,7 +279,8 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
     // 6. KerberosTicket: a real AS exchange with this connection's own keytab, config and cache.
     let t = Instant::now();
     let mut settings = settings;
-    let mut kerberos_files = None; // kept until the test ends; removed on drop
+    // Kept while the test runs, and by the session for sampling; removed when the last holder drops.
+    let mut kerberos_files: Option<std::sync::Arc<KerberosFiles>> = None;
     let ticket_ok = match settings
         .as_mut()
         .and_then(|s| s.kerberos.clone().map(|k| (s, k)))
@@ -309,7 +313,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
             if let Some(files) = &files {
                 settings.kerberos_env = Some(files.env.clone());
             }
-            kerberos_files = files;
+            kerberos_files = files.map(std::sync::Arc::new);
             report.checks.push(timed(row, t));
             ok
         }
@@ -362,8 +366,6 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
             view
         }
     };
-    drop(kerberos_files);
-
     // 8. ClusterMetadata and AdvertisedListeners
     let t = Instant::now();
     match &view {
@@ -450,6 +452,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
                     settings,
                     topics,
                     admin_answers: matches!(view.cluster_ops, Some(Ok(_))),
+                    kerberos_files: kerberos_files.clone(),
                 });
             }
             report.topics = Some(TopicsStatus {

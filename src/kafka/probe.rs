@@ -16,9 +16,21 @@ use crate::secrets::SecretBytes;
 /// The hidden subcommand the child runs.
 pub const SUBCOMMAND: &str = "probe-metadata";
 
+/// What the child samples for a Kerberos connection's models.
+#[derive(Serialize, Deserialize)]
+struct SampleRequest {
+    topics: Vec<super::Topic>,
+    per_topic: usize,
+    ignore_non_json: bool,
+    admin_answers: bool,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Request {
-    probe: ProbeRequest,
+    #[serde(default)]
+    probe: Option<ProbeRequest>,
+    #[serde(default)]
+    sample: Option<SampleRequest>,
     tls: bool,
     bootstrap: Vec<String>,
     ca_pem: Option<String>,
@@ -37,6 +49,31 @@ pub async fn in_child(
     probe: &ProbeRequest,
     timeout: Duration,
 ) -> Result<ClusterView, KafkaFailure> {
+    run_child(settings, Some(probe), None, timeout).await
+}
+
+/// Samples a Kerberos connection's topics and builds their models in a child process.
+pub async fn sample_in_child(
+    session: &crate::checks::Session,
+    per_topic: usize,
+    ignore_non_json: bool,
+    timeout: Duration,
+) -> Result<Vec<crate::models::report::ModelOutcome>, KafkaFailure> {
+    let sample = SampleRequest {
+        topics: session.topics.clone(),
+        per_topic,
+        ignore_non_json,
+        admin_answers: session.admin_answers,
+    };
+    run_child(&session.settings, None, Some(sample), timeout).await
+}
+
+async fn run_child<T: serde::de::DeserializeOwned>(
+    settings: &ClientSettings,
+    probe: Option<&ProbeRequest>,
+    sample: Option<SampleRequest>,
+    timeout: Duration,
+) -> Result<T, KafkaFailure> {
     let (Some(krb), Some(env)) = (&settings.kerberos, &settings.kerberos_env) else {
         return Err(KafkaFailure::Other(
             "Kerberos settings are incomplete".into(),
@@ -44,7 +81,8 @@ pub async fn in_child(
     };
     let tls = settings.tls.clone().unwrap_or_default();
     let request = Request {
-        probe: probe.clone(),
+        probe: probe.cloned(),
+        sample,
         tls: settings.tls.is_some(),
         bootstrap: settings.bootstrap.clone(),
         ca_pem: tls.ca_pem.clone(),
@@ -92,12 +130,13 @@ pub async fn in_child(
         Ok(Err(e)) => Err(KafkaFailure::Other(format!(
             "the Kerberos probe failed: {e}"
         ))),
-        Ok(Ok(out)) => serde_json::from_slice::<Result<ClusterView, KafkaFailure>>(&out)
-            .unwrap_or_else(|_| {
+        Ok(Ok(out)) => {
+            serde_json::from_slice::<Result<T, KafkaFailure>>(&out).unwrap_or_else(|_| {
                 Err(KafkaFailure::Other(
                     "the Kerberos probe gave no answer".into(),
                 ))
-            }),
+            })
+        }
     }
 }
 
@@ -132,15 +171,35 @@ pub fn child_main() -> u8 {
         kerberos_env: Some(req.env),
     };
     let timeout = Duration::from_millis(req.timeout_ms);
-    let result = fetch(
-        settings.client_config(timeout),
-        &req.probe,
-        &settings.redactor(),
-        timeout,
-    );
-
     let mut stdout = std::io::stdout().lock();
-    match serde_json::to_writer(&mut stdout, &result) {
+    let written = match (req.sample, req.probe) {
+        (Some(sample), _) => {
+            let session = crate::checks::Session {
+                settings,
+                topics: sample.topics,
+                admin_answers: sample.admin_answers,
+                kerberos_files: None,
+            };
+            let result = crate::models::report::sample_and_build_here(
+                &session,
+                sample.per_topic,
+                sample.ignore_non_json,
+                timeout,
+            );
+            serde_json::to_writer(&mut stdout, &result)
+        }
+        (None, None) => return 2,
+        (None, Some(probe)) => {
+            let result = fetch(
+                settings.client_config(timeout),
+                &probe,
+                &settings.redactor(),
+                timeout,
+            );
+            serde_json::to_writer(&mut stdout, &result)
+        }
+    };
+    match written {
         Ok(()) => {
             let _ = stdout.flush();
             0

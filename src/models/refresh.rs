@@ -194,7 +194,7 @@ pub mod reason {
     pub const DEPENDENCY_FAILED: &str = "DependencyFailed";
     /// Reading the messages failed (timeout, broker errors).
     pub const SAMPLING_FAILED: &str = "SamplingFailed";
-    /// Sampling over GSSAPI is not supported.
+    /// This process cannot sample the connection (a Kerberos connection outside the async runtime).
     pub const SAMPLING_UNSUPPORTED: &str = "SamplingUnsupported";
     /// One model is larger than a ConfigMap can hold.
     pub const MODEL_TOO_LARGE: &str = "ModelTooLarge";

@@ -11,7 +11,7 @@ use crate::checks::Session;
 use crate::kafka::{sample, KafkaFailure};
 
 /// One topic's model, or why it could not be built.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelOutcome {
     /// The topic.
@@ -32,10 +32,28 @@ pub fn sample_and_build(
     timeout: Duration,
 ) -> Result<Vec<ModelOutcome>, KafkaFailure> {
     if session.settings.kerberos.is_some() {
-        return Err(KafkaFailure::Unsupported(
-            "sampling messages over Kerberos (GSSAPI) is not supported yet: the catalog cannot be built for this connection; its test is unaffected".into(),
+        // GSSAPI reads its ticket cache from the process environment: sample in a child process
+        // whose environment names only this connection's files (as the test does).
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            KafkaFailure::Unsupported("sampling over Kerberos needs the async runtime".into())
+        })?;
+        return handle.block_on(crate::kafka::probe::sample_in_child(
+            session,
+            per_topic,
+            ignore_non_json,
+            timeout,
         ));
     }
+    sample_and_build_here(session, per_topic, ignore_non_json, timeout)
+}
+
+/// [`sample_and_build`] in this process (the child of a Kerberos connection runs this).
+pub fn sample_and_build_here(
+    session: &Session,
+    per_topic: usize,
+    ignore_non_json: bool,
+    timeout: Duration,
+) -> Result<Vec<ModelOutcome>, KafkaFailure> {
     let started = std::time::Instant::now();
     let shape: HashMap<&str, &crate::kafka::Topic> = session
         .topics

@@ -28,9 +28,10 @@ say() { printf '[test-env %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------------------- install
-# A JDK, not only a JRE: scripts/kafka/Setup.java runs as a single-file source program.
+# A JDK, not only a JRE: scripts/kafka/Setup.java runs as a single-file source program. Lua runs the
+# Argo CD health check in tests/gitops.rs.
 APT_PACKAGES=(openjdk-17-jdk-headless maven krb5-kdc krb5-admin-server krb5-user libsasl2-modules-gssapi-mit
-  openssl curl ca-certificates)
+  openssl curl ca-certificates lua5.4)
 
 install() {
   local missing=() p

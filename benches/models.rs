@@ -261,6 +261,28 @@ async fn real_topics(n: usize) -> (String, String) {
     (bootstrap, prefix)
 }
 
+/// Deletes the topics `real_topics` made, so that repeated runs do not pile topics up on the broker
+/// (every connection test lists them all).
+async fn delete_topics(bootstrap: &str, n: usize, prefix: &str) {
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        support::config(bootstrap, &[]).create().unwrap();
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}.t{i:05}")).collect();
+    for chunk in names.chunks(200) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        if let Err(e) = admin
+            .delete_topics(
+                &refs,
+                &rdkafka::admin::AdminOptions::new()
+                    .operation_timeout(Some(Duration::from_secs(60))),
+            )
+            .await
+        {
+            eprintln!("  (could not delete the benchmark's topics: {e})");
+            return;
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -322,6 +344,9 @@ async fn bench() {
         if let Some(mut s) = server {
             drop(s.stdin.take());
             let _ = s.wait();
+        }
+        if kind == "real" {
+            delete_topics(&bootstrap, n, &prefix).await;
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let f: Vec<&str> = text.split_whitespace().collect();

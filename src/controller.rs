@@ -401,9 +401,11 @@ pub async fn reconcile<K: Kafka + 'static>(
     )
     .await?;
     let observed_secrets = secrets.observed();
-    let interval = validate::validate(&conn.spec)
-        .map(|v| v.interval)
-        .unwrap_or(Duration::from_secs(300));
+    // Validated once: the interval schedules the test, the rest schedules the model refresh.
+    let valid = validate::validate(&conn.spec).ok();
+    let interval = valid
+        .as_ref()
+        .map_or(Duration::from_secs(300), |v| v.interval);
     let requested = conn
         .annotations()
         .get(TEST_REQUESTED_AT)
@@ -420,7 +422,6 @@ pub async fn reconcile<K: Kafka + 'static>(
         },
         &time,
     );
-    let valid = validate::validate(&conn.spec).ok();
     let done = ctx.refreshes.take_done(&uid);
     let prev = conn.status.as_ref();
     let mut next = match decision.test {

@@ -172,19 +172,10 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     });
     let synced = store.clone();
     tokio::spawn(async move {
-        // The store's readiness signal wakes only its most recent waiter (the controller's own), so
-        // ask again with a fresh wait until it answers.
-        loop {
-            match tokio::time::timeout(Duration::from_millis(200), synced.wait_until_ready()).await
-            {
-                Ok(Ok(())) => {
-                    ready.store(true, Ordering::Relaxed);
-                    info!("watches synced; ready");
-                    break;
-                }
-                Ok(Err(_)) => break, // the controller stopped before its first sync
-                Err(_) => continue,
-            }
+        // False: the controller stopped before its first sync.
+        if crate::watch::synced(&synced).await {
+            ready.store(true, Ordering::Relaxed);
+            info!("watches synced; ready");
         }
     });
     let reporter = Reporter {

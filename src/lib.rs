@@ -22,3 +22,4 @@ pub mod secrets;
 pub mod status;
 pub mod topics;
 pub mod validate;
+pub mod watch;

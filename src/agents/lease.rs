@@ -245,12 +245,7 @@ pub async fn start(
     });
     let deadline = tokio::time::Instant::now() + agent.duration;
     let synced = async {
-        loop {
-            match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
-                Ok(_) => break,
-                Err(_) => continue,
-            }
-        }
+        crate::watch::synced(&store).await;
         let _ = announced.wait_for(|a| *a).await;
     };
     if tokio::time::timeout_at(deadline, synced).await.is_err() {

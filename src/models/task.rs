@@ -185,14 +185,6 @@ impl Registry {
         }
     }
 
-    /// Whether a refresh of connection `uid` is running.
-    pub fn running(&self, uid: &str) -> bool {
-        matches!(
-            self.slots.lock().expect("registry lock").get(uid),
-            Some(Slot::Running)
-        )
-    }
-
     /// The finished refresh of `uid`, once.
     pub fn take_done(&self, uid: &str) -> Option<Refreshed> {
         let mut slots = self.slots.lock().expect("registry lock");

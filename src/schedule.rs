@@ -127,6 +127,13 @@ fn same_secrets(a: &[ObservedSecret], b: &[ObservedSecret]) -> bool {
     a == b
 }
 
+/// A Kubernetes time (`Time`, `MicroTime`: both hold a jiff timestamp) as chrono, for the
+/// calendar arithmetic of the refresh schedule and Lease renewals.
+pub fn chrono_of(ts: k8s_openapi::jiff::Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(ts.as_second(), ts.subsec_nanosecond().max(0) as u32)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

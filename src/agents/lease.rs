@@ -139,9 +139,10 @@ fn record(lease: &Lease) -> Option<LeaseRecord> {
             identity: spec.holder_identity.clone()?,
             pool,
         },
-        renew_time: spec.renew_time.as_ref().and_then(|t| {
-            chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
-        }),
+        renew_time: spec
+            .renew_time
+            .as_ref()
+            .map(|t| crate::schedule::chrono_of(t.0)),
         duration: Duration::from_secs(spec.lease_duration_seconds.unwrap_or(15).max(1) as u64),
     })
 }

@@ -15,8 +15,7 @@ use crate::api::{ModelChanges, ModelSettings, ModelsStatus};
 
 /// Converts a Kubernetes time to chrono.
 pub fn to_chrono(t: &Time) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
-        .unwrap_or_default()
+    crate::schedule::chrono_of(t.0)
 }
 
 /// Converts a chrono time to a Kubernetes time (whole seconds, as the API server keeps them).

@@ -314,32 +314,16 @@ pub fn no_agent(
             live_pools.join(", ")
         }
     );
-    let mut conditions = vec![
-        condition(
-            prev_conditions,
-            condition::READY,
-            "False",
+    let mut conditions = stuck(
+        prev_conditions,
+        reason::NO_AGENT_AVAILABLE,
+        message,
+        (
             reason::NO_AGENT_AVAILABLE,
-            message.clone(),
-            &facts,
+            "waiting for an agent of the pool",
         ),
-        condition(
-            prev_conditions,
-            condition::RECONCILING,
-            "False",
-            reason::NO_AGENT_AVAILABLE,
-            "waiting for an agent of the pool".into(),
-            &facts,
-        ),
-        condition(
-            prev_conditions,
-            condition::STALLED,
-            "True",
-            reason::NO_AGENT_AVAILABLE,
-            message,
-            &facts,
-        ),
-    ];
+        &facts,
+    );
     // The areas keep what the last test found.
     conditions.extend(
         prev_conditions
@@ -421,6 +405,43 @@ pub fn after_refresh(
     );
 }
 
+/// Ready=False and Stalled=True with `reason` and `message`, and Reconciling=False with its own
+/// reason and message: what a connection that cannot progress without a user change shows.
+fn stuck(
+    prev_conditions: &[Condition],
+    reason: &str,
+    message: String,
+    reconciling: (&str, &str),
+    facts: &Facts,
+) -> Vec<Condition> {
+    vec![
+        condition(
+            prev_conditions,
+            condition::READY,
+            "False",
+            reason,
+            message.clone(),
+            facts,
+        ),
+        condition(
+            prev_conditions,
+            condition::RECONCILING,
+            "False",
+            reconciling.0,
+            reconciling.1.into(),
+            facts,
+        ),
+        condition(
+            prev_conditions,
+            condition::STALLED,
+            "True",
+            reason,
+            message,
+            facts,
+        ),
+    ]
+}
+
 /// The status of an object that cannot be read as a KafkaConnection (e.g. an enum value this version
 /// does not know): Ready=False and Stalled=True naming the problem.
 pub fn invalid_object(
@@ -442,32 +463,13 @@ pub fn invalid_object(
     );
     KafkaConnectionStatus {
         observed_generation: facts.generation,
-        conditions: vec![
-            condition(
-                prev_conditions,
-                condition::READY,
-                "False",
-                cond_reason::INVALID_OBJECT,
-                message.clone(),
-                &facts,
-            ),
-            condition(
-                prev_conditions,
-                condition::RECONCILING,
-                "False",
-                cond_reason::TEST_COMPLETE,
-                "nothing to test".into(),
-                &facts,
-            ),
-            condition(
-                prev_conditions,
-                condition::STALLED,
-                "True",
-                cond_reason::INVALID_OBJECT,
-                message,
-                &facts,
-            ),
-        ],
+        conditions: stuck(
+            prev_conditions,
+            cond_reason::INVALID_OBJECT,
+            message,
+            (cond_reason::TEST_COMPLETE, "nothing to test"),
+            &facts,
+        ),
         checks: vec![row],
         last_test_time: Some(facts.now.clone()),
         tested_by: Some(facts.tested_by),

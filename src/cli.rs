@@ -375,7 +375,7 @@ pub async fn online_report(
     let secrets: Vec<_> = manifests.secrets.iter().map(|(_, s)| s).collect();
     let mut stores = Vec::with_capacity(manifests.connections.len());
     let client = match context {
-        Some(context) => Some(kube_client(context).await?),
+        Some(context) => Some(kube_client(Some(context)).await?),
         None => None,
     };
     for doc in &manifests.connections {
@@ -474,28 +474,17 @@ fn show_models(args: &ModelsArgs) -> u8 {
         return EXIT_BAD_INPUT;
     };
     rt.block_on(async {
-        let options = kube::config::KubeConfigOptions {
-            context: args.context.clone(),
-            ..Default::default()
-        };
-        let config = match kube::Config::from_kubeconfig(&options).await {
+        let client = match kube_client(args.context.as_deref()).await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: kubeconfig: {e}");
+                eprintln!("error: {e}");
                 return EXIT_BAD_INPUT;
             }
         };
         let ns = args
             .namespace
             .clone()
-            .unwrap_or_else(|| config.default_namespace.clone());
-        let client = match kube::Client::try_from(config) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: kubeconfig: {e}");
-                return EXIT_BAD_INPUT;
-            }
-        };
+            .unwrap_or_else(|| client.default_namespace().to_string());
         let conns: kube::Api<api::KafkaConnection> = kube::Api::namespaced(client.clone(), &ns);
         let conn = match conns.get(&args.name).await {
             Ok(c) => c,
@@ -511,13 +500,9 @@ fn show_models(args: &ModelsArgs) -> u8 {
                 return EXIT_BAD_INPUT;
             }
         };
-        let owner = models::store::Owner {
-            namespace: ns.clone(),
-            name: args.name.clone(),
-            uid: kube::ResourceExt::uid(&conn).unwrap_or_default(),
-        };
+        let uid = kube::ResourceExt::uid(&conn).unwrap_or_default();
         let cms = kube::Api::namespaced(client, &ns);
-        let shards = match models::store::existing(&cms, &owner).await {
+        let shards = match models::store::existing(&cms, &uid).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: reading the catalog ConfigMaps: {e}");
@@ -549,14 +534,18 @@ fn show_models(args: &ModelsArgs) -> u8 {
     })
 }
 
-/// A client for a kubeconfig context.
-async fn kube_client(context: &str) -> Result<kube::Client, String> {
+/// A client for a kubeconfig context (`None`: the current one).
+async fn kube_client(context: Option<&str>) -> Result<kube::Client, String> {
     let options = kube::config::KubeConfigOptions {
-        context: Some(context.to_string()),
+        context: context.map(str::to_string),
         ..Default::default()
+    };
+    let what = match context {
+        Some(c) => format!("kubeconfig context {c:?}"),
+        None => "kubeconfig".to_string(),
     };
     let config = kube::Config::from_kubeconfig(&options)
         .await
-        .map_err(|e| format!("kubeconfig context {context:?}: {e}"))?;
-    kube::Client::try_from(config).map_err(|e| format!("kubeconfig context {context:?}: {e}"))
+        .map_err(|e| format!("{what}: {e}"))?;
+    kube::Client::try_from(config).map_err(|e| format!("{what}: {e}"))
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kconn::api::{KafkaConnection, KafkaConnectionStatus, RefreshSchedule};
-use kconn::models::{catalog, Model};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kconn::models::{catalog, store, Model};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use support::operator::{self as op, condition, wait_status};
 use support::{create_topic, produce, unique, Env};
@@ -20,21 +20,10 @@ const DEADLINE: Duration = Duration::from_secs(90);
 
 /// The catalog ConfigMaps of a connection (by its uid label), in shard order.
 async fn shards(cms: &Api<ConfigMap>, uid: &str) -> Vec<ConfigMap> {
-    let mut list = cms
-        .list(&ListParams::default().labels(&format!("kconn.dev/connection-uid={uid}")))
-        .await
-        .unwrap()
-        .items;
-    list.sort_by_key(|cm| {
-        cm.metadata
-            .name
-            .as_deref()
-            .and_then(|n| n.rsplit('-').next())
-            .and_then(|i| i.parse::<usize>().ok())
-    });
-    list
+    store::existing(cms, uid).await.unwrap()
 }
 
+/// The models of `shards`, decoded strictly (an unreadable shard fails the test).
 fn models_of(shards: &[ConfigMap]) -> BTreeMap<String, Model> {
     let gz: Vec<Vec<u8>> = shards
         .iter()

@@ -61,10 +61,10 @@ fn shard_index(name: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// The connection's existing shards, in order.
-pub async fn existing(api: &Api<ConfigMap>, owner: &Owner) -> Result<Vec<ConfigMap>, kube::Error> {
+/// The existing shards of the connection with uid `uid`, in order.
+pub async fn existing(api: &Api<ConfigMap>, uid: &str) -> Result<Vec<ConfigMap>, kube::Error> {
     let list = api
-        .list(&ListParams::default().labels(&format!("{CONNECTION_UID_LABEL}={}", owner.uid)))
+        .list(&ListParams::default().labels(&format!("{CONNECTION_UID_LABEL}={uid}")))
         .await?;
     let mut shards = list.items;
     shards.sort_by_key(|cm| shard_index(cm.metadata.name.as_deref().unwrap_or_default()));

@@ -139,7 +139,7 @@ pub async fn store_catalog(
         StoreError::NameTaken(_) => failure(reason::CATALOG_NAME_TAKEN, e.to_string()),
         StoreError::Kube(_) => failure(reason::CATALOG_WRITE_FAILED, e.to_string()),
     };
-    let existing = store::existing(&api, owner)
+    let existing = store::existing(&api, &owner.uid)
         .await
         .map_err(|e| write_failed(e.into()))?;
     let changes = refresh::changes(&store::fingerprints(&existing), &models);

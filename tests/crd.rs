@@ -10,7 +10,15 @@ const COMMITTED: &str = include_str!("../crds/kafkaconnections.kconn.dev.yaml");
 fn committed_crd_matches_the_types() {
     assert!(
         COMMITTED == api::crd_yaml(),
-        "crds/kafkaconnections.kconn.dev.yaml is stale: regenerate it with `cargo run -- crd > crds/kafkaconnections.kconn.dev.yaml`"
+        "crds/kafkaconnections.kconn.dev.yaml is stale: regenerate it with scripts/generate.sh"
+    );
+}
+
+#[test]
+fn the_charts_crd_is_the_generated_one() {
+    assert!(
+        include_str!("../charts/kconn/crds/kafkaconnections.kconn.dev.yaml") == api::crd_yaml(),
+        "charts/kconn/crds/kafkaconnections.kconn.dev.yaml is stale: regenerate it with scripts/generate.sh"
     );
 }
 
@@ -19,7 +27,7 @@ fn committed_api_reference_matches_the_types() {
     let committed = include_str!("../docs/api-reference.md");
     assert!(
         committed == api::reference::markdown(),
-        "docs/api-reference.md is stale: regenerate it with `cargo run -- crd --reference > docs/api-reference.md`"
+        "docs/api-reference.md is stale: regenerate it with scripts/generate.sh"
     );
 }
 

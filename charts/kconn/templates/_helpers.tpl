@@ -1,0 +1,51 @@
+{{/* The release's full name: the release name, with "-kconn" unless it already holds "kconn". */}}
+{{- define "kconn.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kconn.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "kconn.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "kconn.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kconn.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kconn.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name: set it to an existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* What the operator does in the namespaces it watches. Kept equal to the Role in the README. */}}
+{{- define "kconn.watchRules" -}}
+- apiGroups: [kconn.dev]
+  resources: [kafkaconnections]
+  verbs: [get, list, watch]
+- apiGroups: [kconn.dev]
+  resources: [kafkaconnections/status]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [list, create, patch, delete]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
+
+{{- define "kconn.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.agent.leaseNamespace -}}
+{{- end -}}

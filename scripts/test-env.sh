@@ -11,6 +11,9 @@
 #   scripts/test-env.sh up        install, start everything on free ports, write target/test-env/env
 #   scripts/test-env.sh down      stop every process this script started (by PID)
 #   scripts/test-env.sh env       print target/test-env/env
+#   scripts/test-env.sh kill NAME  SIGKILL one process (krb5kdc, kafka, kafka3-1..3, etcd, kube-apiserver)
+#   scripts/test-env.sh start NAME start it again, with the same command, environment and ports
+#                                  (the fault tests in tests/faults.rs use these two)
 #
 # Every port is picked free at start. Nothing binds or connects beyond 127.0.0.1.
 set -euo pipefail
@@ -138,11 +141,33 @@ wait_port() { # port seconds name
 # --------------------------------------------------------------------------------------------- processes
 start_bg() { # name command...
   local name=$1; shift
-  nohup "$@" >"$RUN/log/$name.log" 2>&1 &
+  # What `start NAME` needs to run it again: the exported environment and the command, shell-quoted.
+  mkdir -p "$RUN/cmd"
+  { export -p; printf 'cd %q\n' "$PWD"; printf 'exec'; printf ' %q' "$@"; printf '\n'; } >"$RUN/cmd/$name"
+  chmod 600 "$RUN/cmd/$name"
+  nohup "$@" >>"$RUN/log/$name.log" 2>&1 &
   echo "$! $name" >>"$RUN/pids"
 }
 
-alive() { local pid; pid=$(awk -v n="$1" '$2==n{print $1}' "$RUN/pids"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+# SIGKILLs one process of the environment and waits until it is gone.
+kill_one() { # name
+  local pid; pid=$(awk -v n="$1" '$2==n{print $1}' "$RUN/pids" | tail -1)
+  [ -n "$pid" ] || die "no process named $1"
+  kill -9 "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  say "killed $1 ($pid)"
+}
+
+# Starts a killed process again from its recorded command.
+start_one() { # name
+  [ -f "$RUN/cmd/$1" ] || die "no recorded command for $1"
+  alive "$1" && die "$1 is still running"
+  nohup bash "$RUN/cmd/$1" >>"$RUN/log/$1.log" 2>&1 &
+  echo "$! $1" >>"$RUN/pids"
+  say "started $1 ($!)"
+}
+
+alive() { local pid; pid=$(awk -v n="$1" '$2==n{print $1}' "$RUN/pids" | tail -1); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 
 down() {
   [ -f "$RUN/pids" ] || { say "nothing to stop"; return 0; }
@@ -534,5 +559,7 @@ case "${1:-}" in
   up-once) up ;;
   down) down ;;
   env) cat "$RUN/env" ;;
-  *) echo "usage: $0 install|up|down|env" >&2; exit 2 ;;
+  kill) kill_one "${2:?name}" ;;
+  start) start_one "${2:?name}" ;;
+  *) echo "usage: $0 install|up|down|env|kill NAME|start NAME" >&2; exit 2 ;;
 esac

@@ -111,7 +111,7 @@ fn localized(file: &str, listener: &str) -> String {
             v["stringData"][k.as_str()] = secret_value(env, &k);
         }
         // The binary keytab, which the example can only describe in a comment.
-        if let Some((name, key)) = keytab_ref
+        if let Some((_, key)) = keytab_ref
             .as_ref()
             .filter(|(n, _)| v["metadata"]["name"] == *n)
         {

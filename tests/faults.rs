@@ -1,0 +1,473 @@
+//! Faults, injected into the real test environment while `kconn run` works: a broker of the 3-broker
+//! cluster killed and started again, the whole cluster down and back, the KDC down and back, the
+//! kube-apiserver stopped for 30 s and started again, and the operator itself killed in the middle of its
+//! work. Each outcome is asserted on the connections' status. The processes are SIGKILLed and started
+//! again by `scripts/test-env.sh kill|start`; a guard starts them again if a test fails half-way.
+//! The tests take turns (one lock): they break what the others use.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kconn::api::{KafkaConnection, KafkaConnectionStatus};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use support::operator::{self as op, condition, wait_status};
+use support::{unique, Env};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// One fault at a time.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn test_env(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-env.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "test-env.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Processes of the environment that are down; started again when dropped.
+struct Down(Vec<&'static str>);
+
+impl Down {
+    fn kill(names: &[&'static str]) -> Down {
+        for n in names {
+            test_env(&["kill", n]);
+        }
+        Down(names.to_vec())
+    }
+    fn start(mut self) {
+        for n in std::mem::take(&mut self.0) {
+            test_env(&["start", n]);
+        }
+    }
+}
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        for n in std::mem::take(&mut self.0) {
+            let _ = Command::new("bash")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-env.sh"))
+                .args(["start", n])
+                .output();
+        }
+    }
+}
+
+/// Waits until `addr` accepts TCP.
+fn wait_listening(addr: &str) {
+    support::wait_for(&format!("{addr} to accept connections"), DEADLINE, || {
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(500))
+            .ok()
+    });
+}
+
+/// Asks for a test (a new `kconn.dev/test-requested-at` value) and returns the status that answers it.
+async fn test_now(conns: &Api<KafkaConnection>, name: &str) -> KafkaConnectionStatus {
+    let value = unique("req");
+    conns
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                kconn::api::TEST_REQUESTED_AT: value
+            }}})),
+        )
+        .await
+        .unwrap();
+    wait_status(
+        conns,
+        name,
+        &format!("the test asked for by {value}"),
+        DEADLINE,
+        |s| s.last_handled_test_request.as_deref() == Some(value.as_str()),
+    )
+    .await
+}
+
+/// Asks for tests until one answers with `pred` (each request waits for its answer), within DEADLINE.
+async fn test_until(
+    conns: &Api<KafkaConnection>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&KafkaConnectionStatus) -> bool,
+) -> KafkaConnectionStatus {
+    let start = Instant::now();
+    loop {
+        let s = test_now(conns, name).await;
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no {what} within {DEADLINE:?}; last: {s:#?}"
+        );
+    }
+}
+
+fn row<'a>(s: &'a KafkaConnectionStatus, check: &str) -> (String, &'a str, &'a str) {
+    let r = s
+        .checks
+        .iter()
+        .find(|c| c.name == check)
+        .unwrap_or_else(|| panic!("no {check} row"));
+    (
+        format!("{:?}", r.result),
+        r.reason.as_str(),
+        r.message.as_str(),
+    )
+}
+
+async fn setup() -> (kube::Client, String, tempfile::TempDir) {
+    let env = Env::get();
+    let client = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
+    support::install_crd(&client).await;
+    let ns = support::namespace(&client).await;
+    (client, ns, tempfile::tempdir().unwrap())
+}
+
+async fn create(conns: &Api<KafkaConnection>, name: &str, spec: serde_json::Value) {
+    let conn: KafkaConnection =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": spec}))
+            .unwrap();
+    conns.create(&PostParams::default(), &conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn brokers_killed_and_started_again() {
+    let _turn = TURN.lock().await;
+    let env = Env::get();
+    let (client, ns, dir) = setup().await;
+    let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
+    let brokers: Vec<&str> = env.var("KAFKA_CLUSTER3_BROKERS").split(' ').collect();
+    let topic = unique("faults");
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        support::config(env.var("KAFKA_CLUSTER3"), &[])
+            .create()
+            .unwrap();
+    admin
+        .create_topics(
+            // MajorityIsr (the default acks) of 3 replicas needs min.insync.replicas 2.
+            [
+                &rdkafka::admin::NewTopic::new(
+                    &topic,
+                    3,
+                    rdkafka::admin::TopicReplication::Fixed(3),
+                )
+                .set("min.insync.replicas", "2"),
+            ],
+            &rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .unwrap();
+    create(
+        &conns,
+        "c3",
+        serde_json::json!({
+            "bootstrapServers": brokers,
+            "topics": {"expression": topic.replace('.', "\\.")},
+            "check": {"interval": "10m", "timeout": "20s"}
+        }),
+    )
+    .await;
+    let _operator = op::start(&ns, &dir.path().join("operator.log"), &[]);
+    let healthy =
+        |s: &KafkaConnectionStatus| condition(s, "Ready") == Some(("True", "AllChecksPassed"));
+    wait_status(&conns, "c3", "Ready", DEADLINE, healthy).await;
+
+    // One broker killed: a warning naming it, Ready no longer AllChecksPassed.
+    let down = Down::kill(&["kafka3-2"]);
+    let s = test_now(&conns, "c3").await;
+    let (result, reason, message) = row(&s, "BrokersReachable");
+    assert_eq!(
+        (result.as_str(), reason),
+        ("Warning", "SomeBrokersUnreachable"),
+        "{message}"
+    );
+    assert!(message.contains(brokers[1]), "{message}");
+    assert_ne!(condition(&s, "Ready"), Some(("True", "AllChecksPassed")));
+    // Started again: recovered.
+    let back = Instant::now();
+    down.start();
+    wait_listening(brokers[1]);
+    test_until(&conns, "c3", "recovery after the broker returned", healthy).await;
+    eprintln!(
+        "figure: one broker: AllChecksPassed again {:.1?} after its start",
+        back.elapsed()
+    );
+
+    // The whole cluster down: Ready=False NoBrokerReachable, not Stalled (nothing for the user to fix).
+    let down = Down::kill(&["kafka3-1", "kafka3-2", "kafka3-3"]);
+    let s = test_now(&conns, "c3").await;
+    assert_eq!(
+        condition(&s, "Ready"),
+        Some(("False", "NoBrokerReachable")),
+        "{s:#?}"
+    );
+    assert_eq!(condition(&s, "Stalled"), Some(("False", "NotStalled")));
+    assert_eq!(condition(&s, "Reachable").map(|c| c.0), Some("False"));
+    let back = Instant::now();
+    down.start();
+    for b in &brokers {
+        wait_listening(b);
+    }
+    let s = test_until(&conns, "c3", "recovery after the cluster returned", healthy).await;
+    eprintln!(
+        "figure: whole cluster: AllChecksPassed again {:.1?} after its start",
+        back.elapsed()
+    );
+    assert_eq!(row(&s, "TopicsResolved").0, "Passed");
+}
+
+#[tokio::test]
+async fn the_kdc_down_and_back() {
+    let _turn = TURN.lock().await;
+    let env = Env::get();
+    let (client, ns, dir) = setup().await;
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "krb"},
+        "data": {
+            "krb5.keytab": ByteString(std::fs::read(env.var("KAFKA_CLIENT_KEYTAB")).unwrap()),
+            "krb5.conf": ByteString(std::fs::read(env.var("KRB5_CONFIG")).unwrap()),
+        }
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
+    create(
+        &conns,
+        "krb",
+        serde_json::json!({
+            "bootstrapServers": [env.var("KAFKA_SASL_PLAINTEXT")],
+            "topics": {"expression": "test\\..*"},
+            "authentication": {"kerberos": {
+                "principal": env.var("KAFKA_CLIENT_PRINCIPAL"),
+                "serviceName": env.var("KAFKA_SERVICE_NAME"),
+                "keytabSecretRef": {"name": "krb", "key": "krb5.keytab"},
+                "krb5ConfSecretRef": {"name": "krb", "key": "krb5.conf"}
+            }},
+            "check": {"interval": "10m", "timeout": "20s"}
+        }),
+    )
+    .await;
+    let _operator = op::start(&ns, &dir.path().join("operator.log"), &[]);
+    let ticket = |s: &KafkaConnectionStatus| row(s, "KerberosTicket").1 == "TicketIssued";
+    wait_status(&conns, "krb", "a ticket", DEADLINE, |s| {
+        ticket(s) && condition(s, "Ready").map(|c| c.0) == Some("True")
+    })
+    .await;
+
+    let down = Down::kill(&["krb5kdc"]);
+    let s = test_now(&conns, "krb").await;
+    assert_eq!(row(&s, "KerberosTicket").0, "Failed");
+    assert_eq!(
+        row(&s, "KerberosTicket").1,
+        "KdcUnreachable",
+        "{:?}",
+        row(&s, "KerberosTicket")
+    );
+    assert_eq!(condition(&s, "Ready"), Some(("False", "KdcUnreachable")));
+    assert_eq!(condition(&s, "Authenticated").map(|c| c.0), Some("False"));
+    let back = Instant::now();
+    down.start();
+    test_until(&conns, "krb", "a ticket after the KDC returned", |s| {
+        ticket(s) && condition(s, "Ready").map(|c| c.0) == Some("True")
+    })
+    .await;
+    eprintln!(
+        "figure: KDC: Ready again {:.1?} after its start",
+        back.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_api_server_stopped_for_30_seconds() {
+    let _turn = TURN.lock().await;
+    let env = Env::get();
+    let (client, ns, dir) = setup().await;
+    let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
+    let spec = serde_json::json!({
+        "bootstrapServers": [env.var("KAFKA_PLAINTEXT")],
+        "topics": {"expression": "x"},
+        "check": {"interval": "10m", "timeout": "20s"}
+    });
+    create(&conns, "before", spec.clone()).await;
+    let log = dir.path().join("operator.log");
+    let mut operator = op::start(&ns, &log, &[]);
+    let ready = |s: &KafkaConnectionStatus| condition(s, "Ready").map(|c| c.0) == Some("True");
+    wait_status(&conns, "before", "Ready", DEADLINE, ready).await;
+    let addr = op::http_address(&log, DEADLINE);
+
+    let down = Down::kill(&["kube-apiserver"]);
+    // The fault lasts 30 s (this wait is the outage, not a synchronisation).
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(30) {
+        assert!(
+            operator.0.try_wait().unwrap().is_none(),
+            "the operator exited during the outage"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        op::get(&addr, "/livez").0.contains("200"),
+        "/livez during the outage"
+    );
+    let back = Instant::now();
+    down.start();
+
+    // Back: a new connection is tested (the watch came back) and a spec change is followed.
+    let start = Instant::now();
+    while conns.get("before").await.is_err() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the API server did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by DEADLINE
+    }
+    create(&conns, "after", spec).await;
+    wait_status(&conns, "after", "Ready after the outage", DEADLINE, ready).await;
+    eprintln!(
+        "figure: API server: a new connection Ready {:.1?} after its start",
+        back.elapsed()
+    );
+    let patched = conns
+        .patch(
+            "before",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"displayName": "changed after the outage"}})),
+        )
+        .await
+        .unwrap();
+    let generation = patched.metadata.generation;
+    wait_status(
+        &conns,
+        "before",
+        "the spec change after the outage",
+        DEADLINE,
+        |s| s.observed_generation == generation && ready(s),
+    )
+    .await;
+    assert!(
+        operator.0.try_wait().unwrap().is_none(),
+        "the operator exited"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[tokio::test]
+async fn the_operator_killed_in_the_middle_of_its_work() {
+    let _turn = TURN.lock().await;
+    let env = Env::get();
+    let (client, ns, dir) = setup().await;
+    let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
+    const N: usize = 40;
+    for i in 0..N {
+        create(
+            &conns,
+            &format!("c{i:02}"),
+            serde_json::json!({
+                "bootstrapServers": [env.var("KAFKA_PLAINTEXT")],
+                "topics": {"expression": "x"},
+                "check": {"interval": "10m", "timeout": "20s"}
+            }),
+        )
+        .await;
+    }
+    let lease = ["--lease-duration", "3s", "--concurrency", "2"];
+    let first = op::start_agent(
+        &ns,
+        &dir.path().join("first.log"),
+        "first",
+        "default",
+        &lease,
+    );
+    // Kill it once some, not all, connections have a status.
+    let tested = || async {
+        let list = conns.list(&Default::default()).await.unwrap();
+        list.items.iter().filter(|c| c.status.is_some()).count()
+    };
+    let start = Instant::now();
+    loop {
+        let n = tested().await;
+        if n >= 3 {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "no connection tested");
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by DEADLINE
+    }
+    drop(first); // SIGKILL: no Lease release, tests in flight abandoned
+    let at_kill = tested().await;
+    assert!(
+        at_kill < N,
+        "all {N} were already tested; the kill came too late"
+    );
+
+    let _second = op::start_agent(
+        &ns,
+        &dir.path().join("second.log"),
+        "second",
+        "default",
+        &lease,
+    );
+    let start = Instant::now();
+    loop {
+        let list = conns.list(&Default::default()).await.unwrap();
+        let done: Vec<&KafkaConnection> = list
+            .items
+            .iter()
+            .filter(|c| {
+                c.status
+                    .as_ref()
+                    .is_some_and(|s| s.observed_generation == c.metadata.generation)
+            })
+            .collect();
+        let by_second = done
+            .iter()
+            .filter(|c| {
+                c.status
+                    .as_ref()
+                    .unwrap()
+                    .tested_by
+                    .as_ref()
+                    .is_some_and(|t| t.pod == "second")
+            })
+            .count();
+        if done.len() == N {
+            eprintln!(
+                "figure: operator killed after {at_kill} of {N}: all {N} whole {:.1?} after the second started ({by_second} by it)",
+                start.elapsed()
+            );
+            assert!(
+                by_second >= N - at_kill,
+                "{by_second} tested by the second, {at_kill} before the kill"
+            );
+            // Every status is whole: all conditions and every check row.
+            for c in &done {
+                let s = c.status.as_ref().unwrap();
+                assert_eq!(s.conditions.len(), 8, "{s:#?}");
+                assert_eq!(s.checks.len(), 12, "{s:#?}");
+            }
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{} of {N} re-tested by the second operator (killed after {at_kill})",
+            done.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by DEADLINE
+    }
+}

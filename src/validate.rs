@@ -86,8 +86,8 @@ pub enum HostPortError {
     /// A bare IPv6 address: the port cannot be told apart.
     #[error("{0:?} looks like an IPv6 address without brackets")]
     UnbracketedIpv6(String),
-    /// Port is not a number.
-    #[error("{value:?} has port {port:?}, which is not a number")]
+    /// Port is not a number (or not written as one: a leading zero).
+    #[error("{value:?} has port {port:?}, which is not a number written without leading zeros")]
     PortNotANumber {
         /// The whole entry.
         value: String,
@@ -161,7 +161,7 @@ pub fn parse_host_port(value: &str) -> Result<HostPort, HostPortError> {
     if port.is_empty() {
         return Err(HostPortError::MissingPort(owned()));
     }
-    if !port.bytes().all(|b| b.is_ascii_digit()) {
+    if !port.bytes().all(|b| b.is_ascii_digit()) || (port.len() > 1 && port.starts_with('0')) {
         return Err(HostPortError::PortNotANumber {
             value: owned(),
             port: port.to_string(),
@@ -180,10 +180,13 @@ pub fn parse_host_port(value: &str) -> Result<HostPort, HostPortError> {
     })
 }
 
-/// A DNS name (labels of letters, digits, `-` and `_`) or a dotted IPv4 address.
+/// A DNS name (labels of letters, digits, `-` and `_`, starting and ending with a letter or digit as the
+/// CRD's pattern requires) or a dotted IPv4 address.
 fn is_dns_name(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
+        && host.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && host.ends_with(|c: char| c.is_ascii_alphanumeric())
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
@@ -895,7 +898,7 @@ mod tests {
             );
         }
         type Expect = fn(&HostPortError) -> bool;
-        let bad: [(&str, Expect); 10] = [
+        let bad: [(&str, Expect); 13] = [
             ("", |e| matches!(e, HostPortError::Empty)),
             ("kafka", |e| matches!(e, HostPortError::MissingPort(_))),
             ("kafka:", |e| matches!(e, HostPortError::MissingPort(_))),
@@ -916,6 +919,16 @@ mod tests {
                 matches!(e, HostPortError::UnbracketedIpv6(_))
             }),
             ("bad host:9092", |e| {
+                matches!(e, HostPortError::InvalidHost { .. })
+            }),
+            // Refused by the CRD's pattern too (found by tests/fuzz.rs).
+            ("kafka:09092", |e| {
+                matches!(e, HostPortError::PortNotANumber { .. })
+            }),
+            ("kafka_:9092", |e| {
+                matches!(e, HostPortError::InvalidHost { .. })
+            }),
+            ("_kafka._tcp.example:9092", |e| {
                 matches!(e, HostPortError::InvalidHost { .. })
             }),
         ];

@@ -11,27 +11,9 @@ use k8s_openapi::ByteString;
 use serde_json::Value;
 use support::Env;
 
-/// A keytab (format 0x0502) with one entry whose key is filler bytes: known to no KDC.
+/// A keytab with one entry whose key is filler bytes: known to no KDC.
 fn fake_keytab(name: &str, realm: &str, enctype: u16) -> Vec<u8> {
-    let mut e = Vec::new();
-    let parts: Vec<&str> = name.split('/').collect();
-    e.extend((parts.len() as u16).to_be_bytes());
-    e.extend((realm.len() as u16).to_be_bytes());
-    e.extend(realm.as_bytes());
-    for p in &parts {
-        e.extend((p.len() as u16).to_be_bytes());
-        e.extend(p.as_bytes());
-    }
-    e.extend(1u32.to_be_bytes());
-    e.extend(0u32.to_be_bytes());
-    e.push(1);
-    e.extend(enctype.to_be_bytes());
-    e.extend(32u16.to_be_bytes());
-    e.extend([0x5A; 32]);
-    let mut out = vec![5, 2];
-    out.extend((e.len() as i32).to_be_bytes());
-    out.extend(e);
-    out
+    support::keytab(&[(name, realm, enctype, 1)])
 }
 
 struct Case<'a> {

@@ -358,3 +358,30 @@ pub async fn produce(
         .map_err(|(e, _)| e)
         .unwrap();
 }
+
+/// A keytab (format 0x0502) with one entry per `(principal name, realm, enctype, kvno)`; each key is
+/// 32 filler bytes, known to no KDC.
+pub fn keytab(entries: &[(&str, &str, u16, u32)]) -> Vec<u8> {
+    let mut out = vec![5, 2];
+    for (name, realm, enctype, kvno) in entries {
+        let mut e = Vec::new();
+        let parts: Vec<&str> = name.split('/').collect();
+        e.extend((parts.len() as u16).to_be_bytes());
+        e.extend((realm.len() as u16).to_be_bytes());
+        e.extend(realm.as_bytes());
+        for p in &parts {
+            e.extend((p.len() as u16).to_be_bytes());
+            e.extend(p.as_bytes());
+        }
+        e.extend(1u32.to_be_bytes()); // name type
+        e.extend(0u32.to_be_bytes()); // timestamp
+        e.push((*kvno).min(255) as u8);
+        e.extend(enctype.to_be_bytes());
+        e.extend(32u16.to_be_bytes());
+        e.extend([0x5A; 32]);
+        e.extend(kvno.to_be_bytes());
+        out.extend((e.len() as i32).to_be_bytes());
+        out.extend(e);
+    }
+    out
+}

@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install-deps.sh
 KCONN_FUZZ_SECONDS=${1:-60} cargo test --release --test fuzz -- --nocapture --test-threads 1 2>&1 \
-  | grep -E '^fuzz |panicked|shrunk|test result'
+  | grep -oE 'fuzz [a-z0-9]+: .*|panicked.*|shrunk.*|test result.*'

@@ -63,6 +63,8 @@ pub struct Metrics {
     /// Live agent processes this process sees (itself included).
     pub agents_live: Gauge,
     connections_owned: Gauge,
+    /// Tasks alive in the process's async runtime (a leak shows as growth), set when /metrics is read.
+    runtime_tasks: Gauge,
     ready_by_object: Mutex<HashMap<String, String>>,
 }
 
@@ -80,6 +82,7 @@ impl Default for Metrics {
         let catalog_bytes_written = Counter::default();
         let agents_live = Gauge::default();
         let connections_owned = Gauge::default();
+        let runtime_tasks = Gauge::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
             "check_duration_seconds",
@@ -121,6 +124,11 @@ impl Default for Metrics {
             "Connections this process owns and tests",
             connections_owned.clone(),
         );
+        registry.register(
+            "runtime_tasks",
+            "Tasks alive in the process's async runtime",
+            runtime_tasks.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -132,6 +140,7 @@ impl Default for Metrics {
             catalog_bytes_written,
             agents_live,
             connections_owned,
+            runtime_tasks,
             ready_by_object: Mutex::new(HashMap::new()),
         }
     }
@@ -169,6 +178,10 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.runtime_tasks
+                .set(runtime.metrics().num_alive_tasks() as i64);
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             warn!(error = %e, "cannot encode metrics");

@@ -200,6 +200,11 @@ fn fail(field: String, why: &'static str, message: String, hint: &str) -> Box<Ch
     ))
 }
 
+/// The largest Secret value kconn uses: what the API server stores for a whole Secret. Larger values can
+/// only come from manifests on disk (`kconn check -f`); librdkafka is never handed one (a SCRAM password
+/// of 4 MiB got no answer from the broker, one of 10 MiB crashed the process).
+pub const MAX_SECRET_VALUE: usize = 1 << 20;
+
 fn value(
     store: &SecretStore,
     name: &str,
@@ -216,6 +221,15 @@ fn value(
         ));
     };
     match secret.data.get(key) {
+        Some(v) if v.len() > MAX_SECRET_VALUE => Err(fail(
+            key_field.to_string(),
+            reason::INVALID_SECRET_VALUE,
+            format!(
+                "key {key:?} of Secret {name:?} holds {} bytes; a Secret holds at most {MAX_SECRET_VALUE} (1 MiB)",
+                v.len()
+            ),
+            "point the reference at the right key: a password, keytab, krb5.conf or certificate is far smaller",
+        )),
         Some(v) if !v.is_empty() => Ok(v.clone()),
         Some(_) => Err(fail(
             key_field.to_string(),
@@ -475,6 +489,11 @@ mod tests {
             ),
             (
                 serde_json::json!([{"metadata": {"name": "u"}, "data": {"username": "YQ==", "password": "/w=="}}]),
+                "spec.authentication.sasl.secretRef.passwordKey",
+                reason::INVALID_SECRET_VALUE,
+            ),
+            (
+                serde_json::json!([{"metadata": {"name": "u"}, "stringData": {"username": "a", "password": "x".repeat(MAX_SECRET_VALUE + 1)}}]),
                 "spec.authentication.sasl.secretRef.passwordKey",
                 reason::INVALID_SECRET_VALUE,
             ),

@@ -736,6 +736,9 @@ fn tls_handshake(
     }
 }
 
+/// How many unreachable servers a BrokersReachable message names one by one.
+const MAX_NAMED_FAILURES: usize = 5;
+
 fn brokers_reachable(
     servers: &[validate::HostPort],
     results: &[Result<SocketAddr, String>],
@@ -756,15 +759,16 @@ fn brokers_reachable(
             None,
         ),
         n => {
-            let message = format!(
-                "{} of {total} reachable; {}",
-                total - n,
-                failed
-                    .iter()
-                    .map(|&(i, e)| format!("{}: {e}", servers[i]))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
+            // The first few failures by name; a status message stays readable with 64 servers.
+            let mut named: Vec<String> = failed
+                .iter()
+                .take(MAX_NAMED_FAILURES)
+                .map(|&(i, e)| format!("{}: {e}", servers[i]))
+                .collect();
+            if n > MAX_NAMED_FAILURES {
+                named.push(format!("and {} more", n - MAX_NAMED_FAILURES));
+            }
+            let message = format!("{} of {total} reachable; {}", total - n, named.join("; "));
             let field = Some(format!("spec.bootstrapServers[{}]", failed[0].0));
             if n == total {
                 let hint = "check the ports (a listener's port, not the controller's), that the brokers run, and that network policies and firewalls let this agent through";

@@ -138,7 +138,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("operator.log");
-    let operator = op::start_agent(&ns, &log, "load", "default", &["--log", "warn"]);
+    let operator = op::start_agent(&ns, &log, "load", "default", &["--log", "info"]);
     let pid = operator.0.id();
     let addr = http_address(&log, Duration::from_secs(60));
 

@@ -609,6 +609,52 @@ async fn an_installed_chart_runs_the_operator_under_its_own_rbac() {
         .await
         .expect("the agent Lease in the release namespace");
 
+    // A Secret in another namespace cannot be referenced: the API has no such field. kube-apiserver 1.20
+    // and kubectl 1.20 prune it without a word (newer ones refuse it: field validation is strict from
+    // 1.25), so the Secret is looked up in the connection's own namespace and reported missing there,
+    // with a hint saying so. `kconn check --offline` refuses the field as UnknownField.
+    let cross = format!(
+        "apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: cross, namespace: {watched}}}\nspec:\n  bootstrapServers: ['{}']\n  topics: {{expression: x}}\n  authentication: {{sasl: {{mechanism: PLAIN, secretRef: {{name: s, namespace: {ops}}}}}}}\n",
+        env.var("KAFKA_SASL_PLAINTEXT")
+    );
+    let out = kubectl(&["apply", "-f", "-"], Some(&cross));
+    assert!(out.status.success(), "{}", text(&out));
+    let status = wait_status(
+        &conns,
+        "cross",
+        "the cross-namespace reference",
+        DEADLINE,
+        |s| s.last_test_time.is_some(),
+    )
+    .await;
+    let row = status
+        .checks
+        .iter()
+        .find(|c| c.name == "CredentialsResolved")
+        .unwrap();
+    assert_eq!(row.reason, "SecretNotFound", "{row:?}");
+    assert_eq!(
+        row.field.as_deref(),
+        Some("spec.authentication.sasl.secretRef.name")
+    );
+    assert!(row.message.contains("connection's namespace"), "{row:?}");
+    assert_eq!(condition(&status, "Stalled").map(|c| c.0), Some("True"));
+    let dir2 = tempfile::tempdir().unwrap();
+    let file = dir2.path().join("cross.yaml");
+    std::fs::write(&file, &cross).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kconn"))
+        .args(["check", "--offline", "-f", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("UnknownField")
+            && stdout.contains("secretRef.namespace")
+            && stdout.contains("own namespace"),
+        "{stdout}"
+    );
+
     // kubectl wait on a connection that cannot work: Ready=false is met, Ready is not.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

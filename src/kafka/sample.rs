@@ -168,12 +168,24 @@ fn newest_in_one_client(
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(100))
     };
-    let ends = consumer
-        .offsets_for_times(query_end, left(started))
-        .map_err(|e| KafkaFailure::Other(format!("latest offsets: {e}")))?;
-    let begins = consumer
-        .offsets_for_times(query_begin, left(started))
-        .map_err(|e| KafkaFailure::Other(format!("earliest offsets: {e}")))?;
+    // A ListOffsets round that fails (a leader moving, a broker busy) is asked again while time is left.
+    let offsets = |query: &TopicPartitionList, what: &str| {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match consumer.offsets_for_times(query.clone(), left(started)) {
+                Ok(list) => return Ok(list),
+                Err(e)
+                    if fatal(&e) || attempt >= OFFSET_ATTEMPTS || started.elapsed() >= timeout =>
+                {
+                    return Err(KafkaFailure::Other(format!("{what} offsets: {e}")))
+                }
+                Err(_) => {}
+            }
+        }
+    };
+    let ends = offsets(&query_end, "latest")?;
+    let begins = offsets(&query_begin, "earliest")?;
     let begin_of: HashMap<(String, i32), i64> = begins
         .elements()
         .iter()
@@ -210,6 +222,9 @@ fn newest_in_one_client(
         .map_err(|e| KafkaFailure::Other(format!("assign: {e}")))?;
 
     let mut collected: HashMap<String, Vec<(i64, Sample)>> = HashMap::new();
+    // librdkafka retries fetches itself and reports transient trouble as consumer errors: those are
+    // remembered (for the timeout's message) and reading goes on; a refusal ends it at once.
+    let mut last_error: Option<String> = None;
     while !last_wanted.is_empty() && started.elapsed() < timeout {
         match consumer.poll(left(started).min(Duration::from_millis(200))) {
             Some(Ok(m)) => {
@@ -231,12 +246,20 @@ fn newest_in_one_client(
                     last_wanted.remove(&key);
                 }
             }
-            Some(Err(e)) => return Err(KafkaFailure::Other(format!("reading samples: {e}"))),
+            Some(Err(e)) if fatal(&e) => {
+                return Err(KafkaFailure::Other(format!("reading samples: {e}")))
+            }
+            Some(Err(e)) => last_error = Some(e.to_string()),
             None => {}
         }
     }
     if !last_wanted.is_empty() {
-        return Err(KafkaFailure::Timeout(timeout));
+        return Err(match last_error {
+            Some(e) => KafkaFailure::Other(format!(
+                "reading samples: not every partition answered within {timeout:?}; last error: {e}"
+            )),
+            None => KafkaFailure::Timeout(timeout),
+        });
     }
     for (topic, mut messages) in collected {
         // Newest by timestamp, then offset; keep `per_topic`, oldest first.
@@ -248,6 +271,25 @@ fn newest_in_one_client(
         );
     }
     Ok(out)
+}
+
+/// How many times one ListOffsets round is asked.
+const OFFSET_ATTEMPTS: u32 = 3;
+
+/// Errors that asking again cannot mend: the principal may not read, or the credentials are refused.
+fn fatal(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::TopicAuthorizationFailed
+                | C::GroupAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::SaslAuthenticationFailed
+                | C::Authentication
+                | C::Fatal
+        )
+    )
 }
 
 /// The topic configs a model records.

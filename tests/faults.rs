@@ -451,8 +451,10 @@ async fn the_operator_killed_in_the_middle_of_its_work() {
                 "figure: operator killed after {at_kill} of {N}: all {N} whole {:.1?} after the second started ({by_second} by it)",
                 start.elapsed()
             );
+            // Status writes of the first one still in flight at the kill (--concurrency 2) may land
+            // after the count.
             assert!(
-                by_second >= N - at_kill,
+                by_second + at_kill + 2 >= N,
                 "{by_second} tested by the second, {at_kill} before the kill"
             );
             // Every status is whole: all conditions and every check row.

@@ -549,6 +549,7 @@ async fn an_installed_chart_runs_the_operator_under_its_own_rbac() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
+        Some(log.clone()),
     );
     let addr = op::http_address(&log, DEADLINE);
     support::wait_for("/readyz to answer 200", DEADLINE, || {

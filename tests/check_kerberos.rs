@@ -62,6 +62,10 @@ fn run_with(case: Case, expression: &str, extra: &[&str]) -> (i32, Value, String
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    support::keep_text(
+        "check-kerberos",
+        &format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)),
+    );
     let report: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
     // Every private directory kconn made for this connection is gone afterwards.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())

@@ -268,6 +268,7 @@ pub fn check(spec: &str, secrets: &[(&str, &[(&str, &str)])], format: &str) -> R
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    keep_text("check", &format!("{stdout}\n{stderr}"));
     let report = if format == "json" {
         serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null)
     } else {
@@ -357,6 +358,31 @@ pub async fn produce(
         .await
         .map_err(|(e, _)| e)
         .unwrap();
+}
+
+/// Where the outputs of kconn processes are kept for `scripts/secret-sweep.sh`: `captures/` next to the
+/// environment file (emptied by every `scripts/test-env.sh up`).
+pub fn captures_dir() -> PathBuf {
+    let env = std::env::var_os("KCONN_TEST_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-env/env"));
+    env.parent().unwrap().join("captures")
+}
+
+/// Keeps a copy of a file among the captures (best effort: a test never fails for it).
+pub fn keep_capture(kind: &str, file: &std::path::Path) {
+    let dir = captures_dir();
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::copy(file, dir.join(format!("{}.{kind}.log", unique("capture"))));
+    }
+}
+
+/// Keeps text among the captures (best effort).
+pub fn keep_text(kind: &str, text: &str) {
+    let dir = captures_dir();
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(dir.join(format!("{}.{kind}.txt", unique("capture"))), text);
+    }
 }
 
 /// A keytab (format 0x0502) with one entry per `(principal name, realm, enctype, kvno)`; each key is

@@ -8,13 +8,17 @@ use kube::api::Api;
 
 use super::Env;
 
-/// The operator process; killed when the test ends, however it ends.
-pub struct Operator(pub Child);
+/// The operator process and its log; killed when the test ends, however it ends, and its log kept
+/// among the captures that `scripts/secret-sweep.sh` searches for secrets.
+pub struct Operator(pub Child, pub Option<std::path::PathBuf>);
 
 impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(log) = &self.1 {
+            super::keep_capture("operator", log);
+        }
     }
 }
 
@@ -32,6 +36,7 @@ pub fn start_agent(
     extra: &[&str],
 ) -> Operator {
     let env = Env::get();
+    let log_path = log.to_path_buf();
     let log = std::fs::File::create(log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_kconn"))
         .args([
@@ -52,7 +57,7 @@ pub fn start_agent(
         .stderr(log)
         .spawn()
         .unwrap();
-    Operator(child)
+    Operator(child, Some(log_path))
 }
 
 /// One HTTP GET; returns the status line and the body.

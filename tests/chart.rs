@@ -542,15 +542,7 @@ async fn an_installed_chart_runs_the_operator_under_its_own_rbac() {
         };
     }
     let log = dir.path().join("operator.log");
-    let _operator = Operator(
-        cmd.env("KUBECONFIG", kubeconfig_as(dir.path(), &sa))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-        Some(log.clone()),
-    );
+    let _operator = Operator::spawn(cmd.env("KUBECONFIG", kubeconfig_as(dir.path(), &sa)), &log);
     let addr = op::http_address(&log, DEADLINE);
     support::wait_for("/readyz to answer 200", DEADLINE, || {
         (op::get(&addr, "/readyz").0.contains("200")).then_some(())

@@ -5,46 +5,12 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Instant;
 
-use k8s_openapi::ByteString;
 use kconn::api::TopicSelector;
 use support::Env;
 
 const MIB: usize = 1 << 20;
-
-fn check(yaml: &str) -> (i32, serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("c.yaml");
-    std::fs::write(&file, yaml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kconn"))
-        .args(["check", "-f", file.to_str().unwrap(), "-o", "json"])
-        .env("TMPDIR", dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}); exit {:?}", out.status));
-    (out.status.code().unwrap_or(-1), report)
-}
-
-fn row<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["connections"][0]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap()
-}
-
-fn b64(bytes: &[u8]) -> String {
-    serde_json::to_value(ByteString(bytes.to_vec()))
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 #[test]
 fn ten_mib_secret_values_are_refused_with_their_field() {
@@ -87,15 +53,15 @@ fn ten_mib_secret_values_are_refused_with_their_field() {
     for (auth, data, field) in cases {
         let data: Vec<String> = data
             .iter()
-            .map(|(k, v)| format!("  {k}: {}", b64(v)))
+            .map(|(k, v)| format!("  {k}: {}", support::base64(v)))
             .collect();
         let yaml = format!(
             "apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: c, namespace: t}}\nspec:\n  bootstrapServers: ['127.0.0.1:1']\n  topics: {{expression: x}}\n  {auth}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: t}}\ndata:\n{}\n",
             data.join("\n")
         );
-        let (code, report) = check(&yaml);
-        assert_eq!(code, 1, "{field}");
-        let r = row(&report, "CredentialsResolved");
+        let run = support::check_yaml(&yaml, "json");
+        assert_eq!(run.code, 1, "{field}");
+        let r = run.row("CredentialsResolved");
         assert_eq!(r["reason"], "InvalidSecretValue", "{field}: {r}");
         assert_eq!(r["field"], field, "{r}");
         assert!(r["message"].as_str().unwrap().contains("1 MiB"), "{r}");
@@ -118,9 +84,9 @@ fn sixty_four_bootstrap_servers_give_one_readable_warning() {
         "apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: c, namespace: t}}\nspec:\n  bootstrapServers: [{}]\n  topics: {{expression: x}}\n",
         servers.join(", ")
     );
-    let (code, report) = check(&yaml);
-    assert_eq!(code, 0);
-    let r = row(&report, "BrokersReachable");
+    let run = support::check_yaml(&yaml, "json");
+    assert_eq!(run.code, 0);
+    let r = run.row("BrokersReachable");
     assert_eq!(
         (r["result"].as_str(), r["reason"].as_str()),
         (Some("Warning"), Some("SomeBrokersUnreachable"))
@@ -130,16 +96,16 @@ fn sixty_four_bootstrap_servers_give_one_readable_warning() {
     assert!(message.ends_with("and 58 more"), "{message}");
     assert!(message.len() < 600, "{} characters", message.len());
     assert_eq!(r["field"], "spec.bootstrapServers[0]");
-    assert_eq!(row(&report, "Authenticated")["result"], "Passed");
+    assert_eq!(run.row("Authenticated")["result"], "Passed");
     // 65 are refused before any connection, naming the limit.
     servers.push("127.0.0.1:1".into());
     let yaml = yaml.replace(
         &format!("[{}]", servers[..64].join(", ")),
         &format!("[{}]", servers.join(", ")),
     );
-    let (code, report) = check(&yaml);
-    assert_eq!(code, 1);
-    let spec = row(&report, "SpecValid");
+    let run = support::check_yaml(&yaml, "json");
+    assert_eq!(run.code, 1);
+    let spec = run.row("SpecValid");
     assert!(
         spec["message"]
             .as_str()

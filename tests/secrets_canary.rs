@@ -9,7 +9,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -24,14 +24,6 @@ const DEADLINE: Duration = Duration::from_secs(120);
 const CANARY_PASSWORD: &str = "kconn-canary-password-5b1f0e9d";
 const CANARY_KEY: &[u8; 32] = b"KCONN-CANARY-KEYTAB-KEY-BYTES-42";
 
-fn b64(bytes: &[u8]) -> String {
-    serde_json::to_value(ByteString(bytes.to_vec()))
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// The strings none of the captured text may contain.
 fn needles(env: &Env) -> Vec<(String, String)> {
     let mut n: Vec<(String, String)> = Vec::new();
@@ -39,7 +31,7 @@ fn needles(env: &Env) -> Vec<(String, String)> {
         if let Ok(text) = std::str::from_utf8(value) {
             n.push((what.to_string(), text.to_string()));
         }
-        n.push((format!("{what} (base64)"), b64(value)));
+        n.push((format!("{what} (base64)"), support::base64(value)));
     };
     secret(&mut n, "the canary password", CANARY_PASSWORD.as_bytes());
     secret(
@@ -231,7 +223,7 @@ async fn no_secret_value_is_ever_shown() {
 
     // The operator at its most verbose.
     let log = dir.path().join("operator.log");
-    let mut operator = Operator(
+    let mut operator = Operator::spawn(
         Command::new(env!("CARGO_BIN_EXE_kconn"))
             .args([
                 "run",
@@ -244,13 +236,8 @@ async fn no_secret_value_is_ever_shown() {
             ])
             .env("KUBECONFIG", env.var("KUBECONFIG"))
             .env("POD_NAME", "canary")
-            .env("TMPDIR", &tmp)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-        Some(log.clone()),
+            .env("TMPDIR", &tmp),
+        &log,
     );
     let addr = op::http_address(&log, DEADLINE);
     let mut outcomes = BTreeMap::new();

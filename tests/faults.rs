@@ -22,13 +22,16 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// One fault at a time.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn test_env(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-env.sh");
-    let out = Command::new("bash")
-        .arg(script)
+/// Runs `scripts/test-env.sh ARGS`.
+fn run_test_env(args: &[&str]) -> std::io::Result<std::process::Output> {
+    Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-env.sh"))
         .args(args)
         .output()
-        .unwrap();
+}
+
+fn test_env(args: &[&str]) {
+    let out = run_test_env(args).unwrap();
     assert!(
         out.status.success(),
         "test-env.sh {args:?}: {}",
@@ -56,10 +59,7 @@ impl Down {
 impl Drop for Down {
     fn drop(&mut self) {
         for n in std::mem::take(&mut self.0) {
-            let _ = Command::new("bash")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-env.sh"))
-                .args(["start", n])
-                .output();
+            let _ = run_test_env(&["start", n]); // best effort: a test is already failing
         }
     }
 }

@@ -168,42 +168,82 @@ fn newest_in_one_client(
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(100))
     };
-    // A ListOffsets round that fails (a leader moving, a broker busy) is asked again while time is left.
+    // A ListOffsets round that fails, or that leaves some partitions with an error (a leader moving,
+    // a broker busy, a client that has not seen a new topic's metadata yet), is asked again for what is
+    // missing while attempts and time are left. A partition is never taken for empty because its
+    // offset could not be read.
     let offsets = |query: &TopicPartitionList, what: &str| {
+        let mut found: HashMap<(String, i32), i64> = HashMap::new();
+        let mut pending = query.clone();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match consumer.offsets_for_times(query.clone(), left(started)) {
-                Ok(list) => return Ok(list),
-                Err(e)
-                    if fatal(&e) || attempt >= OFFSET_ATTEMPTS || started.elapsed() >= timeout =>
-                {
+            let last_try = attempt >= OFFSET_ATTEMPTS || started.elapsed() >= timeout;
+            let missing = match consumer.offsets_for_times(pending.clone(), left(started)) {
+                Ok(list) => {
+                    let mut again = TopicPartitionList::new();
+                    let mut problem = None;
+                    for e in list.elements() {
+                        match (e.error(), e.offset()) {
+                            (Ok(()), Offset::Offset(o)) => {
+                                found.insert((e.topic().to_string(), e.partition()), o);
+                            }
+                            (Ok(()), other) => {
+                                problem = Some(format!(
+                                    "{} [{}]: no offset ({other:?})",
+                                    e.topic(),
+                                    e.partition()
+                                ));
+                                again.add_partition(e.topic(), e.partition());
+                            }
+                            (Err(err), _) if fatal(&err) => {
+                                return Err(KafkaFailure::Other(format!(
+                                    "{what} offsets of {} [{}]: {err}",
+                                    e.topic(),
+                                    e.partition()
+                                )))
+                            }
+                            (Err(err), _) => {
+                                problem = Some(format!("{} [{}]: {err}", e.topic(), e.partition()));
+                                again.add_partition(e.topic(), e.partition());
+                            }
+                        }
+                    }
+                    match problem {
+                        None => return Ok(found),
+                        Some(problem) => {
+                            // Ask again with the query's own offset (latest or earliest).
+                            let offset =
+                                query.elements().first().map_or(Offset::End, |e| e.offset());
+                            again
+                                .set_all_offsets(offset)
+                                .map_err(|e| KafkaFailure::Other(e.to_string()))?;
+                            pending = again;
+                            problem
+                        }
+                    }
+                }
+                Err(e) if fatal(&e) => {
                     return Err(KafkaFailure::Other(format!("{what} offsets: {e}")))
                 }
-                Err(_) => {}
+                Err(e) => e.to_string(),
+            };
+            if last_try {
+                return Err(KafkaFailure::Other(format!(
+                    "{what} offsets: {missing} (after {attempt} attempts)"
+                )));
             }
+            // A short pause lets the client refresh its metadata before asking again.
+            std::thread::sleep(OFFSET_RETRY_PAUSE.min(left(started)));
         }
     };
     let ends = offsets(&query_end, "latest")?;
-    let begins = offsets(&query_begin, "earliest")?;
-    let begin_of: HashMap<(String, i32), i64> = begins
-        .elements()
-        .iter()
-        .filter_map(|e| {
-            e.offset()
-                .to_raw()
-                .map(|o| ((e.topic().to_string(), e.partition()), o))
-        })
-        .collect();
+    let begin_of = offsets(&query_begin, "earliest")?;
 
     // From each partition, the last `per_topic` messages: enough for the topic's newest `per_topic`.
     let mut assignment = TopicPartitionList::new();
     let mut last_wanted: HashMap<(String, i32), i64> = HashMap::new();
-    for e in ends.elements() {
-        let Some(high) = e.offset().to_raw() else {
-            continue;
-        };
-        let key = (e.topic().to_string(), e.partition());
+    for (key, high) in ends {
         let low = begin_of.get(&key).copied().unwrap_or(0);
         if high <= low {
             continue; // empty partition
@@ -274,7 +314,10 @@ fn newest_in_one_client(
 }
 
 /// How many times one ListOffsets round is asked.
-const OFFSET_ATTEMPTS: u32 = 3;
+const OFFSET_ATTEMPTS: u32 = 4;
+
+/// The pause before asking a ListOffsets round again.
+const OFFSET_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// Errors that asking again cannot mend: the principal may not read, or the credentials are refused.
 fn fatal(e: &rdkafka::error::KafkaError) -> bool {

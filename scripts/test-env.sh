@@ -477,6 +477,7 @@ export KAFKA_VERSION=$KAFKA_VERSION
 export KUBECONFIG=$RUN/kubeconfig
 export KUBE_CONTEXT_ADMIN=admin
 export KUBE_CONTEXT_UNPRIVILEGED=unprivileged
+export ETCD_ENDPOINT=http://127.0.0.1:$P_ETCD
 export KCONN_TEST_ENV_PIDS=$RUN/pids
 export KUBECTL=$KUBECTL
 export HELM=$HELM

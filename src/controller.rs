@@ -12,11 +12,11 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::DeserializeGuard;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -130,13 +130,17 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         concurrency,
         ..
     } = options.clone();
-    let (connections, secrets): (Api<Guarded>, Api<Secret>) = match &namespace {
+    // Secrets are watched by metadata only: the operator never receives their data through the watch
+    // (it reads the few a connection references when it tests it), and a cluster's Secrets cost it
+    // little memory.
+    let (connections, secrets): (Api<Guarded>, Api<PartialObjectMeta<Secret>>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
             Api::namespaced(client.clone(), ns),
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
+
     // Each test holds a Kafka client (a few threads) for its duration: bound how many run at once.
     let controller = Controller::new(connections, watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
@@ -205,24 +209,23 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         namespace = namespace.as_deref().unwrap_or("all"),
         "kconn controller starting"
     );
-    controller
-        // A Secret change re-tests the connections in its namespace that reference it.
-        .watches(
-            secrets,
-            watcher::Config::default(),
-            move |secret: Secret| {
-                let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
-                    .filter(
-                        |c| matches!(&c.0, Ok(conn) if conn.spec.secret_names().contains(&name)),
-                    )
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
-            },
+    // A Secret change re-tests the connections in its namespace that reference it.
+    let secret_changes = crate::watch::secret_changes(
+        watcher(secrets, watcher::Config::default()).default_backoff(),
+    )
+    .flat_map(move |(ns, name)| {
+        futures::stream::iter(
+            store
+                .state()
+                .into_iter()
+                .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
+                .filter(|c| matches!(&c.0, Ok(conn) if conn.spec.secret_names().contains(&name)))
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect::<Vec<_>>(),
         )
+    });
+    controller
+        .reconcile_on(secret_changes)
         .reconcile_on(refreshed)
         // Membership changed: every connection's owner is decided again.
         .reconcile_all_on(membership)

@@ -1,8 +1,9 @@
 //! Faults, injected into the real test environment while `kconn run` works: a broker of the 3-broker
 //! cluster killed and started again, the whole cluster down and back, the KDC down and back, the
-//! kube-apiserver stopped for 30 s and started again, and the operator itself killed in the middle of its
-//! work. Each outcome is asserted on the connections' status. The processes are SIGKILLed and started
-//! again by `scripts/test-env.sh kill|start`; a guard starts them again if a test fails half-way.
+//! kube-apiserver stopped for 30 s and started again (a Secret deleted meanwhile is noticed), and the
+//! operator itself killed in the middle of its work. Each outcome is asserted on the connections'
+//! status. The processes are SIGKILLed and started again by `scripts/test-env.sh kill|start`; a guard
+//! starts them again if a test fails half-way.
 //! The tests take turns (one lock): they break what the others use.
 
 mod support;
@@ -62,6 +63,31 @@ impl Drop for Down {
             let _ = run_test_env(&["start", n]); // best effort: a test is already failing
         }
     }
+}
+
+/// Deletes `key` from etcd through its JSON gateway (`/v3/kv/deleterange`), as if the object had been
+/// deleted while the API server was away. Asserts that one key was deleted.
+fn etcd_delete(endpoint: &str, key: &str) {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://");
+    let body = format!(r#"{{"key":"{}"}}"#, support::base64(key.as_bytes()));
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v3/kv/deleterange HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains(r#""deleted":"1""#),
+        "etcd did not delete {key}: {answer}"
+    );
 }
 
 /// Waits until `addr` accepts TCP.
@@ -305,15 +331,49 @@ async fn the_api_server_stopped_for_30_seconds() {
         "check": {"interval": "10m", "timeout": "20s"}
     });
     create(&conns, "before", spec.clone()).await;
+    // A connection with a Secret: the Secret is deleted from etcd while the API server is down. The
+    // restarted server's watch cache no longer holds the version the operator watched from, so its
+    // watches list again, and a list reports no deletion of its own: the operator has to find the
+    // deletion itself (its Secret watch compares the new list with the last; the connections' re-list
+    // also has every connection looked at again).
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "user"},
+                "stringData": {"username": env.var("KAFKA_SASL_USER"),
+                               "password": env.var("KAFKA_SASL_PASSWORD")}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    create(
+        &conns,
+        "with-secret",
+        serde_json::json!({
+            "bootstrapServers": [env.var("KAFKA_SASL_PLAINTEXT")],
+            "topics": {"expression": "x"},
+            "authentication": {"sasl": {"mechanism": "SCRAM-SHA-512", "secretRef": {"name": "user"}}},
+            "check": {"interval": "1h", "timeout": "20s"}
+        }),
+    )
+    .await;
     let log = dir.path().join("operator.log");
     let mut operator = op::start(&ns, &log, &[]);
     let ready = |s: &KafkaConnectionStatus| condition(s, "Ready").map(|c| c.0) == Some("True");
     wait_status(&conns, "before", "Ready", DEADLINE, ready).await;
+    wait_status(&conns, "with-secret", "Ready", DEADLINE, ready).await;
     let addr = op::http_address(&log, DEADLINE);
 
     let down = Down::kill(&["kube-apiserver"]);
     // The fault lasts 30 s (this wait is the outage, not a synchronisation).
     let outage = Instant::now();
+    etcd_delete(
+        env.var("ETCD_ENDPOINT"),
+        &format!("/registry/secrets/{ns}/user"),
+    );
     while outage.elapsed() < Duration::from_secs(30) {
         assert!(
             operator.0.try_wait().unwrap().is_none(),
@@ -337,6 +397,10 @@ async fn the_api_server_stopped_for_30_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by DEADLINE
     }
+    assert!(
+        secrets.get_opt("user").await.unwrap().is_none(),
+        "the Secret deleted in etcd is gone"
+    );
     create(&conns, "after", spec).await;
     wait_status(&conns, "after", "Ready after the outage", DEADLINE, ready).await;
     eprintln!(
@@ -358,6 +422,15 @@ async fn the_api_server_stopped_for_30_seconds() {
         "the spec change after the outage",
         DEADLINE,
         |s| s.observed_generation == generation && ready(s),
+    )
+    .await;
+    // The interval is an hour: only the re-lists can have brought this test.
+    wait_status(
+        &conns,
+        "with-secret",
+        "Stalled=True SecretNotFound for the Secret deleted after the outage",
+        DEADLINE,
+        |s| condition(s, "Stalled") == Some(("True", "SecretNotFound")),
     )
     .await;
     assert!(

@@ -15,6 +15,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY vendor vendor
 COPY src src
 COPY benches benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -1,7 +1,8 @@
 //! `cargo bench --bench load`: 1,000 KafkaConnections (`KCONN_LOAD_CONNECTIONS`) tested by one
 //! `kconn run` for 10 minutes (`KCONN_LOAD_MINUTES`), while every minute a different 10 % of them is
 //! broken in a rotating way (brokers unreachable, a wrong password, a missing Secret) and the previous
-//! 10 % repaired. Every 30 s it prints the operator's resident memory, threads, open files, live async
+//! 10 % repaired. Every 30 s it prints the operator's resident memory, its heap in use and the heap's
+//! free bytes (a leak grows the first, fragmentation the second), threads, open files, live async
 //! tasks, the Kubernetes API requests of the last interval and the Ready counts; at the end, how the
 //! last minutes compare with the first. Needs `scripts/test-env.sh up` (a fresh one: the numbers
 //! include the broker's and API server's work on the same cores).
@@ -19,6 +20,14 @@ use support::operator::{self as op, http_address, metric};
 use support::Env;
 
 const INTERVAL_SECS: u64 = 60;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// (minute, RSS KiB, async tasks, heap in use MiB, heap free MiB)
+type Sample = (f64, u64, i64, f64, f64);
+
+/// The minute from which memory should be flat (after the event recorder's 6-minute cache fills).
+const SETTLED_FROM: f64 = 7.0;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -148,10 +157,20 @@ async fn main() {
     let mut next_sample = Duration::ZERO;
     let mut rotation: u64 = 0;
     let mut last_requests = 0.0;
-    let mut samples: Vec<(f64, u64, i64)> = Vec::new(); // (minute, RSS KiB, tasks)
+    let mut samples: Vec<Sample> = Vec::new();
     println!(
-        "{:>6} {:>8} {:>8} {:>6} {:>6} {:>8} {:>10} {:>7} {:>7}",
-        "time", "RSS MiB", "peak MiB", "thr", "fds", "tasks", "API req/30s", "ready", "not"
+        "{:>6} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8} {:>10} {:>7} {:>7}",
+        "time",
+        "RSS MiB",
+        "peak MiB",
+        "heap MiB",
+        "free MiB",
+        "thr",
+        "fds",
+        "tasks",
+        "API req/30s",
+        "ready",
+        "not"
     );
     while start.elapsed() < Duration::from_secs(minutes * 60) {
         if start.elapsed() >= next_rotation {
@@ -167,11 +186,15 @@ async fn main() {
             let rss = proc_field(pid, "VmRSS:");
             let requests = metric(&addr, "kconn_api_requests_total");
             let tasks = metric(&addr, "kconn_runtime_tasks") as i64;
+            let heap = metric(&addr, "kconn_heap_in_use_bytes") / MIB;
+            let free = metric(&addr, "kconn_heap_free_bytes") / MIB;
             println!(
-                "{:>5.1}m {:>8.1} {:>8.1} {:>6} {:>6} {:>8} {:>10} {:>7} {:>7}",
+                "{:>5.1}m {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>6} {:>6} {:>8} {:>10} {:>7} {:>7}",
                 start.elapsed().as_secs_f64() / 60.0,
                 rss as f64 / 1024.0,
                 proc_field(pid, "VmHWM:") as f64 / 1024.0,
+                heap,
+                free,
                 proc_field(pid, "Threads:"),
                 open_files(pid),
                 tasks,
@@ -179,25 +202,48 @@ async fn main() {
                 metric(&addr, "kconn_connections{ready=\"true\"}"),
                 metric(&addr, "kconn_connections{ready=\"false\"}"),
             );
-            samples.push((start.elapsed().as_secs_f64() / 60.0, rss, tasks));
+            samples.push((start.elapsed().as_secs_f64() / 60.0, rss, tasks, heap, free));
             last_requests = requests;
             next_sample += Duration::from_secs(30);
         }
         tokio::time::sleep(Duration::from_millis(500)).await; // the load's own clock, not a synchronisation
     }
     let avg = |from: f64, to: f64| {
-        let s: Vec<&(f64, u64, i64)> = samples.iter().filter(|s| s.0 >= from && s.0 < to).collect();
-        let rss = s.iter().map(|s| s.1 as f64).sum::<f64>() / s.len().max(1) as f64 / 1024.0;
-        let tasks = s.iter().map(|s| s.2 as f64).sum::<f64>() / s.len().max(1) as f64;
-        (rss, tasks)
+        let s: Vec<_> = samples.iter().filter(|s| s.0 >= from && s.0 < to).collect();
+        let count = s.len().max(1) as f64;
+        let rss = s.iter().map(|s| s.1 as f64).sum::<f64>() / count / 1024.0;
+        let tasks = s.iter().map(|s| s.2 as f64).sum::<f64>() / count;
+        let heap = s.iter().map(|s| s.3).sum::<f64>() / count;
+        let free = s.iter().map(|s| s.4).sum::<f64>() / count;
+        (rss, tasks, heap, free)
     };
     let m = minutes as f64;
-    let (rss_early, tasks_early) = avg(1.0, 3.0);
-    let (rss_late, tasks_late) = avg(m - 2.0, m + 1.0);
+    let (rss_early, tasks_early, heap_early, free_early) = avg(1.0, 3.0);
+    let (rss_late, tasks_late, heap_late, free_late) = avg(m - 2.0, m + 1.0);
     println!(
-        "load: RSS {rss_early:.1} MiB (minutes 1-3) -> {rss_late:.1} MiB (last 2 min); tasks {tasks_early:.0} -> {tasks_late:.0}; total API requests {last_requests:.0} in {minutes} min ({:.0}/min)",
+        "load: RSS {rss_early:.1} MiB (minutes 1-3) -> {rss_late:.1} MiB (last 2 min); heap in use {heap_early:.1} -> {heap_late:.1} MiB, free in the heap {free_early:.1} -> {free_late:.1} MiB; tasks {tasks_early:.0} -> {tasks_late:.0}; total API requests {last_requests:.0} in {minutes} min ({:.0}/min)",
         last_requests / m
     );
+    // After the warm-up (the event recorder keeps 6 minutes of events), the trend of RSS and heap.
+    let settled: Vec<_> = samples.iter().filter(|s| s.0 >= SETTLED_FROM).collect();
+    if settled.len() >= 4 {
+        let slope = |value: &dyn Fn(&Sample) -> f64| {
+            let n = settled.len() as f64;
+            let (mt, mv) = (
+                settled.iter().map(|s| s.0).sum::<f64>() / n,
+                settled.iter().map(|s| value(s)).sum::<f64>() / n,
+            );
+            let cov: f64 = settled.iter().map(|s| (s.0 - mt) * (value(s) - mv)).sum();
+            let var: f64 = settled.iter().map(|s| (s.0 - mt).powi(2)).sum();
+            cov / var
+        };
+        println!(
+            "load: from minute {SETTLED_FROM:.0} on, RSS {:+.3} MiB/min, heap in use {:+.3} MiB/min (least squares over {} samples)",
+            slope(&|s| s.1 as f64 / 1024.0),
+            slope(&|s| s.3),
+            settled.len()
+        );
+    }
     drop(operator);
     // Leave no load behind: 1,000 connections in the API server slow every later test run.
     api.delete_collection(&Default::default(), &Default::default())

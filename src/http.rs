@@ -65,6 +65,9 @@ pub struct Metrics {
     connections_owned: Gauge,
     /// Tasks alive in the process's async runtime (a leak shows as growth), set when /metrics is read.
     runtime_tasks: Gauge,
+    /// Heap bytes in use and bytes freed but kept by the allocator, set when /metrics is read.
+    heap_in_use: Gauge,
+    heap_free: Gauge,
     ready_by_object: Mutex<HashMap<String, String>>,
 }
 
@@ -83,6 +86,7 @@ impl Default for Metrics {
         let agents_live = Gauge::default();
         let connections_owned = Gauge::default();
         let runtime_tasks = Gauge::default();
+        let (heap_in_use, heap_free) = (Gauge::default(), Gauge::default());
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         registry.register(
             "check_duration_seconds",
@@ -129,6 +133,16 @@ impl Default for Metrics {
             "Tasks alive in the process's async runtime",
             runtime_tasks.clone(),
         );
+        registry.register(
+            "heap_in_use_bytes",
+            "Heap bytes allocated and not freed, Rust and librdkafka alike (glibc malloc, all arenas)",
+            heap_in_use.clone(),
+        );
+        registry.register(
+            "heap_free_bytes",
+            "Heap bytes freed but still held by the allocator (fragmentation shows here, a leak in use)",
+            heap_free.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -141,6 +155,8 @@ impl Default for Metrics {
             agents_live,
             connections_owned,
             runtime_tasks,
+            heap_in_use,
+            heap_free,
             ready_by_object: Mutex::new(HashMap::new()),
         }
     }
@@ -165,6 +181,22 @@ impl Metrics {
             Some(r) => map.insert(key.to_string(), r.to_lowercase()),
             None => map.remove(key),
         };
+        self.count_ready(&map);
+    }
+
+    /// Forgets the connections `live` says are gone (deleted: no reconcile tells of that).
+    pub fn retain_ready(&self, live: impl Fn(&str) -> bool) {
+        let Ok(mut map) = self.ready_by_object.lock() else {
+            return;
+        };
+        let before = map.len();
+        map.retain(|key, _| live(key));
+        if map.len() != before {
+            self.count_ready(&map);
+        }
+    }
+
+    fn count_ready(&self, map: &HashMap<String, String>) {
         self.connections_owned.set(map.len() as i64);
         for state in ["true", "false", "unknown"] {
             let n = map.values().filter(|v| v.as_str() == state).count();
@@ -181,6 +213,10 @@ impl Metrics {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.runtime_tasks
                 .set(runtime.metrics().num_alive_tasks() as i64);
+        }
+        if let Some((in_use, free)) = heap() {
+            self.heap_in_use.set(in_use as i64);
+            self.heap_free.set(free as i64);
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
@@ -264,6 +300,21 @@ fn respond(path: &str, ready: bool, metrics: &Metrics) -> (&'static str, &'stati
     }
 }
 
+/// The allocator's heap: (bytes in use, bytes free but held), over all arenas.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn heap() -> Option<(usize, usize)> {
+    // SAFETY: mallinfo2 only reads the allocator's counters (taking each arena's lock); it has no
+    // preconditions.
+    let info = unsafe { libc::mallinfo2() };
+    Some((info.uordblks + info.hblkhd, info.fordblks))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap() -> Option<(usize, usize)> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +351,9 @@ mod tests {
         m.set_ready("ns/a", Some("True"));
         m.set_ready("ns/b", Some("False"));
         m.set_ready("ns/b", None);
+        m.set_ready("ns/c", Some("True"));
+        // ns/c was deleted: the janitor forgets it.
+        m.retain_ready(|key| key != "ns/c");
         let text = m.encode();
         assert!(
             text.contains("kconn_reconciles_total{result=\"tested\"} 1"),

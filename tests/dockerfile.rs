@@ -177,7 +177,7 @@ fn the_build_stage_has_what_cargo_needs() {
     assert!(stage("runtime").contains(&"COPY examples /examples"));
 }
 
-/// Just enough of Cargo.toml: the file of each target and `rust-version`.
+/// Just enough of Cargo.toml: the file of each target, the path dependencies and `rust-version`.
 mod toml_like {
     pub struct Manifest {
         pub target_paths: Vec<String>,
@@ -198,6 +198,11 @@ mod toml_like {
             .filter(|l| l.starts_with("path ="))
             .map(value)
             .collect();
+        // Path dependencies and patches: `name = { path = "..." }`.
+        target_paths.extend(text.lines().filter_map(|l| {
+            let rest = l.split_once("{")?.1.split_once("path = \"")?.1;
+            Some(rest.split('"').next()?.to_string())
+        }));
         // A [[bench]] without a path lives at benches/<name>.rs.
         let mut lines = text.lines().peekable();
         while let Some(l) = lines.next() {

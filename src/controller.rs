@@ -117,6 +117,9 @@ impl Error {
     }
 }
 
+/// How often what is remembered of deleted connections is dropped.
+const JANITOR_PERIOD: Duration = Duration::from_secs(10);
+
 /// A KafkaConnection, or what could not be read of it.
 pub type Guarded = DeserializeGuard<KafkaConnection>;
 
@@ -200,6 +203,27 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         refreshes: Arc::new(task::Registry::new(options.refreshes, finished)),
         shard_bytes: options.shard_bytes,
         refresh_timeout: options.refresh_timeout,
+    });
+    // A deleted connection gets no reconcile: what this process remembers of it (its Ready gauge, a
+    // refresh result) is dropped by comparing with the watch's store now and then.
+    let (janitor_store, janitor) = (store.clone(), context.clone());
+    tokio::spawn(async move {
+        if !crate::watch::synced(&janitor_store).await {
+            return;
+        }
+        let mut tick = tokio::time::interval(JANITOR_PERIOD);
+        loop {
+            tick.tick().await;
+            let state = janitor_store.state();
+            let keys: std::collections::HashSet<String> = state
+                .iter()
+                .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
+                .collect();
+            let uids: std::collections::HashSet<String> =
+                state.iter().filter_map(|c| c.uid()).collect();
+            janitor.metrics.retain_ready(|key| keys.contains(key));
+            janitor.refreshes.retain(|uid| uids.contains(uid));
+        }
     });
     let refreshed = futures::stream::unfold(refreshed, |mut rx| async move {
         let (ns, name) = rx.recv().await?;

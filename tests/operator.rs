@@ -268,6 +268,22 @@ async fn the_operator_keeps_a_connection_tested() {
         !metrics.contains("orders") && !metrics.contains(&canary),
         "no per-object labels, no secrets: {metrics}"
     );
+
+    // A deleted connection gets no reconcile; the gauges forget it all the same.
+    conns
+        .delete("orders", &DeleteParams::default())
+        .await
+        .unwrap();
+    support::wait_for(
+        "the deleted connection to leave the gauges",
+        deadline,
+        || {
+            let metrics = get(&addr, "/metrics").1;
+            (metrics.contains("kconn_connections_owned 0")
+                && metrics.contains("kconn_connections{ready=\"true\"} 0"))
+            .then_some(())
+        },
+    );
 }
 
 /// Widens or restores the installed CRD's `spec.role` enum (what a newer kconn release would ship).

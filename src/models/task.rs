@@ -202,6 +202,15 @@ impl Registry {
         self.slots.lock().expect("registry lock").remove(uid);
     }
 
+    /// Forgets every connection `live` says is gone (deleted: no reconcile tells of that). A refresh
+    /// still running for one finishes and its result is dropped.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+        self.slots
+            .lock()
+            .expect("registry lock")
+            .retain(|uid, _| live(uid));
+    }
+
     /// Runs `refresh` (a [`run`] of connection `uid`, `key` = namespace and name) in the background,
     /// unless a refresh of the same connection is running or waiting to be written. Returns whether
     /// it started.

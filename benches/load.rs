@@ -224,7 +224,7 @@ async fn main() {
         "load: RSS {rss_early:.1} MiB (minutes 1-3) -> {rss_late:.1} MiB (last 2 min); heap in use {heap_early:.1} -> {heap_late:.1} MiB, free in the heap {free_early:.1} -> {free_late:.1} MiB; tasks {tasks_early:.0} -> {tasks_late:.0}; total API requests {last_requests:.0} in {minutes} min ({:.0}/min)",
         last_requests / m
     );
-    // After the warm-up (the event recorder keeps 6 minutes of events), the trend of RSS and heap.
+    // After the warm-up (the event recorder keeps each Event for 6 minutes), the trend of RSS and heap.
     let settled: Vec<_> = samples.iter().filter(|s| s.0 >= SETTLED_FROM).collect();
     if settled.len() >= 4 {
         let slope = |value: &dyn Fn(&Sample) -> f64| {

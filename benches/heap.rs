@@ -1,13 +1,13 @@
 //! `cargo bench --bench heap`: the connection test run again and again in one process (as the operator
 //! runs it, without the operator around it), printing the heap in use every `KCONN_HEAP_EVERY` tests
-//! (200) for `KCONN_HEAP_TESTS` tests (2,000) of each kind: healthy, closed port, wrong password
-//! (`KCONN_HEAP_KIND` picks one). A test that leaks shows as a heap that keeps growing. Needs
+//! (200) for `KCONN_HEAP_TESTS` tests (2,000) of each kind: healthy, closed port, wrong password,
+//! SASL_SSL with SCRAM, mTLS, and model sampling (`KCONN_HEAP_KIND` picks one). A test that leaks shows as a heap that keeps growing. Needs
 //! `scripts/test-env.sh up`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use kconn::api::KafkaConnection;
 use kconn::checks::{self, TestInput};
@@ -39,14 +39,47 @@ async fn main() {
         .unwrap()
         .to_string();
     let mut secrets = SecretStore::default();
-    secrets.insert(
-        &serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "wrong", "namespace": "heap", "resourceVersion": "1"},
-            "data": {"username": support::base64(env.var("KAFKA_SASL_USER").as_bytes()),
-                     "password": support::base64(b"not-the-password")}
-        }))
-        .unwrap(),
-    );
+    let file = |name: &str| std::fs::read(env.tls(name)).unwrap();
+    for (name, data) in [
+        (
+            "wrong",
+            vec![
+                ("username", env.var("KAFKA_SASL_USER").as_bytes().to_vec()),
+                ("password", b"not-the-password".to_vec()),
+            ],
+        ),
+        (
+            "user",
+            vec![
+                ("username", env.var("KAFKA_SASL_USER").as_bytes().to_vec()),
+                (
+                    "password",
+                    env.var("KAFKA_SASL_PASSWORD").as_bytes().to_vec(),
+                ),
+            ],
+        ),
+        ("ca", vec![("ca.crt", file("ca.crt"))]),
+        (
+            "cert",
+            vec![
+                ("tls.crt", file("client.crt")),
+                ("tls.key", file("client.key")),
+            ],
+        ),
+    ] {
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), support::base64(&v).into()))
+            .collect();
+        secrets.insert(
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "heap", "resourceVersion": "1"},
+                "data": data
+            }))
+            .unwrap(),
+        );
+    }
+    let ca = serde_json::json!({"name": "ca", "key": "ca.crt"});
     let kinds = [
         (
             "healthy",
@@ -60,6 +93,17 @@ async fn main() {
             "wrong password",
             serde_json::json!({"bootstrapServers": [env.var("KAFKA_SASL_PLAINTEXT")],
                 "authentication": {"sasl": {"mechanism": "SCRAM-SHA-512", "secretRef": {"name": "wrong"}}}}),
+        ),
+        (
+            "SASL_SSL",
+            serde_json::json!({"bootstrapServers": [env.var("KAFKA_SASL_SSL")],
+                "tls": {"caSecretRef": ca},
+                "authentication": {"sasl": {"mechanism": "SCRAM-SHA-256", "secretRef": {"name": "user"}}}}),
+        ),
+        (
+            "mTLS",
+            serde_json::json!({"bootstrapServers": [env.var("KAFKA_MTLS")],
+                "tls": {"caSecretRef": ca, "clientCertSecretRef": {"name": "cert"}}}),
         ),
     ];
     let only = std::env::var("KCONN_HEAP_KIND").unwrap_or_default();
@@ -83,6 +127,13 @@ async fn main() {
                 group_id: checks::group_id(&conn.spec, "heap", "heap"),
             };
             let report = checks::run(&input, &kconn::kafka::RdKafka).await;
+            if i == 1 {
+                let auth = report.checks.iter().find(|c| c.name == "Authenticated");
+                line += &format!(
+                    " [Authenticated: {}]",
+                    auth.map_or("-".to_string(), |c| format!("{:?} {}", c.result, c.reason))
+                );
+            }
             drop(report);
             if i == 1 || i % every == 0 {
                 line += &format!(" {:.2}@{i}", heap_mib());
@@ -93,4 +144,60 @@ async fn main() {
             tests as f64 / started.elapsed().as_secs_f64()
         );
     }
+    if "sampling".contains(only.as_str()) {
+        sampling(tests, every).await;
+    }
+}
+
+/// Model sampling (a consumer assigned to a topic's partitions, offsets listed, messages read) in a
+/// loop, on a topic of 3 partitions holding 30 messages.
+async fn sampling(rounds: usize, every: usize) {
+    let env = Env::get();
+    let bootstrap = env.var("KAFKA_PLAINTEXT");
+    let topic = support::unique("heap");
+    support::create_topic(bootstrap, &topic, 3).await;
+    for i in 0..30 {
+        let value = format!(r#"{{"id": {i}}}"#);
+        support::produce(
+            bootstrap,
+            &topic,
+            i % 3,
+            1_700_000_000_000 + i64::from(i),
+            "k",
+            value.as_bytes(),
+        )
+        .await;
+    }
+    let settings = kconn::kafka::ClientSettings {
+        bootstrap: vec![bootstrap.to_string()],
+        sasl: None,
+        tls: None,
+        kerberos: None,
+        kerberos_env: None,
+    };
+    let topics = vec![kconn::kafka::Topic {
+        name: topic.clone(),
+        partitions: 3,
+        replication_factor: 1,
+    }];
+    let started = Instant::now();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = format!("{:>15}: heap MiB", "sampling");
+        for i in 1..=rounds {
+            let samples =
+                kconn::kafka::sample::newest(&settings, &topics, 10, Duration::from_secs(20))
+                    .expect("sampling");
+            assert_eq!(samples[&topics[0].name].len(), 10);
+            if i == 1 || i % every == 0 {
+                line += &format!(" {:.2}@{i}", heap_mib());
+            }
+        }
+        line
+    })
+    .await
+    .unwrap();
+    println!(
+        "{line} ({:.0} rounds/s)",
+        rounds as f64 / started.elapsed().as_secs_f64()
+    );
 }

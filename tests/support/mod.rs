@@ -326,12 +326,15 @@ pub async fn namespace(client: &kube::Client) -> String {
     name
 }
 
-/// Creates a topic with replication factor 1.
+/// Creates a topic with replication factor 1 whose messages never expire: tests produce messages with
+/// fixed timestamps years old, which the broker's default retention (7 days, checked every 5 minutes)
+/// would otherwise delete between producing and reading them.
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         config(bootstrap, &[]).create().unwrap();
     let t =
-        rdkafka::admin::NewTopic::new(name, partitions, rdkafka::admin::TopicReplication::Fixed(1));
+        rdkafka::admin::NewTopic::new(name, partitions, rdkafka::admin::TopicReplication::Fixed(1))
+            .set("retention.ms", "-1");
     admin
         .create_topics(
             [&t],

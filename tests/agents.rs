@@ -234,9 +234,14 @@ async fn pinned_connections_are_tested_by_their_pool_only() {
         |all| {
             all.len() == 21
                 && a.iter().chain(&b).all(|k| all.get(k).is_some_and(ready))
-                && all
-                    .get("x")
-                    .is_some_and(|s| condition(s, "Ready") == Some(("False", "NoAgentAvailable")))
+                && all.get("x").is_some_and(|s| {
+                    // Reported once every agent has announced itself (an agent that starts first
+                    // reports x with only the pools it has seen, and again when the others join).
+                    condition(s, "Ready") == Some(("False", "NoAgentAvailable"))
+                        && s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.message.contains("vpc-a, vpc-b"))
+                })
         },
     )
     .await;

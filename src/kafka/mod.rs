@@ -429,9 +429,6 @@ pub(crate) fn fetch(
                 .map(|n| (n.clone(), Err(e.clone())))
                 .collect(),
         };
-        if let Some(group) = &request.group {
-            view.group_ops = Some(ffi::describe_group(native, group, left()));
-        }
     }
     if request.min_insync {
         view.min_insync = match ffi::topic_min_insync(native, &described, left()) {
@@ -441,6 +438,14 @@ pub(crate) fn fetch(
                 .map(|n| (n.clone(), Err(e.clone())))
                 .collect(),
         };
+    }
+    // Last, so that the client is destroyed right after it: librdkafka 2.12 can abort when this
+    // coordinator request timed out and its coordinator comes up while the client still lives
+    // (RELIABILITY.md, Known bug). Destroying the client ends the request safely.
+    if request.authorization {
+        if let Some(group) = &request.group {
+            view.group_ops = Some(ffi::describe_group(native, group, left()));
+        }
     }
     Ok(view)
 }

@@ -21,11 +21,10 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-#[allow(unsafe_code)]
+/// The heap in use, MiB (what `kconn_heap_in_use_bytes` reports).
 fn heap_mib() -> f64 {
-    // SAFETY: reads the allocator's counters.
-    let info = unsafe { libc::mallinfo2() };
-    (info.uordblks + info.hblkhd) as f64 / 1024.0 / 1024.0
+    let (in_use, _) = kconn::http::heap().expect("heap counters need glibc on Linux");
+    in_use as f64 / 1024.0 / 1024.0
 }
 
 #[tokio::main]
@@ -168,13 +167,7 @@ async fn sampling(rounds: usize, every: usize) {
         )
         .await;
     }
-    let settings = kconn::kafka::ClientSettings {
-        bootstrap: vec![bootstrap.to_string()],
-        sasl: None,
-        tls: None,
-        kerberos: None,
-        kerberos_env: None,
-    };
+    let settings = kconn::kafka::ClientSettings::plaintext(vec![bootstrap.to_string()]);
     let topics = vec![kconn::kafka::Topic {
         name: topic.clone(),
         partitions: 3,

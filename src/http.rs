@@ -303,7 +303,7 @@ fn respond(path: &str, ready: bool, metrics: &Metrics) -> (&'static str, &'stati
 /// The allocator's heap: (bytes in use, bytes free but held), over all arenas.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn heap() -> Option<(usize, usize)> {
+pub fn heap() -> Option<(usize, usize)> {
     // SAFETY: mallinfo2 only reads the allocator's counters (taking each arena's lock); it has no
     // preconditions.
     let info = unsafe { libc::mallinfo2() };
@@ -311,7 +311,7 @@ fn heap() -> Option<(usize, usize)> {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn heap() -> Option<(usize, usize)> {
+pub fn heap() -> Option<(usize, usize)> {
     None
 }
 

@@ -203,22 +203,21 @@ async fn mock_with_messages(
     (cluster, bootstrap)
 }
 
-fn sample(bootstrap: &str, partitions: u32, timeout: Duration) -> Result<usize, String> {
-    let settings = kconn::kafka::ClientSettings {
-        bootstrap: vec![bootstrap.to_string()],
-        sasl: None,
-        tls: None,
-        kerberos: None,
-        kerberos_env: None,
-    };
+/// Samples the mock's "sampled" topic (off the async runtime) and counts the messages read.
+async fn sample(bootstrap: &str, partitions: u32, timeout: Duration) -> Result<usize, String> {
+    let settings = kconn::kafka::ClientSettings::plaintext(vec![bootstrap.to_string()]);
     let topics = [kconn::kafka::Topic {
         name: "sampled".into(),
         partitions,
         replication_factor: 1,
     }];
-    kconn::kafka::sample::newest(&settings, &topics, 100, timeout)
-        .map(|samples| samples["sampled"].len())
-        .map_err(|e| e.to_string())
+    tokio::task::spawn_blocking(move || {
+        kconn::kafka::sample::newest(&settings, &topics, 100, timeout)
+            .map(|samples| samples["sampled"].len())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap()
 }
 
 /// ListOffsets answers whose partitions carry an error (what a broker says while a leader moves, or
@@ -235,10 +234,7 @@ async fn partition_errors_in_list_offsets_are_asked_again_never_taken_for_empty(
             RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
         ],
     );
-    let b = bootstrap.clone();
-    let got = tokio::task::spawn_blocking(move || sample(&b, 3, Duration::from_secs(20)))
-        .await
-        .unwrap();
+    let got = sample(&bootstrap, 3, Duration::from_secs(20)).await;
     assert_eq!(
         got,
         Ok(30),
@@ -249,10 +245,7 @@ async fn partition_errors_in_list_offsets_are_asked_again_never_taken_for_empty(
         RDKafkaApiKey::ListOffsets,
         &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 50],
     );
-    let b = bootstrap.clone();
-    let got = tokio::task::spawn_blocking(move || sample(&b, 3, Duration::from_secs(20)))
-        .await
-        .unwrap();
+    let got = sample(&bootstrap, 3, Duration::from_secs(20)).await;
     let err = got.expect_err("offsets that never come are an error, not an empty topic");
     assert!(
         err.starts_with("latest offsets: ") && err.contains("Not leader for partition"),
@@ -262,10 +255,7 @@ async fn partition_errors_in_list_offsets_are_asked_again_never_taken_for_empty(
 
     // One partition without a leader: its offsets cannot be listed while the others can.
     cluster.partition_leader("sampled", 2, None).unwrap();
-    let b = bootstrap.clone();
-    let got = tokio::task::spawn_blocking(move || sample(&b, 3, Duration::from_secs(3)))
-        .await
-        .unwrap();
+    let got = sample(&bootstrap, 3, Duration::from_secs(3)).await;
     let err = got.expect_err("a partition without offsets is an error, not an empty partition");
     // librdkafka reports the partition in the answer, or fails the whole request for it.
     assert!(
@@ -274,9 +264,6 @@ async fn partition_errors_in_list_offsets_are_asked_again_never_taken_for_empty(
         "the error names the partition: {err}"
     );
     cluster.partition_leader("sampled", 2, Some(1)).unwrap();
-    let b = bootstrap.clone();
-    let got = tokio::task::spawn_blocking(move || sample(&b, 3, Duration::from_secs(20)))
-        .await
-        .unwrap();
+    let got = sample(&bootstrap, 3, Duration::from_secs(20)).await;
     assert_eq!(got, Ok(30), "with its leader back, every message is read");
 }

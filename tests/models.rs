@@ -64,13 +64,7 @@ async fn the_newest_messages_become_a_model_and_nothing_is_committed() {
     support::produce(bootstrap, &mixed, 0, base + 1, "k", b"plain text, not JSON").await;
 
     let groups_before = group_count(bootstrap);
-    let settings = ClientSettings {
-        bootstrap: vec![bootstrap.to_string()],
-        sasl: None,
-        tls: None,
-        kerberos: None,
-        kerberos_env: None,
-    };
+    let settings = ClientSettings::plaintext(vec![bootstrap.to_string()]);
     let topic_of = |name: &str, partitions| kconn::kafka::Topic {
         name: name.to_string(),
         partitions,

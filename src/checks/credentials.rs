@@ -19,13 +19,7 @@ pub fn resolve(
     now: SystemTime,
 ) -> Result<(ClientSettings, CheckReport), Box<CheckReport>> {
     let bootstrap = valid.bootstrap.iter().map(ToString::to_string).collect();
-    let mut settings = ClientSettings {
-        bootstrap,
-        sasl: None,
-        tls: None,
-        kerberos: None,
-        kerberos_env: None,
-    };
+    let mut settings = ClientSettings::plaintext(bootstrap);
     let mut used = Vec::new();
 
     if let Some(sasl) = spec.authentication.as_ref().and_then(|a| a.sasl.as_ref()) {

@@ -58,6 +58,17 @@ pub struct TlsMaterial {
 }
 
 impl ClientSettings {
+    /// PLAINTEXT settings for `bootstrap`: no SASL, TLS or Kerberos (the others are added to it).
+    pub fn plaintext(bootstrap: Vec<String>) -> Self {
+        Self {
+            bootstrap,
+            sasl: None,
+            tls: None,
+            kerberos: None,
+            kerberos_env: None,
+        }
+    }
+
     /// The librdkafka `security.protocol`.
     pub fn protocol(&self) -> &'static str {
         match (
@@ -642,13 +653,7 @@ mod tests {
 
     #[test]
     fn protocol_follows_sasl_and_tls() {
-        let mut s = ClientSettings {
-            bootstrap: vec!["k:1".into()],
-            sasl: None,
-            tls: None,
-            kerberos: None,
-            kerberos_env: None,
-        };
+        let mut s = ClientSettings::plaintext(vec!["k:1".into()]);
         assert_eq!(s.protocol(), "PLAINTEXT");
         s.tls = Some(TlsMaterial::default());
         assert_eq!(s.protocol(), "SSL");

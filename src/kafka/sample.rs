@@ -151,16 +151,10 @@ fn newest_in_one_client(
         .create()
         .map_err(|e| KafkaFailure::Other(e.to_string()))?;
 
-    let mut query_end = TopicPartitionList::new();
-    let mut query_begin = TopicPartitionList::new();
+    let mut partitions = TopicPartitionList::new();
     for topic in topics {
         for p in 0..topic.partitions as i32 {
-            query_end
-                .add_partition_offset(&topic.name, p, Offset::End)
-                .map_err(|e| KafkaFailure::Other(e.to_string()))?;
-            query_begin
-                .add_partition_offset(&topic.name, p, Offset::Beginning)
-                .map_err(|e| KafkaFailure::Other(e.to_string()))?;
+            partitions.add_partition(&topic.name, p);
         }
     }
     let left = |started: Instant| {
@@ -172,9 +166,12 @@ fn newest_in_one_client(
     // a broker busy, a client that has not seen a new topic's metadata yet), is asked again for what is
     // missing while attempts and time are left. A partition is never taken for empty because its
     // offset could not be read.
-    let offsets = |query: &TopicPartitionList, what: &str| {
+    let offsets = |offset: Offset, what: &str| {
         let mut found: HashMap<(String, i32), i64> = HashMap::new();
-        let mut pending = query.clone();
+        let mut pending = partitions.clone();
+        pending
+            .set_all_offsets(offset)
+            .map_err(|e| KafkaFailure::Other(e.to_string()))?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -212,9 +209,6 @@ fn newest_in_one_client(
                     match problem {
                         None => return Ok(found),
                         Some(problem) => {
-                            // Ask again with the query's own offset (latest or earliest).
-                            let offset =
-                                query.elements().first().map_or(Offset::End, |e| e.offset());
                             again
                                 .set_all_offsets(offset)
                                 .map_err(|e| KafkaFailure::Other(e.to_string()))?;
@@ -237,8 +231,8 @@ fn newest_in_one_client(
             std::thread::sleep(OFFSET_RETRY_PAUSE.min(left(started)));
         }
     };
-    let ends = offsets(&query_end, "latest")?;
-    let begin_of = offsets(&query_begin, "earliest")?;
+    let ends = offsets(Offset::End, "latest")?;
+    let begin_of = offsets(Offset::Beginning, "earliest")?;
 
     // From each partition, the last `per_topic` messages: enough for the topic's newest `per_topic`.
     let mut assignment = TopicPartitionList::new();

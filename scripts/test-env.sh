@@ -13,7 +13,9 @@
 #   scripts/test-env.sh env       print target/test-env/env
 #   scripts/test-env.sh kill NAME  SIGKILL one process (krb5kdc, kafka, kafka3-1..3, etcd, kube-apiserver)
 #   scripts/test-env.sh start NAME start it again, with the same command, environment and ports
-#                                  (the fault tests in tests/faults.rs use these two)
+#   scripts/test-env.sh pause NAME SIGSTOP it: it keeps its ports, accepts connections, answers nothing
+#   scripts/test-env.sh resume NAME SIGCONT it
+#                                  (the fault tests in tests/faults.rs use these four)
 #
 # Every port is picked free at start. Nothing binds or connects beyond 127.0.0.1.
 set -euo pipefail
@@ -158,6 +160,14 @@ kill_one() { # name
   kill -9 "$pid" 2>/dev/null || true
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   say "killed $1 ($pid)"
+}
+
+# SIGSTOP / SIGCONT: a process that hangs (accepts connections, answers nothing) and comes back.
+signal_one() { # name signal what
+  local pid; pid=$(awk -v n="$1" '$2==n{print $1}' "$RUN/pids" | tail -1)
+  [ -n "$pid" ] || die "no process named $1"
+  kill -"$2" "$pid"
+  say "$3 $1 ($pid)"
 }
 
 # Starts a killed process again from its recorded command.
@@ -564,5 +574,7 @@ case "${1:-}" in
   env) cat "$RUN/env" ;;
   kill) kill_one "${2:?name}" ;;
   start) start_one "${2:?name}" ;;
-  *) echo "usage: $0 install|up|down|env|kill NAME|start NAME" >&2; exit 2 ;;
+  pause) signal_one "${2:?name}" STOP paused ;;
+  resume) signal_one "${2:?name}" CONT resumed ;;
+  *) echo "usage: $0 install|up|down|env|kill NAME|start NAME|pause NAME|resume NAME" >&2; exit 2 ;;
 esac

@@ -267,3 +267,78 @@ async fn partition_errors_in_list_offsets_are_asked_again_never_taken_for_empty(
     let got = sample(&bootstrap, 3, Duration::from_secs(20)).await;
     assert_eq!(got, Ok(30), "with its leader back, every message is read");
 }
+
+/// Set in the child process that runs [`group_request_timed_out_then_coordinator_up`].
+const ABORT_CHILD: &str = "KCONN_TEST_ABORT_CHILD";
+
+/// A group request (DescribeConsumerGroups, as the permissions check sends) that timed out while its
+/// coordinator was down, with the coordinator coming up while the client still lives. librdkafka
+/// 2.12.1 as published then frees a request state twice and aborts the process
+/// (`rd_kafka_enq_once_del_source_return: Assertion 'eonce->refcnt > 0'`); kconn builds a patched
+/// copy (vendor/rdkafka-sys/PATCHED.md). An abort ends the whole process, so the scenario runs in a
+/// child process and this test reads how it ended.
+#[test]
+fn group_request_that_timed_out_before_its_coordinator_came_up_does_not_abort() {
+    const NAME: &str = "group_request_that_timed_out_before_its_coordinator_came_up_does_not_abort";
+    if std::env::var_os(ABORT_CHILD).is_some() {
+        group_request_timed_out_then_coordinator_up();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env(ABORT_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("client outlived the late coordinator"),
+        "the child ended with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+fn group_request_timed_out_then_coordinator_up() {
+    use kconn::kafka::ffi;
+    use rdkafka::mocking::MockCoordinator;
+    use rdkafka::producer::BaseProducer;
+    use rdkafka::producer::Producer;
+
+    const GROUP: &str = "kconn-coordinator-late";
+    let cluster = MockCluster::new(3).unwrap();
+    cluster
+        .coordinator(MockCoordinator::Group(GROUP.into()), 2)
+        .unwrap();
+    cluster.broker_down(2).unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    let native = producer.client().native_client();
+    producer
+        .client()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("the mock cluster answers metadata");
+
+    let first = ffi::describe_group(native, GROUP, Duration::from_secs(1));
+    let err = first.expect_err("the coordinator is down, so the request times out");
+    println!(
+        "first request, coordinator down: {} {}",
+        err.code, err.message
+    );
+
+    cluster.broker_up(2).unwrap();
+    // A second request waits for the same coordinator; when it has an answer, the first request's
+    // coordinator lookup (queued before it) has been completed too: the moment of the abort.
+    let second = ffi::describe_group(native, GROUP, Duration::from_secs(20));
+    match &second {
+        Ok(ops) => println!("second request, coordinator up: {ops:?}"),
+        Err(e) => println!("second request, coordinator up: {} {}", e.code, e.message),
+    }
+    assert!(
+        !matches!(&second, Err(e) if e.code == "OperationTimedOut"),
+        "the coordinator that came up answers: {second:?}"
+    );
+    drop(producer);
+    println!("client outlived the late coordinator");
+}

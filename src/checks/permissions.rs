@@ -32,11 +32,28 @@ fn list(names: &[&str]) -> String {
     s
 }
 
+/// Why an answer is missing, in the user's words: a request nobody answered in time says so (the
+/// broker is slow or hangs, not the permissions); otherwise librdkafka's text.
+fn why(e: &ApiError) -> String {
+    if unanswered(e) && e.message.to_lowercase().contains("timed out") {
+        "no answer in time".into()
+    } else if unanswered(e) {
+        format!("no answer in time: {}", e.message)
+    } else {
+        e.message.clone()
+    }
+}
+
+fn unanswered(e: &ApiError) -> bool {
+    e.code == "OperationTimedOut"
+}
+
 /// The Authorized row for `role` (group: the consumer group pipelines will use).
 pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
     let mut missing: Vec<String> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     let mut granted: Vec<String> = Vec::new();
+    let mut timed_out = false;
     let described = view.topic_ops.len();
     let needed: Vec<Op> = [(role.reads(), Op::Read), (role.writes(), Op::Write)]
         .into_iter()
@@ -65,10 +82,8 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
                 list(&lacking)
             ));
         } else if let Some(e) = failed {
-            unknown.push(format!(
-                "topic permissions could not be read ({})",
-                e.message
-            ));
+            timed_out |= unanswered(e);
+            unknown.push(format!("topic permissions could not be read ({})", why(e)));
         } else if unreported > 0 {
             unknown.push(format!(
                 "the brokers did not report topic permissions ({verb} not verified)"
@@ -92,10 +107,10 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
             Some(Err(ApiError { code, .. })) if code == "GroupAuthorizationFailed" => missing.push(
                 format!("may not use consumer group {group} (not even describe it)"),
             ),
-            Some(Err(e)) => unknown.push(format!(
-                "group permissions could not be read ({})",
-                e.message
-            )),
+            Some(Err(e)) => {
+                timed_out |= unanswered(e);
+                unknown.push(format!("group permissions could not be read ({})", why(e)))
+            }
             Some(Ok(None)) | None => {
                 unknown.push("the brokers did not report group permissions".into())
             }
@@ -141,7 +156,11 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
         } else {
             format!("may {}; {}", granted.join(", "), unknown.join("; "))
         };
-        let hint = "check the principal's ACLs by hand (kafka-acls --list), or upgrade the brokers (Kafka 2.3+ reports permissions)";
+        let hint = if timed_out {
+            "a broker did not answer in time (for the group: its coordinator); check the brokers' health and load, or raise spec.check.timeout; the next test asks again"
+        } else {
+            "check the principal's ACLs by hand (kafka-acls --list), or upgrade the brokers (Kafka 2.3+ reports permissions)"
+        };
         return row(
             AUTHORIZED,
             CheckResult::Warning,
@@ -419,6 +438,17 @@ mod tests {
             "{}",
             row.message
         );
+        assert!(
+            row.message
+                .contains("group permissions could not be read (no answer in time: slow)"),
+            "{}",
+            row.message
+        );
+        assert!(row
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("did not answer in time"));
         v.topic_ops = vec![(
             "a".into(),
             Err(ApiError {
@@ -443,6 +473,7 @@ mod tests {
             (row.result, row.reason.as_str()),
             (CheckResult::Warning, reason::PERMISSIONS_UNVERIFIED)
         );
+        assert!(row.hint.as_deref().unwrap().contains("kafka-acls --list"));
     }
 
     #[test]

@@ -83,6 +83,15 @@ fn code_name(code: sys::rd_kafka_resp_err_t) -> String {
 }
 
 impl ApiError {
+    /// The group coordinator is not ready yet (a new cluster creating `__consumer_offsets`, a
+    /// coordinator loading its partition after a move): asking again soon is answered.
+    pub fn coordinator_not_ready(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "CoordinatorLoadInProgress" | "CoordinatorNotAvailable" | "NotCoordinator"
+        )
+    }
+
     /// A failure of the request itself (not a Kafka error code).
     fn fail(message: impl Into<String>) -> Self {
         ApiError {
@@ -214,11 +223,22 @@ unsafe fn error(err: *const sys::rd_kafka_error_t) -> Option<ApiError> {
     if code == sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
         return None;
     }
-    let message = text(sys::rd_kafka_error_string(err));
-    Some(ApiError {
-        code: code_name(code),
-        message,
-    })
+    let code = code_name(code);
+    let message = with_code(text(sys::rd_kafka_error_string(err)), &code);
+    Some(ApiError { code, message })
+}
+
+/// librdkafka passes on a broker's error message, which brokers often leave empty
+/// (`"ConsumerGroupDescribe: "`): then the error code is the only telling part.
+fn with_code(message: String, code: &str) -> String {
+    let trimmed = message.trim_end();
+    if trimmed.is_empty() {
+        code.to_string()
+    } else if trimmed.ends_with(':') {
+        format!("{trimmed} {code}")
+    } else {
+        message
+    }
 }
 
 /// The active controller's id from librdkafka's metadata cache (`None`: the cluster names none, as
@@ -483,5 +503,37 @@ pub fn topic_configs(
             out.push((name, Ok(values)));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_broker_message_shows_the_code() {
+        let code = "CoordinatorLoadInProgress";
+        assert_eq!(
+            with_code("ConsumerGroupDescribe: ".into(), code),
+            "ConsumerGroupDescribe: CoordinatorLoadInProgress"
+        );
+        assert_eq!(with_code(String::new(), code), code);
+        assert_eq!(
+            with_code("Broker: Group authorization failed".into(), code),
+            "Broker: Group authorization failed"
+        );
+    }
+
+    #[test]
+    fn coordinator_answers_that_are_asked_again() {
+        let e = |code: &str| ApiError {
+            code: code.into(),
+            message: String::new(),
+        };
+        assert!(e("CoordinatorLoadInProgress").coordinator_not_ready());
+        assert!(e("CoordinatorNotAvailable").coordinator_not_ready());
+        assert!(e("NotCoordinator").coordinator_not_ready());
+        assert!(!e("GroupAuthorizationFailed").coordinator_not_ready());
+        assert!(!e("OperationTimedOut").coordinator_not_ready());
     }
 }

@@ -300,6 +300,9 @@ impl Kafka for RdKafka {
     }
 }
 
+/// Pause before asking a group coordinator that was not ready again.
+const GROUP_RETRY_PAUSE: Duration = Duration::from_millis(250);
+
 /// One session: metadata, then what `request` asks for, each bounded by what is left of `timeout`.
 pub(crate) fn fetch(
     config: ClientConfig,
@@ -450,12 +453,20 @@ pub(crate) fn fetch(
                 .collect(),
         };
     }
-    // Last, so that the client is destroyed right after it: librdkafka 2.12 can abort when this
-    // coordinator request timed out and its coordinator comes up while the client still lives
-    // (RELIABILITY.md, Known bug). Destroying the client ends the request safely.
+    // Last: when the group coordinator is down this request waits for it until the time is up, and
+    // everything else has been asked by then. (The librdkafka abort a late coordinator caused after
+    // such a timeout is fixed in vendor/rdkafka-sys, see its PATCHED.md.)
     if request.authorization {
         if let Some(group) = &request.group {
-            view.group_ops = Some(ffi::describe_group(native, group, left()));
+            view.group_ops = Some(loop {
+                let answer = ffi::describe_group(native, group, left());
+                match &answer {
+                    Err(e) if e.coordinator_not_ready() && left() > GROUP_RETRY_PAUSE * 2 => {
+                        std::thread::sleep(GROUP_RETRY_PAUSE)
+                    }
+                    _ => break answer,
+                }
+            });
         }
     }
     Ok(view)

@@ -176,24 +176,10 @@ async fn create(conns: &Api<KafkaConnection>, name: &str, spec: serde_json::Valu
 async fn brokers_killed_and_started_again() {
     let _turn = TURN.lock().await;
     let env = Env::get();
-    let (client, ns, dir) = setup().await;
-    let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
     let brokers: Vec<&str> = env.var("KAFKA_CLUSTER3_BROKERS").split(' ').collect();
-    let topic = cluster3_topic().await;
-    create(
-        &conns,
-        "c3",
-        serde_json::json!({
-            "bootstrapServers": brokers,
-            "topics": {"expression": topic.replace('.', "\\.")},
-            "check": {"interval": "10m", "timeout": "20s"}
-        }),
-    )
-    .await;
-    let _operator = op::start(&ns, &dir.path().join("operator.log"), &[]);
-    let healthy =
-        |s: &KafkaConnectionStatus| condition(s, "Ready") == Some(("True", "AllChecksPassed"));
-    wait_status(&conns, "c3", "Ready", DEADLINE, healthy).await;
+    let fixture =
+        healthy_cluster3_connection("c3", serde_json::json!({"timeout": "20s"}), None).await;
+    let conns = fixture.conns.clone();
 
     // One broker killed: a warning naming it, Ready no longer AllChecksPassed.
     let down = Down::kill(&["kafka3-2"]);
@@ -237,6 +223,56 @@ async fn brokers_killed_and_started_again() {
         back.elapsed()
     );
     assert_eq!(row(&s, "TopicsResolved").0, "Passed");
+}
+
+fn healthy(s: &KafkaConnectionStatus) -> bool {
+    condition(s, "Ready") == Some(("True", "AllChecksPassed"))
+}
+
+/// A connection and the operator testing it. Fields drop in order: the operator is stopped (and its
+/// log kept) before its directory goes.
+struct Tested {
+    conns: Api<KafkaConnection>,
+    _operator: op::Operator,
+    _dir: tempfile::TempDir,
+}
+
+/// A connection to the 3-broker cluster (every broker a bootstrap server) matching a new topic there,
+/// with `check` settings (interval 10 m unless given) and a consumer group, tested by an operator until
+/// it passes everything.
+async fn healthy_cluster3_connection(
+    name: &str,
+    mut check: serde_json::Value,
+    group: Option<&str>,
+) -> Tested {
+    let (client, ns, dir) = setup().await;
+    let conns: Api<KafkaConnection> = Api::namespaced(client, &ns);
+    let brokers: Vec<&str> = Env::get()
+        .var("KAFKA_CLUSTER3_BROKERS")
+        .split(' ')
+        .collect();
+    let topic = cluster3_topic().await;
+    check
+        .as_object_mut()
+        .unwrap()
+        .entry("interval")
+        .or_insert("10m".into());
+    let mut spec = serde_json::json!({
+        "bootstrapServers": brokers,
+        "topics": {"expression": topic.replace('.', "\\.")},
+        "check": check
+    });
+    if let Some(group) = group {
+        spec["consumer"] = serde_json::json!({ "groupId": group });
+    }
+    create(&conns, name, spec).await;
+    let operator = op::start(&ns, &dir.path().join("operator.log"), &[]);
+    wait_status(&conns, name, "Ready", DEADLINE, healthy).await;
+    Tested {
+        conns,
+        _operator: operator,
+        _dir: dir,
+    }
 }
 
 /// A topic on the 3-broker cluster with 3 replicas and `min.insync.replicas` 2, which the default
@@ -323,32 +359,14 @@ impl Drop for Paused {
 #[tokio::test]
 async fn a_hung_group_coordinator() {
     let _turn = TURN.lock().await;
-    let (client, ns, dir) = setup().await;
-    let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
-    let brokers: Vec<&str> = Env::get()
-        .var("KAFKA_CLUSTER3_BROKERS")
-        .split(' ')
-        .collect();
-    let topic = cluster3_topic().await;
     let group = unique("hung-coordinator");
     // Shorter than the cluster's broker session timeout (9 s), after which it fences the silent
     // broker and moves the group: the test meets the hung coordinator, not its successor.
     let timeout = Duration::from_secs(5);
-    create(
-        &conns,
-        "hung",
-        serde_json::json!({
-            "bootstrapServers": brokers,
-            "topics": {"expression": topic.replace('.', "\\.")},
-            "consumer": {"groupId": group},
-            "check": {"interval": "10m", "timeout": "5s"}
-        }),
-    )
-    .await;
-    let _operator = op::start(&ns, &dir.path().join("operator.log"), &[]);
-    let healthy =
-        |s: &KafkaConnectionStatus| condition(s, "Ready") == Some(("True", "AllChecksPassed"));
-    wait_status(&conns, "hung", "Ready", DEADLINE, healthy).await;
+    let fixture =
+        healthy_cluster3_connection("hung", serde_json::json!({"timeout": "5s"}), Some(&group))
+            .await;
+    let conns = fixture.conns.clone();
 
     let coordinator = group_coordinator(&group);
     let paused = Paused::pause(format!("kafka3-{coordinator}"));

@@ -1,8 +1,9 @@
 //! `cargo bench --bench heap`: the connection test run again and again in one process (as the operator
 //! runs it, without the operator around it), printing the heap in use every `KCONN_HEAP_EVERY` tests
 //! (200) for `KCONN_HEAP_TESTS` tests (2,000) of each kind: healthy, closed port, wrong password,
-//! SASL_SSL with SCRAM, mTLS, and model sampling (`KCONN_HEAP_KIND` picks one). A test that leaks shows as a heap that keeps growing. Needs
-//! `scripts/test-env.sh up`.
+//! SASL_SSL with SCRAM, mTLS, Kerberos (its Kafka session runs in a child process, as in `kconn`:
+//! this binary serves as that child), and model sampling (`KCONN_HEAP_KIND` picks one). A test that
+//! leaks shows as a heap that keeps growing. Needs `scripts/test-env.sh up`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -27,8 +28,20 @@ fn heap_mib() -> f64 {
     in_use as f64 / 1024.0 / 1024.0
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Kerberos connections run their Kafka session in a child process started from this executable
+    // with the subcommand `kconn` would get.
+    if std::env::args().nth(1).as_deref() == Some(kconn::kafka::probe::SUBCOMMAND) {
+        std::process::exit(kconn::kafka::probe::child_main().into());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench());
+}
+
+async fn bench() {
     let tests = env_or("KCONN_HEAP_TESTS", 2000);
     let every = env_or("KCONN_HEAP_EVERY", 200);
     let env = Env::get();
@@ -58,6 +71,16 @@ async fn main() {
             ],
         ),
         ("ca", vec![("ca.crt", file("ca.crt"))]),
+        (
+            "krb",
+            vec![
+                (
+                    "krb5.keytab",
+                    std::fs::read(env.var("KAFKA_CLIENT_KEYTAB")).unwrap(),
+                ),
+                ("krb5.conf", std::fs::read(env.var("KRB5_CONFIG")).unwrap()),
+            ],
+        ),
         (
             "cert",
             vec![
@@ -103,6 +126,15 @@ async fn main() {
             "mTLS",
             serde_json::json!({"bootstrapServers": [env.var("KAFKA_MTLS")],
                 "tls": {"caSecretRef": ca, "clientCertSecretRef": {"name": "cert"}}}),
+        ),
+        (
+            "Kerberos",
+            serde_json::json!({"bootstrapServers": [env.var("KAFKA_SASL_PLAINTEXT")],
+                "authentication": {"kerberos": {
+                    "principal": env.var("KAFKA_CLIENT_PRINCIPAL"),
+                    "serviceName": env.var("KAFKA_SERVICE_NAME"),
+                    "keytabSecretRef": {"name": "krb", "key": "krb5.keytab"},
+                    "krb5ConfSecretRef": {"name": "krb", "key": "krb5.conf"}}}}),
         ),
     ];
     let only = std::env::var("KCONN_HEAP_KIND").unwrap_or_default();

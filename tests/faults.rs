@@ -1,6 +1,7 @@
 //! Faults, injected into the real test environment while `kconn run` works: a broker of the 3-broker
 //! cluster killed and started again, the whole cluster down and back, the broker coordinating the
-//! connection's consumer group hung (SIGSTOP) and resumed, the KDC down and back, the
+//! connection's consumer group hung (SIGSTOP) and resumed, the KDC down and back, etcd lost for 20 s
+//! under a running API server, the
 //! kube-apiserver stopped for 30 s and started again (a Secret deleted meanwhile is noticed), and the
 //! operator itself killed in the middle of its work. Each outcome is asserted on the connections'
 //! status. The processes are SIGKILLed and started again (or stopped and resumed) by
@@ -465,6 +466,82 @@ async fn the_kdc_down_and_back() {
         "figure: KDC: Ready again {:.1?} after its start",
         back.elapsed()
     );
+}
+
+/// etcd lost for 20 s under a running API server: reads and writes time out, the API server stays
+/// up. The operator's scheduled tests keep failing to write their status meanwhile; afterwards the
+/// status is written again and a new connection is tested, with the operator alive throughout.
+#[tokio::test]
+async fn etcd_lost_for_20_seconds() {
+    let _turn = TURN.lock().await;
+    let env = Env::get();
+    let (client, ns, dir) = setup().await;
+    let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
+    let spec = serde_json::json!({
+        "bootstrapServers": [env.var("KAFKA_PLAINTEXT")],
+        "topics": {"expression": "x"},
+        "check": {"interval": "10s", "timeout": "5s"}
+    });
+    create(&conns, "steady", spec.clone()).await;
+    let log = dir.path().join("operator.log");
+    let mut operator = op::start(&ns, &log, &[]);
+    let ready = |s: &KafkaConnectionStatus| condition(s, "Ready").map(|c| c.0) == Some("True");
+    wait_status(&conns, "steady", "Ready", DEADLINE, ready).await;
+    let addr = op::http_address(&log, DEADLINE);
+
+    let down = Down::kill(&["etcd"]);
+    // The fault lasts 20 s, two test intervals (this wait is the outage, not a synchronisation).
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(20) {
+        assert!(
+            operator.0.try_wait().unwrap().is_none(),
+            "the operator exited while etcd was down"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        op::get(&addr, "/livez").0.contains("200"),
+        "/livez while etcd was down"
+    );
+    let back = Instant::now();
+    let restarted = k8s_openapi::jiff::Timestamp::now();
+    down.start();
+
+    // Back: the scheduled tests write their status again, and a new connection is tested.
+    let fresh = |s: &KafkaConnectionStatus| {
+        ready(s) && s.last_test_time.as_ref().is_some_and(|t| t.0 > restarted)
+    };
+    wait_status(
+        &conns,
+        "steady",
+        "a status written after etcd returned",
+        DEADLINE,
+        fresh,
+    )
+    .await;
+    eprintln!(
+        "figure: etcd: a scheduled test written {:.1?} after etcd's start",
+        back.elapsed()
+    );
+    create(&conns, "after", spec).await;
+    wait_status(
+        &conns,
+        "after",
+        "Ready after etcd returned",
+        DEADLINE,
+        ready,
+    )
+    .await;
+    eprintln!(
+        "figure: etcd: a new connection Ready {:.1?} after etcd's start",
+        back.elapsed()
+    );
+    assert!(
+        operator.0.try_wait().unwrap().is_none(),
+        "the operator exited"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("panicked"), "{text}");
 }
 
 #[tokio::test]

@@ -468,6 +468,32 @@ async fn the_kdc_down_and_back() {
     );
 }
 
+/// Lets an outage that began at `outage` last `length` (this wait is the fault, not a
+/// synchronisation), asserting every second that the operator still runs, then that `/livez` answers.
+async fn outlive(operator: &mut op::Operator, addr: &str, outage: Instant, length: Duration) {
+    while outage.elapsed() < length {
+        assert!(
+            operator.0.try_wait().unwrap().is_none(),
+            "the operator exited during the outage"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        op::get(addr, "/livez").0.contains("200"),
+        "/livez during the outage"
+    );
+}
+
+/// The operator still runs and its log shows no panic.
+fn survived(operator: &mut op::Operator, log: &std::path::Path) {
+    assert!(
+        operator.0.try_wait().unwrap().is_none(),
+        "the operator exited"
+    );
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(!text.contains("panicked"), "{text}");
+}
+
 /// etcd lost for 20 s under a running API server: reads and writes time out, the API server stays
 /// up. The operator's scheduled tests keep failing to write their status meanwhile; afterwards the
 /// status is written again and a new connection is tested, with the operator alive throughout.
@@ -490,19 +516,14 @@ async fn etcd_lost_for_20_seconds() {
     let addr = op::http_address(&log, DEADLINE);
 
     let down = Down::kill(&["etcd"]);
-    // The fault lasts 20 s, two test intervals (this wait is the outage, not a synchronisation).
-    let outage = Instant::now();
-    while outage.elapsed() < Duration::from_secs(20) {
-        assert!(
-            operator.0.try_wait().unwrap().is_none(),
-            "the operator exited while etcd was down"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    assert!(
-        op::get(&addr, "/livez").0.contains("200"),
-        "/livez while etcd was down"
-    );
+    // Two test intervals.
+    outlive(
+        &mut operator,
+        &addr,
+        Instant::now(),
+        Duration::from_secs(20),
+    )
+    .await;
     let back = Instant::now();
     let restarted = k8s_openapi::jiff::Timestamp::now();
     down.start();
@@ -536,12 +557,7 @@ async fn etcd_lost_for_20_seconds() {
         "figure: etcd: a new connection Ready {:.1?} after etcd's start",
         back.elapsed()
     );
-    assert!(
-        operator.0.try_wait().unwrap().is_none(),
-        "the operator exited"
-    );
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(!text.contains("panicked"), "{text}");
+    survived(&mut operator, &log);
 }
 
 #[tokio::test]
@@ -599,17 +615,7 @@ async fn the_api_server_stopped_for_30_seconds() {
         env.var("ETCD_ENDPOINT"),
         &format!("/registry/secrets/{ns}/user"),
     );
-    while outage.elapsed() < Duration::from_secs(30) {
-        assert!(
-            operator.0.try_wait().unwrap().is_none(),
-            "the operator exited during the outage"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    assert!(
-        op::get(&addr, "/livez").0.contains("200"),
-        "/livez during the outage"
-    );
+    outlive(&mut operator, &addr, outage, Duration::from_secs(30)).await;
     let back = Instant::now();
     down.start();
 
@@ -658,12 +664,7 @@ async fn the_api_server_stopped_for_30_seconds() {
         |s| condition(s, "Stalled") == Some(("True", "SecretNotFound")),
     )
     .await;
-    assert!(
-        operator.0.try_wait().unwrap().is_none(),
-        "the operator exited"
-    );
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(!text.contains("panicked"), "{text}");
+    survived(&mut operator, &log);
 }
 
 #[tokio::test]

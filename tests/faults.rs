@@ -230,6 +230,20 @@ fn healthy(s: &KafkaConnectionStatus) -> bool {
     condition(s, "Ready") == Some(("True", "AllChecksPassed"))
 }
 
+/// Ready=True, whatever the reason (no topic matches in the outage tests: a Warning).
+fn ready(s: &KafkaConnectionStatus) -> bool {
+    condition(s, "Ready").map(|c| c.0) == Some("True")
+}
+
+/// A connection to the single PLAINTEXT broker with the given check interval and timeout.
+fn plaintext_spec(interval: &str, timeout: &str) -> serde_json::Value {
+    serde_json::json!({
+        "bootstrapServers": [Env::get().var("KAFKA_PLAINTEXT")],
+        "topics": {"expression": "x"},
+        "check": {"interval": interval, "timeout": timeout}
+    })
+}
+
 /// A connection and the operator testing it. Fields drop in order: the operator is stopped (and its
 /// log kept) before its directory goes.
 struct Tested {
@@ -441,7 +455,7 @@ async fn the_kdc_down_and_back() {
     let _operator = op::start(&ns, &dir.path().join("operator.log"), &[]);
     let ticket = |s: &KafkaConnectionStatus| row(s, "KerberosTicket").1 == "TicketIssued";
     wait_status(&conns, "krb", "a ticket", DEADLINE, |s| {
-        ticket(s) && condition(s, "Ready").map(|c| c.0) == Some("True")
+        ticket(s) && ready(s)
     })
     .await;
 
@@ -459,7 +473,7 @@ async fn the_kdc_down_and_back() {
     let back = Instant::now();
     down.start();
     test_until(&conns, "krb", "a ticket after the KDC returned", |s| {
-        ticket(s) && condition(s, "Ready").map(|c| c.0) == Some("True")
+        ticket(s) && ready(s)
     })
     .await;
     eprintln!(
@@ -500,18 +514,12 @@ fn survived(operator: &mut op::Operator, log: &std::path::Path) {
 #[tokio::test]
 async fn etcd_lost_for_20_seconds() {
     let _turn = TURN.lock().await;
-    let env = Env::get();
     let (client, ns, dir) = setup().await;
     let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
-    let spec = serde_json::json!({
-        "bootstrapServers": [env.var("KAFKA_PLAINTEXT")],
-        "topics": {"expression": "x"},
-        "check": {"interval": "10s", "timeout": "5s"}
-    });
+    let spec = plaintext_spec("10s", "5s");
     create(&conns, "steady", spec.clone()).await;
     let log = dir.path().join("operator.log");
     let mut operator = op::start(&ns, &log, &[]);
-    let ready = |s: &KafkaConnectionStatus| condition(s, "Ready").map(|c| c.0) == Some("True");
     wait_status(&conns, "steady", "Ready", DEADLINE, ready).await;
     let addr = op::http_address(&log, DEADLINE);
 
@@ -566,11 +574,7 @@ async fn the_api_server_stopped_for_30_seconds() {
     let env = Env::get();
     let (client, ns, dir) = setup().await;
     let conns: Api<KafkaConnection> = Api::namespaced(client.clone(), &ns);
-    let spec = serde_json::json!({
-        "bootstrapServers": [env.var("KAFKA_PLAINTEXT")],
-        "topics": {"expression": "x"},
-        "check": {"interval": "10m", "timeout": "20s"}
-    });
+    let spec = plaintext_spec("10m", "20s");
     create(&conns, "before", spec.clone()).await;
     // A connection with a Secret: the Secret is deleted from etcd while the API server is down. The
     // restarted server's watch cache no longer holds the version the operator watched from, so its
@@ -603,7 +607,6 @@ async fn the_api_server_stopped_for_30_seconds() {
     .await;
     let log = dir.path().join("operator.log");
     let mut operator = op::start(&ns, &log, &[]);
-    let ready = |s: &KafkaConnectionStatus| condition(s, "Ready").map(|c| c.0) == Some("True");
     wait_status(&conns, "before", "Ready", DEADLINE, ready).await;
     wait_status(&conns, "with-secret", "Ready", DEADLINE, ready).await;
     let addr = op::http_address(&log, DEADLINE);

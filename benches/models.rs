@@ -175,6 +175,7 @@ fn synthetic(n: &str, ns: &str, name: &str, uid: &str) {
                                 offset: i as i64,
                                 key: Some(i.to_string().into_bytes()),
                                 payload: Some(message(*t, i).into_bytes()),
+                                oversized: false,
                             })
                             .collect();
                         (topic, s)

@@ -213,6 +213,13 @@ make_tls() {
     printf 'extendedKeyUsage=clientAuth\n' >client.ext; sign client ca
     # A second CA that signed nothing the brokers use: "untrusted CA" tests.
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other-ca.key -out other-ca.crt -days 60 -subj /CN=kconn-other-ca 2>/dev/null
+    # Two more broker certificates from the same CA, for tls.serverName: one naming only
+    # front.kconn.test, one naming only other.kconn.test (neither names 127.0.0.1).
+    for n in front other; do
+      gen "$n" "/CN=$n.kconn.test"
+      printf 'subjectAltName=DNS:%s.kconn.test\nextendedKeyUsage=serverAuth\n' "$n" >"$n.ext"; sign "$n" ca
+      cat "$n.key" "$n.crt" >"$n.pem"
+    done
     cat server.crt ca.crt >server-chain.crt
     rm -f ./*.csr ./*.ext ./*.srl
     chmod 600 ./*.key
@@ -265,12 +272,19 @@ EOF
   kadmin.local -q "ktadd -k $k/kafka.keytab kafka/127.0.0.1@$REALM kafka/localhost@$REALM" >/dev/null
   kadmin.local -q "ktadd -k $k/client.keytab kconn-client@$REALM" >/dev/null
   kadmin.local -q "ktadd -k $k/other.keytab kconn-other@$REALM" >/dev/null
+  # A principal carrying shell syntax, as a tenant may register in its own KDC, with a real keytab:
+  # the security tests show that kconn refuses it and that nothing runs (no $k/injected appears).
+  kadmin.local -q "addprinc -randkey $(hostile_principal)" >/dev/null 2>&1
+  kadmin.local -q "ktadd -k $k/hostile.keytab $(hostile_principal)" >/dev/null
   chmod 600 "$k"/*.keytab
   start_bg krb5kdc krb5kdc -n -r "$REALM"
   wait_port "$p_kdc" 10 krb5kdc
 }
 
 rand() { head -c 18 /dev/urandom | base64 | tr -d '/+=' | head -c 20; }
+
+# `kconn-x$(touch${IFS}<run>/krb/injected)@REALM`, literally: a shell would create the marker file.
+hostile_principal() { printf 'kconn-x$(touch${IFS}%s/krb/injected)@%s' "$RUN" "$REALM"; }
 
 # ---------------------------------------------------------------------------------------------- Kafka
 JAVA_OPTS=(-Xms64m -Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
@@ -331,6 +345,7 @@ up() {
   P_MTLS=$(free_port); P_SASL_SSL=$(free_port); P_API=$(free_port); P_ETCD=$(free_port); P_ETCD_PEER=$(free_port)
   # BADADV: a PLAINTEXT listener that advertises a port nothing listens on (the advertised-listener trap).
   P_BADADV=$(free_port); P_NOWHERE=$(free_port)
+  local P_FRONT P_MISNAMED; P_FRONT=$(free_port); P_MISNAMED=$(free_port)
   local C3_CTL=() C3_PLAIN=() i
   for i in 1 2 3; do C3_CTL+=("$(free_port)"); C3_PLAIN+=("$(free_port)"); done
 
@@ -356,9 +371,9 @@ up() {
     cat <<EOF
 process.roles=broker,controller
 controller.quorum.voters=1@127.0.0.1:$P_CTL
-listeners=CONTROLLER://127.0.0.1:$P_CTL,PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_BADADV
-advertised.listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_NOWHERE
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL,BADADV:PLAINTEXT
+listeners=CONTROLLER://127.0.0.1:$P_CTL,PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_BADADV,FRONT://127.0.0.1:$P_FRONT,MISNAMED://127.0.0.1:$P_MISNAMED
+advertised.listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_NOWHERE,FRONT://127.0.0.1:$P_MISNAMED,MISNAMED://127.0.0.1:$P_MISNAMED
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL,BADADV:PLAINTEXT,FRONT:SSL,MISNAMED:SSL
 inter.broker.listener.name=PLAINTEXT
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
@@ -373,6 +388,10 @@ ssl.keystore.location=$tls/server.pem
 ssl.truststore.type=PEM
 ssl.truststore.location=$tls/ca.crt
 ssl.endpoint.identification.algorithm=
+listener.name.front.ssl.keystore.type=PEM
+listener.name.front.ssl.keystore.location=$tls/front.pem
+listener.name.misnamed.ssl.keystore.type=PEM
+listener.name.misnamed.ssl.keystore.location=$tls/other.pem
 listener.name.mtls.ssl.client.auth=required
 listener.name.mtls.ssl.principal.mapping.rules=RULE:^CN=([^,]+)\$/\$1/,DEFAULT
 sasl.kerberos.service.name=kafka
@@ -427,7 +446,7 @@ EOF
   start_apiserver "$P_API" "$P_ETCD" "$P_ETCD_PEER"
 
   # Every listener: a broker that could not bind one exits, and wait_port says so at once.
-  for p in "$P_PLAIN" "$P_SASL" "$P_SSL" "$P_MTLS" "$P_SASL_SSL" "$P_BADADV"; do wait_port "$p" 90 kafka; done
+  for p in "$P_PLAIN" "$P_SASL" "$P_SSL" "$P_MTLS" "$P_SASL_SSL" "$P_BADADV" "$P_FRONT" "$P_MISNAMED"; do wait_port "$p" 90 kafka; done
   cat >"$RUN/acls.plan" <<EOF
 # kconn-test (and the Kerberos and mTLS clients): full rights on topics prefixed test.
 acl User:kconn-test TOPIC PREFIXED test. ALL
@@ -461,6 +480,10 @@ export KAFKA_SSL=127.0.0.1:$P_SSL
 export KAFKA_MTLS=127.0.0.1:$P_MTLS
 export KAFKA_SASL_SSL=127.0.0.1:$P_SASL_SSL
 export KAFKA_ADVERTISED_UNREACHABLE=127.0.0.1:$P_BADADV
+# SSL listeners for tls.serverName: FRONT's certificate names only front.kconn.test and it advertises
+# MISNAMED, whose certificate names only other.kconn.test (neither names 127.0.0.1).
+export KAFKA_TLS_FRONT=127.0.0.1:$P_FRONT
+export KAFKA_TLS_MISNAMED=127.0.0.1:$P_MISNAMED
 export KAFKA_TLS_DIR=$RUN/tls
 export KAFKA_SUPER_USER=admin
 export KAFKA_SUPER_PASSWORD=$SUPER_PW
@@ -491,7 +514,11 @@ export ETCD_ENDPOINT=http://127.0.0.1:$P_ETCD
 export KCONN_TEST_ENV_PIDS=$RUN/pids
 export KUBECTL=$KUBECTL
 export HELM=$HELM
+export KAFKA_HOSTILE_KEYTAB=$RUN/krb/hostile.keytab
+export KAFKA_INJECTION_MARKER=$RUN/krb/injected
 EOF
+  # Single-quoted: the value is shell syntax that must stay text when this file is sourced.
+  printf "export KAFKA_HOSTILE_PRINCIPAL='%s'\n" "$(hostile_principal)" >>"$RUN/env"
   chmod 600 "$RUN/env"
   say "up in $((SECONDS - t0)) s; environment in $RUN/env"
 }

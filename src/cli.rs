@@ -104,9 +104,15 @@ pub struct ModelsArgs {
 /// `kconn run` arguments.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "KCONN_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only this namespace; repeat (or separate with commas) for several. Default: every
+    /// namespace, which needs cluster-wide read access to Secrets.
+    #[arg(long = "namespace", env = "KCONN_NAMESPACE", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Watch Secrets (metadata only) to re-test a connection as soon as a Secret it references
+    /// changes. With `false`, kconn only reads the referenced Secrets by name (no list or watch
+    /// rights needed) and sees a rotation at the connection's next test.
+    #[arg(long, env = "KCONN_SECRET_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub secret_watch: bool,
     /// The agent pool this process belongs to.
     #[arg(long, env = "KCONN_AGENT", default_value = "default")]
     pub agent: String,
@@ -173,6 +179,10 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(cli.log_format, &cli.log);
+    // Before any credential is read: no core file may ever hold one (children inherit the limit).
+    if let Err(e) = crate::process::no_core_dumps() {
+        tracing::warn!(error = %e, "cannot turn core dumps off");
+    }
     let code = match cli.command {
         Command::Crd { reference } => {
             print!(
@@ -187,6 +197,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Check(args) => check(&args),
         Command::Run(args) => run_operator(args),
+        Command::ProbeMetadata if !crate::process::die_with_parent() => EXIT_BAD_INPUT,
         Command::ProbeMetadata => crate::kafka::probe::child_main(),
         Command::Demo(args) => crate::demo::run(&args),
         Command::Models(args) => show_models(&args),
@@ -217,6 +228,15 @@ fn run_operator(args: RunArgs) -> u8 {
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "kconn".into())
     });
+    // A killed predecessor (OOM, SIGKILL) in this pod left its private directories, keytabs and
+    // all, in the emptyDir; nothing of this process is there yet.
+    let swept = crate::process::sweep_private_dirs(&std::env::temp_dir());
+    if swept > 0 {
+        tracing::info!(
+            directories = swept,
+            "removed private directories an earlier run left behind"
+        );
+    }
     rt.block_on(async move {
         let client = match kube::Client::try_default().await {
             Ok(c) => c,
@@ -236,12 +256,13 @@ fn run_operator(args: RunArgs) -> u8 {
                     .ok()
                     .filter(|n| !n.is_empty())
             })
-            .or_else(|| args.namespace.clone())
+            .or_else(|| args.namespaces.first().cloned())
             .unwrap_or_else(|| "default".into());
         let options = crate::controller::Options {
             lease_namespace,
             lease_duration: args.lease_duration,
-            namespace: args.namespace,
+            namespaces: args.namespaces,
+            secret_watch: args.secret_watch,
             agent: args.agent,
             pod,
             http_addr,

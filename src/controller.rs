@@ -62,8 +62,10 @@ pub struct Context<K: Kafka = RdKafka> {
 /// How `kconn run` runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Watch only this namespace.
-    pub namespace: Option<String>,
+    /// Watch only these namespaces (empty: every namespace).
+    pub namespaces: Vec<String>,
+    /// Watch Secrets (by metadata) to re-test on rotation; without, rotation is seen at the next test.
+    pub secret_watch: bool,
     /// The agent pool.
     pub agent: String,
     /// This process's identity.
@@ -124,30 +126,24 @@ const JANITOR_PERIOD: Duration = Duration::from_secs(10);
 pub type Guarded = DeserializeGuard<KafkaConnection>;
 
 /// Runs the controller, and the HTTP endpoints, until SIGTERM or Ctrl-C.
+///
+/// With namespaces named, one watch per namespace (and a Role in each suffices); without, one watch
+/// over all of them. The watches share everything else: the test slots, the agents, the metrics.
 pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     let Options {
-        namespace,
+        namespaces,
         agent,
         pod,
         http_addr,
         concurrency,
+        secret_watch,
         ..
     } = options.clone();
-    // Secrets are watched by metadata only: the operator never receives their data through the watch
-    // (it reads the few a connection references when it tests it), and a cluster's Secrets cost it
-    // little memory.
-    let (connections, secrets): (Api<Guarded>, Api<PartialObjectMeta<Secret>>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
     };
-
-    // Each test holds a Kafka client (a few threads) for its duration: bound how many run at once.
-    let controller = Controller::new(connections, watcher::Config::default())
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
-    let store = controller.store();
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     http::serve(http_addr, ready.clone(), metrics.clone())
@@ -159,7 +155,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         pool: agent,
     };
     let agents = Arc::new(lease::Agent::new(me.clone(), options.lease_duration));
-    let (membership_changed, membership) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (membership_changed, mut membership) = tokio::sync::mpsc::unbounded_channel::<()>();
     lease::start(
         client.clone(),
         &options.lease_namespace,
@@ -168,21 +164,16 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     )
     .await?;
     metrics.agents_live.set(agents.live().len() as i64);
-    let (live_agents, live_metrics) = (agents.clone(), metrics.clone());
-    let membership = futures::stream::unfold(membership, move |mut rx| {
-        let (agents, metrics) = (live_agents.clone(), live_metrics.clone());
-        async move {
-            rx.recv().await?;
-            metrics.agents_live.set(agents.live().len() as i64);
-            Some(((), rx))
-        }
-    });
-    let synced = store.clone();
+    // Each watch reconciles all of its connections when membership changes.
+    let (membership_tx, _) = tokio::sync::broadcast::channel::<()>(16);
+    let (live_agents, live_metrics, fan_out) =
+        (agents.clone(), metrics.clone(), membership_tx.clone());
     tokio::spawn(async move {
-        // False: the controller stopped before its first sync.
-        if crate::watch::synced(&synced).await {
-            ready.store(true, Ordering::Relaxed);
-            info!("watches synced; ready");
+        while membership.recv().await.is_some() {
+            live_metrics
+                .agents_live
+                .set(live_agents.live().len() as i64);
+            let _ = fan_out.send(());
         }
     });
     let reporter = Reporter {
@@ -191,10 +182,10 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     };
     let recorder = Recorder::new(client.clone(), reporter);
     // A finished refresh asks for a reconcile of its connection, which writes it into status.
-    let (finished, refreshed) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let (finished, mut refreshed) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
     let lease_client = client.clone();
     let context = Arc::new(Context {
-        client,
+        client: client.clone(),
         kafka: RdKafka,
         api_timeout: API_TIMEOUT,
         agents,
@@ -204,17 +195,56 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         shard_bytes: options.shard_bytes,
         refresh_timeout: options.refresh_timeout,
     });
-    // A deleted connection gets no reconcile: what this process remembers of it (its Ready gauge, a
-    // refresh result) is dropped by comparing with the watch's store now and then.
-    let (janitor_store, janitor) = (store.clone(), context.clone());
+    // Each test holds a Kafka client (a few threads) for its duration: `concurrency` bounds how many
+    // run at once across every watch.
+    let slots = Arc::new(tokio::sync::Semaphore::new(usize::from(concurrency)));
+    let watches: Vec<Watch> = scopes
+        .iter()
+        .map(|scope| Watch::new(&client, scope.as_deref(), concurrency, secret_watch))
+        .collect();
+    // A finished refresh goes to the watch of its namespace.
+    let routes: Vec<(
+        Option<String>,
+        tokio::sync::mpsc::UnboundedSender<ObjectRef<Guarded>>,
+    )> = watches
+        .iter()
+        .map(|w| (w.namespace.clone(), w.refreshed_tx.clone()))
+        .collect();
     tokio::spawn(async move {
-        if !crate::watch::synced(&janitor_store).await {
-            return;
+        while let Some((ns, name)) = refreshed.recv().await {
+            if let Some((_, tx)) = routes
+                .iter()
+                .find(|(scope, _)| scope.as_deref().is_none_or(|s| s == ns))
+            {
+                let _ = tx.send(ObjectRef::<Guarded>::new(&name).within(&ns));
+            }
+        }
+    });
+    let stores: Vec<_> = watches.iter().map(|w| w.controller.store()).collect();
+    let synced = stores.clone();
+    tokio::spawn(async move {
+        // False: a watch stopped before its first sync.
+        for store in &synced {
+            if !crate::watch::synced(store).await {
+                return;
+            }
+        }
+        ready.store(true, Ordering::Relaxed);
+        info!("watches synced; ready");
+    });
+    // A deleted connection gets no reconcile: what this process remembers of it (its Ready gauge, a
+    // refresh result) is dropped by comparing with the watches' stores now and then.
+    let janitor = context.clone();
+    tokio::spawn(async move {
+        for store in &stores {
+            if !crate::watch::synced(store).await {
+                return;
+            }
         }
         let mut tick = tokio::time::interval(JANITOR_PERIOD);
         loop {
             tick.tick().await;
-            let state = janitor_store.state();
+            let state: Vec<Arc<Guarded>> = stores.iter().flat_map(|s| s.state()).collect();
             let keys: std::collections::HashSet<String> = state
                 .iter()
                 .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
@@ -225,45 +255,118 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
             janitor.refreshes.retain(|uid| uids.contains(uid));
         }
     });
-    let refreshed = futures::stream::unfold(refreshed, |mut rx| async move {
-        let (ns, name) = rx.recv().await?;
-        Some((ObjectRef::<Guarded>::new(&name).within(&ns), rx))
-    });
     info!(
-        namespace = namespace.as_deref().unwrap_or("all"),
+        namespaces = %scopes.iter().map(|s| s.as_deref().unwrap_or("all")).collect::<Vec<_>>().join(","),
+        secret_watch,
         "kconn controller starting"
     );
-    // A Secret change re-tests the connections in its namespace that reference it.
-    let secret_changes = crate::watch::secret_changes(
-        watcher(secrets, watcher::Config::default()).default_backoff(),
+    futures::future::join_all(
+        watches
+            .into_iter()
+            .map(|w| w.run(context.clone(), slots.clone(), membership_tx.subscribe())),
     )
-    .flat_map(move |(ns, name)| {
-        futures::stream::iter(
-            store
-                .state()
-                .into_iter()
-                .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|c| matches!(&c.0, Ok(conn) if conn.spec.secret_names().contains(&name)))
-                .map(|c| ObjectRef::from_obj(&*c))
-                .collect::<Vec<_>>(),
-        )
-    });
-    controller
-        .reconcile_on(secret_changes)
-        .reconcile_on(refreshed)
-        // Membership changed: every connection's owner is decided again.
-        .reconcile_all_on(membership)
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(error = %e, "reconcile failed");
-            }
-        })
-        .await;
+    .await;
     lease::release(lease_client, &options.lease_namespace, &me).await;
     info!("kconn controller stopped");
     Ok(())
+}
+
+/// The controller of one scope (a namespace, or all of them) and what triggers its reconciles.
+struct Watch {
+    namespace: Option<String>,
+    controller: Controller<Guarded>,
+    secrets: Option<Api<PartialObjectMeta<Secret>>>,
+    refreshed_tx: tokio::sync::mpsc::UnboundedSender<ObjectRef<Guarded>>,
+    refreshed: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<Guarded>>,
+}
+
+impl Watch {
+    fn new(client: &Client, namespace: Option<&str>, concurrency: u16, secret_watch: bool) -> Self {
+        // Secrets are watched by metadata only: the operator never receives their data through the
+        // watch (it reads the few a connection references when it tests it), and a cluster's
+        // Secrets cost it little memory. Without the watch, a rotation is seen at the next test.
+        let (connections, secrets): (Api<Guarded>, Api<PartialObjectMeta<Secret>>) = match namespace
+        {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        let controller = Controller::new(connections, watcher::Config::default())
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+        let (refreshed_tx, refreshed) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            namespace: namespace.map(str::to_string),
+            controller,
+            secrets: secret_watch.then_some(secrets),
+            refreshed_tx,
+            refreshed,
+        }
+    }
+
+    async fn run(
+        self,
+        context: Arc<Context>,
+        slots: Arc<tokio::sync::Semaphore>,
+        membership: tokio::sync::broadcast::Receiver<()>,
+    ) {
+        let store = self.controller.store();
+        // A Secret change re-tests the connections in its namespace that reference it.
+        let secret_changes = match self.secrets {
+            Some(secrets) => crate::watch::secret_changes(
+                watcher(secrets, watcher::Config::default()).default_backoff(),
+            )
+            .flat_map(move |(ns, name)| {
+                futures::stream::iter(
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
+                        .filter(
+                            |c| matches!(&c.0, Ok(conn) if conn.spec.secret_names().contains(&name)),
+                        )
+                        .map(|c| ObjectRef::from_obj(&*c))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .boxed(),
+            None => futures::stream::pending().boxed(),
+        };
+        let refreshed = futures::stream::unfold(self.refreshed, |mut rx| async move {
+            Some((rx.recv().await?, rx))
+        });
+        // A lagged receiver missed changes: reconciling all once covers them.
+        let membership = futures::stream::unfold(membership, |mut rx| async move {
+            match rx.recv().await {
+                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+            }
+        });
+        self.controller
+            .reconcile_on(secret_changes)
+            .reconcile_on(refreshed)
+            // Membership changed: every connection's owner is decided again.
+            .reconcile_all_on(membership)
+            .shutdown_on_signal()
+            .run(
+                move |obj, ctx| {
+                    let slots = slots.clone();
+                    async move {
+                        let _slot = slots.acquire_owned().await;
+                        reconcile(obj, ctx).await
+                    }
+                },
+                error_policy,
+                context,
+            )
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    warn!(error = %e, "reconcile failed");
+                }
+            })
+            .await;
+    }
 }
 
 /// After an error: count it and try again in 15 s.

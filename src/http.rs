@@ -226,6 +226,13 @@ impl Metrics {
     }
 }
 
+/// How many HTTP connections are served at once.
+const MAX_CONNECTIONS: usize = 64;
+/// The pause after a failed accept.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long writing one answer may take.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Binds `addr` and serves the endpoints in the background; returns the bound address (port 0
 /// picks a free one).
 pub async fn serve(
@@ -236,13 +243,25 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     info!(address = %bound, "serving /livez, /readyz and /metrics");
+    // At most MAX_CONNECTIONS served at once; further ones wait in the kernel's backlog.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let mut stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait instead of spinning a core on the error.
+                    warn!(error = %e, "cannot accept an HTTP connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
             };
             let (ready, metrics) = (ready.clone(), metrics.clone());
             tokio::spawn(async move {
+                let _slot = slot;
                 let Some(request) = read_head(&mut stream).await else {
                     return;
                 };
@@ -250,9 +269,13 @@ pub async fn serve(
                 let (status, content_type, body) =
                     respond(path, ready.load(Ordering::Relaxed), &metrics);
                 let head = format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-                let _ = stream.write_all(head.as_bytes()).await;
-                let _ = stream.write_all(body.as_bytes()).await;
-                let _ = stream.shutdown().await;
+                // A client that does not read its answer is dropped after WRITE_TIMEOUT.
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+                    stream.write_all(head.as_bytes()).await?;
+                    stream.write_all(body.as_bytes()).await?;
+                    stream.shutdown().await
+                })
+                .await;
             });
         }
     });

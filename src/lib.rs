@@ -1,7 +1,9 @@
 //! kconn: a Kubernetes operator that turns "a connection to a Kafka cluster" into a declarative,
 //! continuously tested resource. See README.md for the tour and DESIGN-level contract.
-// Unsafe code is denied everywhere but in `kafka::ffi`, the one module that calls librdkafka's admin
-// API directly (rust-rdkafka does not wrap DescribeTopics, DescribeCluster and DescribeConsumerGroups).
+// Unsafe code is denied everywhere but in `kafka::ffi`, the module that calls librdkafka's admin API
+// directly (rust-rdkafka does not wrap DescribeTopics, DescribeCluster and DescribeConsumerGroups),
+// `process` (three libc calls: no core dumps, parent-death signal, the user id) and `http::heap`
+// (mallinfo2).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,6 +19,7 @@ pub mod kerberos;
 pub mod manifest;
 pub mod models;
 pub mod output;
+pub mod process;
 pub mod schedule;
 pub mod secrets;
 pub mod status;

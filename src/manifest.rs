@@ -70,7 +70,15 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Manifests {
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
-            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            let read = std::io::Read::read_to_string(
+                &mut std::io::Read::take(std::io::stdin(), MAX_FILE_BYTES + 1),
+                &mut text,
+            );
+            match read {
+                Ok(n) if n as u64 > MAX_FILE_BYTES => out.errors.push(InputError {
+                    path: "<stdin>".into(),
+                    message: TOO_LARGE.into(),
+                }),
                 Ok(_) => parse_text(&mut out, Path::new("<stdin>"), &text, default_namespace),
                 Err(e) => out.errors.push(InputError {
                     path: "<stdin>".into(),
@@ -86,7 +94,7 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Manifests {
             }),
             Ok(files) => {
                 for file in files {
-                    match std::fs::read(&file) {
+                    match read_bounded(&file) {
                         Ok(bytes) => match String::from_utf8(bytes) {
                             Ok(text) => parse_text(&mut out, &file, &text, default_namespace),
                             Err(_) => out.errors.push(InputError {
@@ -110,27 +118,69 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Manifests {
     out
 }
 
+/// The largest manifest file (or stdin) read: far beyond any real set of manifests.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+/// How many files one directory argument may hold.
+const MAX_FILES: usize = 10_000;
+/// How deep directories are walked.
+const MAX_DEPTH: usize = 16;
+const TOO_LARGE: &str = "larger than 16 MiB; split the manifests into several files";
+
+/// Reads a file of at most [`MAX_FILE_BYTES`].
+fn read_bounded(file: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(file)?, MAX_FILE_BYTES + 1),
+        &mut bytes,
+    )?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(TOO_LARGE));
+    }
+    Ok(bytes)
+}
+
+/// The manifest files under `path`. Inside a directory, links to directories are not followed (two
+/// links to `.` would make the walk endless), links to files are; at most [`MAX_DEPTH`] levels and
+/// [`MAX_FILES`] files.
 fn collect_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_dir() {
+    let mut files = Vec::new();
+    if !std::fs::metadata(path)?.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+    walk(path, 0, &mut files)?;
+    Ok(files)
+}
+
+fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(std::io::Error::other(format!(
+            "directories nested deeper than {MAX_DEPTH} levels under {}",
+            dir.display()
+        )));
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     entries.sort();
-    let mut files = Vec::new();
     for entry in entries {
-        if entry.is_dir() {
-            files.extend(collect_files(&entry)?);
+        let own = std::fs::symlink_metadata(&entry)?;
+        if own.is_dir() {
+            walk(&entry, depth + 1, files)?;
+        } else if own.file_type().is_symlink() && entry.is_dir() {
+            continue;
         } else if matches!(
             entry.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml" | "json")
         ) {
+            if files.len() == MAX_FILES {
+                return Err(std::io::Error::other(format!(
+                    "more than {MAX_FILES} manifest files; name fewer files or directories"
+                )));
+            }
             files.push(entry);
         }
     }
-    Ok(files)
+    Ok(())
 }
 
 /// Parses one file's text (one or more YAML documents; JSON is YAML).
@@ -407,6 +457,27 @@ mod tests {
 
     const HEAD: &str =
         "apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {name: c}\n";
+
+    #[test]
+    fn link_loops_end_and_large_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("c.yaml"), format!("{HEAD}spec: {{}}\n")).unwrap();
+        // Two links back up: without care, 2^40 paths before the kernel says ELOOP.
+        std::os::unix::fs::symlink(dir.path(), sub.join("up1")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), sub.join("up2")).unwrap();
+        std::os::unix::fs::symlink(sub.join("c.yaml"), dir.path().join("link.yaml")).unwrap();
+        let files = collect_files(dir.path()).unwrap();
+        assert_eq!(files, [dir.path().join("link.yaml"), sub.join("c.yaml")]);
+
+        let big = dir.path().join("big.yaml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let m = load(&[big], "default");
+        assert_eq!(m.errors.len(), 1, "{m:?}");
+        assert!(m.errors[0].message.contains("larger than 16 MiB"), "{m:?}");
+    }
 
     #[test]
     fn unknown_enum_values_name_field_and_choices() {

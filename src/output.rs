@@ -157,10 +157,12 @@ pub fn table(report: &Report) -> String {
                         "    ✓ {:width$}  {} sampled{}: {}\n",
                         m.topic,
                         model.sampled,
-                        if model.skipped > 0 {
-                            format!(", {} skipped", model.skipped)
-                        } else {
-                            String::new()
+                        match (model.skipped, model.oversized) {
+                            (0, 0) => String::new(),
+                            (skipped, 0) => format!(", {skipped} skipped"),
+                            (0, oversized) => format!(", {oversized} too large"),
+                            (skipped, oversized) =>
+                                format!(", {skipped} skipped, {oversized} too large"),
                         },
                         crate::models::report::fields(&model.schema.value())
                     )),
@@ -187,7 +189,21 @@ pub fn table(report: &Report) -> String {
         if total == 1 { "" } else { "s" },
         total - failed
     ));
-    s
+    printable(&s)
+}
+
+/// `text` with every control character but the newline escaped (`\u{1b}`): brokers, KDCs and
+/// manifests supply topic names and error texts, and none of them may steer a terminal.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `kconn models` as a table: the catalog's state, then one row per model.
@@ -284,5 +300,16 @@ pub fn models_table(
     for r in &rows {
         s.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
     }
-    s
+    printable(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn terminal_escapes_from_brokers_are_shown_not_obeyed() {
+        let hostile = "topic\u{1b}]0;owned\u{7}\u{1b}[2J\rx\ty\nnext";
+        let shown = super::printable(hostile);
+        assert_eq!(shown, "topic\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\rx\\ty\nnext");
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n'));
+    }
 }

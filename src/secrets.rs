@@ -34,6 +34,14 @@ impl SecretBytes {
     }
 }
 
+impl Drop for SecretBytes {
+    /// Overwrites the value before its memory is freed, so that it does not linger in the heap (where
+    /// a later bug could read it); copies handed to librdkafka are its own.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
@@ -135,7 +143,8 @@ impl SecretStore {
 /// Replaces every occurrence of known secret values in a text with `***`.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    values: Vec<Vec<u8>>,
+    /// Longest first, so that a short secret inside a longer one cannot spoil the longer one's match.
+    values: Vec<SecretBytes>,
 }
 
 impl Redactor {
@@ -145,7 +154,8 @@ impl Redactor {
     /// Remembers `secret` for redaction.
     pub fn add(&mut self, secret: &SecretBytes) {
         if secret.len() >= Self::MIN_LEN {
-            self.values.push(secret.expose().to_vec());
+            let at = self.values.partition_point(|v| v.len() >= secret.len());
+            self.values.insert(at, secret.clone());
         }
     }
 
@@ -153,7 +163,7 @@ impl Redactor {
     pub fn apply(&self, text: &str) -> String {
         let mut out = text.to_string();
         for v in &self.values {
-            if let Ok(s) = std::str::from_utf8(v) {
+            if let Some(s) = v.expose_str() {
                 if out.contains(s) {
                     out = out.replace(s, "***");
                 }
@@ -186,6 +196,11 @@ mod tests {
             r.apply("login hunter22 failed (ab)"),
             "login *** failed (ab)"
         );
+        // A short secret inside a longer one, added first, does not spoil the longer one's match.
+        let mut r = Redactor::default();
+        r.add(&SecretBytes::new(b"pass".to_vec()));
+        r.add(&SecretBytes::new(b"passphrase-9".to_vec()));
+        assert_eq!(r.apply("x passphrase-9 y pass"), "x *** y ***");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::api::{reason, KafkaConnectionSpec, MAX_BOOTSTRAP_SERVERS, MAX_BOOTSTRAP_SERVER_LEN};
+use crate::kerberos::{check_principal, Realm};
 use crate::topics::{TopicExpressionError, TopicMatcher};
 
 /// One broken rule.
@@ -349,7 +350,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             );
         }
         if let Some(krb) = &auth.kerberos {
-            if let Err(msg) = check_principal(&krb.principal) {
+            if let Err(msg) = check_principal(&krb.principal, Realm::Optional) {
                 problems.push(Problem::new(
                     "spec.authentication.kerberos.principal",
                     reason::INVALID_PRINCIPAL,
@@ -582,26 +583,6 @@ fn secret_key(problems: &mut Vec<Problem>, field: &str, key: &str) {
             "name a key of the Secret's data (letters, digits, '-', '_' and '.')",
         ));
     }
-}
-
-fn check_principal(p: &str) -> Result<(), String> {
-    if p.is_empty() {
-        return Err("the principal is empty".into());
-    }
-    if p.contains(char::is_whitespace) {
-        return Err(format!("principal {p:?} contains white space"));
-    }
-    let (name, realm) = match p.rsplit_once('@') {
-        Some((n, r)) => (n, Some(r)),
-        None => (p, None),
-    };
-    if name.is_empty() || name.split('/').any(str::is_empty) || name.contains('@') {
-        return Err(format!("principal {p:?} is not primary[/instance][@REALM]"));
-    }
-    if realm == Some("") {
-        return Err(format!("principal {p:?} ends with '@' but names no realm"));
-    }
-    Ok(())
 }
 
 fn duration(
@@ -962,10 +943,10 @@ mod tests {
             "pipeline/host.example.com@EXAMPLE.COM",
             "pipeline",
         ] {
-            assert!(check_principal(ok).is_ok(), "{ok}");
+            assert!(check_principal(ok, Realm::Optional).is_ok(), "{ok}");
         }
-        for bad in ["", "a b@R", "@R", "p@", "a//b@R", "a@b@R"] {
-            assert!(check_principal(bad).is_err(), "{bad}");
+        for bad in ["", "a b@R", "@R", "p@", "a//b@R", "a@b@R", "p$(id)@R"] {
+            assert!(check_principal(bad, Realm::Optional).is_err(), "{bad}");
         }
     }
 }

@@ -116,7 +116,12 @@ fn lint_passes_and_bad_values_are_refused_naming_the_value() {
     let chart = chart.to_str().unwrap();
     for sets in [
         vec![],
-        vec!["watchNamespace=pipelines", "replicas=3", "agent.pool=vpc-a"],
+        vec![
+            "watchNamespaces={pipelines,etl}",
+            "replicas=3",
+            "agent.pool=vpc-a",
+        ],
+        vec!["clusterWide=true", "secretWatch=false"],
         vec![
             "metrics.serviceMonitor.enabled=true",
             "logFormat=json",
@@ -135,7 +140,9 @@ fn lint_passes_and_bad_values_are_refused_naming_the_value() {
         ("logFormat=xml", "/logFormat"),
         ("agent.pool=Vpc_A", "/agent/pool"),
         ("replica=3", "'replica'"),
-        ("watchNamespace=Team A", "/watchNamespace"),
+        ("watchNamespaces={Team A}", "/watchNamespaces/0"),
+        ("watchNamespace=pipelines", "replaced by watchNamespaces"),
+        ("clusterWide=true,watchNamespaces={a}", "not both"),
         ("refreshTimeout=ten minutes", "/refreshTimeout"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("serviceAccount.create=false", "serviceAccount.name"),
@@ -237,8 +244,8 @@ fn the_deployment_is_locked_down_and_wired_to_the_binary() {
     assert!(args.contains(&"--http-addr=0.0.0.0:8080"), "{args:?}");
     assert!(args.contains(&"--lease-namespace=ops"), "{args:?}");
     assert!(
-        !args.iter().any(|a| a.starts_with("--namespace")),
-        "watches all by default: {args:?}"
+        args.contains(&"--namespace=ops"),
+        "watches the release's namespace by default: {args:?}"
     );
     // Identity from the downward API; credentials' temp files on a writable in-memory emptyDir.
     let env: Vec<&Value> = c["env"].as_array().unwrap().iter().collect();
@@ -309,8 +316,19 @@ fn rbac_is_the_documented_role_and_no_more() {
     let leases = documented.pop().unwrap();
     assert_eq!(leases["resources"], serde_json::json!(["leases"]));
 
-    // Every namespace: a ClusterRole with the watch rules, the Lease rules in the release's namespace.
+    // The default: the release's own namespace, through a Role; no cluster-scoped object at all.
     let docs = documents(&template("ops", &[]).unwrap());
+    let k = kinds(&docs);
+    assert!(!k.iter().any(|k| k.starts_with("Cluster")), "{k:?}");
+    assert_eq!(find(&docs, "Role", "kconn")["metadata"]["namespace"], "ops");
+    assert_eq!(
+        find(&docs, "Role", "kconn")["rules"],
+        Value::Array(documented.clone())
+    );
+    assert!(args_of(&docs).contains(&"--namespace=ops".into()));
+
+    // clusterWide: a ClusterRole with the watch rules, the Lease rules in the release's namespace.
+    let docs = documents(&template("ops", &["clusterWide=true"]).unwrap());
     assert_eq!(
         find(&docs, "ClusterRole", "kconn")["rules"],
         Value::Array(documented.clone())
@@ -321,38 +339,52 @@ fn rbac_is_the_documented_role_and_no_more() {
     let binding = find(&docs, "ClusterRoleBinding", "kconn");
     assert_eq!(binding["subjects"][0]["name"], "kconn");
     assert_eq!(binding["subjects"][0]["namespace"], "ops");
+    assert!(!args_of(&docs)
+        .iter()
+        .any(|a| a.as_str().unwrap().starts_with("--namespace")));
 
-    // One namespace: no cluster-scoped object at all.
+    // Without the Secret watch: Secrets only by name.
+    let docs = documents(&template("ops", &["secretWatch=false"]).unwrap());
+    let secrets = find(&docs, "Role", "kconn")["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resources"] == serde_json::json!(["secrets"]))
+        .unwrap()
+        .clone();
+    assert_eq!(secrets["verbs"], serde_json::json!(["get"]));
+    assert!(args_of(&docs).contains(&"--secret-watch=false".into()));
+
+    // Two namespaces: a Role and a RoleBinding in each, and nothing cluster-scoped.
     let docs = documents(
         &template(
             "ops",
-            &["watchNamespace=pipelines", "agent.leaseNamespace=agents"],
+            &[
+                "watchNamespaces={pipelines,etl}",
+                "agent.leaseNamespace=agents",
+            ],
         )
         .unwrap(),
     );
     let k = kinds(&docs);
     assert!(!k.iter().any(|k| k.starts_with("Cluster")), "{k:?}");
-    let role = find(&docs, "Role", "kconn");
-    assert_eq!(role["metadata"]["namespace"], "pipelines");
-    assert_eq!(role["rules"], Value::Array(documented));
+    for ns in ["pipelines", "etl"] {
+        let role = docs
+            .iter()
+            .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == ns)
+            .unwrap_or_else(|| panic!("no Role in {ns}"));
+        assert_eq!(role["rules"], Value::Array(documented.clone()));
+        assert!(docs
+            .iter()
+            .any(|d| d["kind"] == "RoleBinding" && d["metadata"]["namespace"] == ns));
+    }
     assert_eq!(
         find(&docs, "Role", "kconn-agents")["metadata"]["namespace"],
         "agents"
     );
-    assert_eq!(
-        find(&docs, "RoleBinding", "kconn")["metadata"]["namespace"],
-        "pipelines"
-    );
-    let deploy = find(&docs, "Deployment", "kconn");
-    let args = &deploy["spec"]["template"]["spec"]["containers"][0]["args"];
-    assert!(args
-        .as_array()
-        .unwrap()
-        .contains(&"--namespace=pipelines".into()));
-    assert!(args
-        .as_array()
-        .unwrap()
-        .contains(&"--lease-namespace=agents".into()));
+    let args = args_of(&docs);
+    assert!(args.contains(&"--namespace=pipelines,etl".into()));
+    assert!(args.contains(&"--lease-namespace=agents".into()));
 
     // No wildcards anywhere.
     for d in &docs {
@@ -365,6 +397,122 @@ fn rbac_is_the_documented_role_and_no_more() {
             }
         }
     }
+}
+
+/// `kubectl auth can-i VERB RESOURCE[/SUBRESOURCE] -n NS --as SA`, as the API server answers it.
+fn can_i(verb: &str, resource: &str, ns: &str, sa: &str) -> String {
+    let (resource, sub) = resource.split_once('/').unwrap_or((resource, ""));
+    let sub = format!("--subresource={sub}");
+    let mut args = vec!["auth", "can-i", verb, resource, "-n", ns, "--as", sa];
+    if sub != "--subresource=" {
+        args.push(&sub);
+    }
+    let out = kubectl(&args, None);
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        answer == "yes" || answer == "no",
+        "can-i {verb} {resource} -n {ns}: {}",
+        text(&out)
+    );
+    answer
+}
+
+#[tokio::test]
+async fn every_render_mode_grants_its_namespaces_and_no_more() {
+    let env = Env::get();
+    let admin = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
+    let ops = support::namespace(&admin).await;
+    let a = support::namespace(&admin).await;
+    let b = support::namespace(&admin).await;
+    let (ops, a, b) = (ops.as_str(), a.as_str(), b.as_str());
+    let two = format!("watchNamespaces={{{a},{b}}}");
+    let one = format!("watchNamespaces={{{a}}}");
+    type Row<'a> = (&'a str, &'a str, &'a str, &'a str);
+    let modes: Vec<(Vec<&str>, Vec<Row>)> = vec![
+        // The default: the release's namespace only.
+        (
+            vec![],
+            vec![
+                ("get", "secrets", ops, "yes"),
+                ("watch", "secrets", ops, "yes"),
+                ("delete", "configmaps", ops, "yes"),
+                ("get", "secrets", a, "no"),
+                ("list", "secrets", "kube-system", "no"),
+                ("delete", "configmaps", "kube-system", "no"),
+            ],
+        ),
+        // A list: each of them, and not the release's own.
+        (
+            vec![two.as_str()],
+            vec![
+                ("get", "secrets", a, "yes"),
+                ("get", "secrets", b, "yes"),
+                ("delete", "configmaps", b, "yes"),
+                ("patch", "kafkaconnections.kconn.dev/status", a, "yes"),
+                ("get", "secrets", ops, "no"),
+                ("delete", "configmaps", ops, "no"),
+                ("list", "secrets", "kube-system", "no"),
+                ("delete", "configmaps", "kube-system", "no"),
+            ],
+        ),
+        // No Secret watch: Secrets by name only.
+        (
+            vec![one.as_str(), "secretWatch=false"],
+            vec![
+                ("get", "secrets", a, "yes"),
+                ("list", "secrets", a, "no"),
+                ("watch", "secrets", a, "no"),
+                ("get", "secrets", b, "no"),
+            ],
+        ),
+        // Cluster-wide, chosen explicitly: every namespace, and still nothing more than the Role.
+        (
+            vec!["clusterWide=true"],
+            vec![
+                ("get", "secrets", "kube-system", "yes"),
+                ("delete", "configmaps", "kube-system", "yes"),
+                ("delete", "secrets", a, "no"),
+                ("update", "kafkaconnections.kconn.dev", a, "no"),
+                ("create", "leases.coordination.k8s.io", a, "no"),
+            ],
+        ),
+    ];
+    for (i, (sets, table)) in modes.into_iter().enumerate() {
+        let release = format!("kconn-rbac-{i}");
+        let mut args = vec!["install", &release, chart_path(), "-n", ops];
+        for set in &sets {
+            args.extend(["--set", set]);
+        }
+        let out = helm(&args);
+        assert!(
+            out.status.success(),
+            "helm install {sets:?}: {}",
+            text(&out)
+        );
+        let sa = format!("system:serviceaccount:{ops}:{release}");
+        for (verb, resource, ns, expected) in table {
+            assert_eq!(
+                can_i(verb, resource, ns, &sa),
+                expected,
+                "{sets:?}: can-i {verb} {resource} -n {ns}"
+            );
+        }
+        let out = helm(&["uninstall", &release, "-n", ops]);
+        assert!(out.status.success(), "helm uninstall: {}", text(&out));
+    }
+}
+
+fn chart_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| chart().to_string_lossy().into_owned())
+}
+
+/// The kconn container's arguments in a render.
+fn args_of(docs: &[Value]) -> Vec<Value> {
+    find(docs, "Deployment", "kconn")["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// The test kubeconfig's admin context, acting as the chart's ServiceAccount (impersonation).
@@ -400,7 +548,7 @@ async fn renders_are_accepted_by_the_api_server() {
     for sets in [
         vec![],
         vec![
-            format!("watchNamespace={watched}"),
+            format!("watchNamespaces={{{watched}}}"),
             "replicas=3".into(),
             "logFormat=json".into(),
             "extraEnv[0].name=KRB5_TRACE,extraEnv[0].value=/dev/stderr".into(),
@@ -453,7 +601,7 @@ async fn an_installed_chart_runs_the_operator_under_its_own_rbac() {
         "-n",
         &ops,
         "--set",
-        &format!("watchNamespace={watched},agent.pool={pool},agent.leaseDuration=4s"),
+        &format!("watchNamespaces={{{watched}}},agent.pool={pool},agent.leaseDuration=4s"),
     ]);
     assert!(out.status.success(), "helm install: {}", text(&out));
     let out = helm(&["get", "manifest", release, "-n", &ops]);
@@ -501,18 +649,10 @@ async fn an_installed_chart_runs_the_operator_under_its_own_rbac() {
         ),
         ("get", "configmaps", "kube-system", "no"),
     ] {
-        let (resource, sub) = resource.split_once('/').unwrap_or((resource, ""));
-        let sub = format!("--subresource={sub}");
-        let mut args = vec!["auth", "can-i", verb, resource, "-n", ns, "--as", &sa];
-        if sub != "--subresource=" {
-            args.push(&sub);
-        }
-        let out = kubectl(&args, None);
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
+            can_i(verb, resource, ns, &sa),
             expected,
-            "can-i {verb} {resource} -n {ns}: {}",
-            text(&out)
+            "can-i {verb} {resource} -n {ns}"
         );
     }
 

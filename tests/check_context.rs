@@ -65,9 +65,10 @@ async fn secrets_are_read_from_the_cluster() {
             .unwrap()
             .clone()
     };
+    // The Secrets were read (SASL over a plaintext listener: resolved, with the warning).
     assert_eq!(
         row("CredentialsResolved")["reason"],
-        "CredentialsResolved",
+        "CredentialsUnencrypted",
         "{stdout}"
     );
     assert_eq!(row("Authenticated")["reason"], "Authenticated", "{stdout}");

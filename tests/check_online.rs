@@ -53,7 +53,7 @@ fn sasl_every_mechanism_authenticates_and_a_wrong_password_fails() {
         let good = user_secret(env, env.var("KAFKA_SASL_PASSWORD"));
         let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let run = check(&spec, &[("user", &good)], "json");
-        run.assert("CredentialsResolved", "Passed", "CredentialsResolved")
+        run.assert("CredentialsResolved", "Warning", "CredentialsUnencrypted")
             .assert("Authenticated", "Passed", "Authenticated");
         assert_eq!(run.code, 0, "{mechanism}");
 

@@ -172,3 +172,56 @@ fn crd_command_prints_the_committed_crd() {
     .unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
 }
+
+/// The soft and hard core-file limits of a process, from /proc.
+fn core_limits(pid: u32) -> Option<(String, String)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))?;
+    let mut fields = line["Max core file size".len()..].split_whitespace();
+    Some((fields.next()?.to_string(), fields.next()?.to_string()))
+}
+
+#[test]
+fn kconn_turns_core_dumps_off_for_itself() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    // Started with core dumps allowed (as far as this process may allow them), kconn turns them off
+    // before it reads anything: `probe-metadata` waits on its standard input meanwhile.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kconn"));
+    cmd.arg("probe-metadata")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    // SAFETY: setrlimit and getrlimit are async-signal-safe and touch only the child's own limits.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut l = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_CORE, &mut l);
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_CORE, &l);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let limits = loop {
+        let limits = core_limits(pid).expect("the child's limits");
+        if limits == ("0".into(), "0".into()) || std::time::Instant::now() > deadline {
+            break limits;
+        }
+        std::thread::yield_now();
+    };
+    // Nothing to do: an empty request ends it.
+    drop(child.stdin.take().map(|mut s| s.write_all(b"")));
+    let _ = child.wait();
+    assert_eq!(
+        limits,
+        ("0".into(), "0".into()),
+        "soft and hard core limits"
+    );
+}

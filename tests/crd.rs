@@ -156,6 +156,22 @@ fn cel_rejects_each_bad_input_with_its_message() {
             "only one of",
         ),
         (
+            "principal with shell syntax",
+            Box::new(|s| {
+                s["authentication"] = serde_json::json!({"kerberos": {"principal": "p$(id)@R",
+                    "keytabSecretRef": {"name": "k", "key": "kt"}, "krb5ConfSecretRef": {"name": "k", "key": "c"}}})
+            }),
+            "kerberos.principal must be primary[/instance]@REALM",
+        ),
+        (
+            "principal with a second realm",
+            Box::new(|s| {
+                s["authentication"] = serde_json::json!({"kerberos": {"principal": "p@R@S",
+                    "keytabSecretRef": {"name": "k", "key": "kt"}, "krb5ConfSecretRef": {"name": "k", "key": "c"}}})
+            }),
+            "kerberos.principal must be primary[/instance]@REALM",
+        ),
+        (
             "empty authentication",
             Box::new(|s| s["authentication"] = serde_json::json!({})),
             "or remove authentication",

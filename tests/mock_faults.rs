@@ -342,3 +342,43 @@ fn group_request_timed_out_then_coordinator_up() {
     drop(producer);
     println!("client outlived the late coordinator");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_advertising_hundreds_of_brokers_costs_a_bounded_test() {
+    // 300 brokers, all of them listening on loopback: the test connects to the first 256 of them and
+    // says that it did not try the others; the whole report stays small.
+    let cluster = MockCluster::new(300).unwrap();
+    cluster.create_topic("orders.eu", 1, 1).unwrap();
+    let conn: KafkaConnection = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+        "metadata": {"name": "many", "namespace": "faults"},
+        "spec": {"bootstrapServers": [cluster.bootstrap_servers().split(',').next().unwrap()],
+                 "topics": {"expression": "orders\\..*"},
+                 "check": {"interval": "5m", "timeout": "60s"}}
+    }))
+    .unwrap();
+    let secrets = SecretStore::default();
+    let input = TestInput {
+        spec: &conn.spec,
+        shape_problems: &[],
+        secrets: &secrets,
+        now: SystemTime::now(),
+        group_id: checks::group_id(&conn.spec, "faults", "many"),
+    };
+    let report = checks::run(&input, &kconn::kafka::RdKafka).await;
+    let row = |name: &str| report.checks.iter().find(|c| c.name == name).unwrap();
+    assert_eq!(
+        report.cluster.as_ref().map(|c| c.brokers),
+        Some(300),
+        "{:#?}",
+        report.checks
+    );
+    let advertised = row("AdvertisedListeners");
+    assert_eq!(advertised.reason, "TooManyBrokers", "{advertised:?}");
+    assert!(
+        advertised.message.contains("300 brokers") && advertised.message.contains("first 256"),
+        "{advertised:?}"
+    );
+    let size = serde_json::to_vec(&report).unwrap().len();
+    assert!(size < 16 * 1024, "the report is {size} bytes");
+}

@@ -194,3 +194,114 @@ async fn kconn_check_models_prints_each_model() {
         (Some(0), Some(1))
     );
 }
+
+/// Runs `kconn check --models -o json` on `yaml` and returns its report and its peak RSS in MiB (the
+/// kernel's own figure for the child, from wait4).
+fn check_with_peak_rss(yaml: &str) -> (serde_json::Value, f64) {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("conn.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out_path = dir.path().join("out.json");
+    // Reaped below by wait4, which also gives its resource use; Child::wait would not.
+    #[allow(clippy::zombie_processes)]
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kconn"))
+        .args([
+            "check",
+            "--models",
+            "-f",
+            file.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .env("TMPDIR", dir.path())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for the child it reaps, once.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: pid is our own child, not yet waited for.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid);
+    let status = std::process::ExitStatus::from_raw(status);
+    let stdout = std::fs::read_to_string(&out_path).unwrap();
+    support::keep_text("models-large", &stdout);
+    let report =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e} (exit {status:?}): {stdout}"));
+    (report, usage.ru_maxrss as f64 / 1024.0)
+}
+
+#[tokio::test]
+async fn large_messages_are_counted_and_sampling_memory_stays_bounded() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let env = Env::get();
+    let bootstrap = env.var("KAFKA_PLAINTEXT");
+    let topic = unique("models-large");
+    support::create_topic(bootstrap, &topic, 4).await;
+    // 4 partitions of 150 messages of 190 KB (114 MB), then 3 of 300 KB, the newest: more than the
+    // 16 MiB one sampling client holds, each under the 256 KiB a message may have, but the last three.
+    let producer: BaseProducer = config(bootstrap, &[("linger.ms", "20")]).create().unwrap();
+    let blob = "x".repeat(190_000);
+    let big = "y".repeat(300_000);
+    let base = 1_700_000_000_000i64;
+    let mut sent = 0i64;
+    for (partition, count, body) in [
+        (0, 150, &blob),
+        (1, 150, &blob),
+        (2, 150, &blob),
+        (3, 150, &blob),
+        (0, 3, &big),
+    ] {
+        for _ in 0..count {
+            let payload = format!(r#"{{"id": {sent}, "blob": "{body}"}}"#);
+            let key = sent.to_string();
+            let mut record = BaseRecord::to(&topic)
+                .partition(partition)
+                .timestamp(base + sent)
+                .key(&key)
+                .payload(&payload);
+            // A full queue is emptied by polling, then the same record is offered again.
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        producer.poll(Duration::from_millis(100));
+                        record = r;
+                    }
+                }
+            }
+            sent += 1;
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+
+    let yaml = format!(
+        "apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: large, namespace: tests}}\nspec:\n  bootstrapServers: ['{bootstrap}']\n  topics: {{expression: '{}'}}\n  models: {{sampleMessages: 1000}}\n  check: {{timeout: 60s}}\n",
+        topic.replace('.', "\\.")
+    );
+    let (report, peak_mib) = check_with_peak_rss(&yaml);
+    println!("kconn check --models over 114 MB of messages: peak RSS {peak_mib:.1} MiB");
+    let model = &report["connections"][0]["models"][0]["model"];
+    let (sampled, oversized) = (
+        model["sampled"].as_u64().unwrap_or(0),
+        model["oversized"].as_u64().unwrap_or(0),
+    );
+    assert_eq!(
+        sampled + oversized,
+        603,
+        "every newest message is read or counted: {model}"
+    );
+    assert!(oversized >= 3, "the 300 KB messages are counted: {model}");
+    assert!(
+        sampled > 0 && sampled < 100,
+        "the 16 MiB budget holds some 86 messages of 190 KB: {model}"
+    );
+    // Measured: about 120 MiB; holding every message, as before the budget, about 255 MiB.
+    assert!(
+        peak_mib < 180.0,
+        "peak RSS {peak_mib:.1} MiB: 114 MB of messages must not be held at once"
+    );
+}

@@ -131,19 +131,25 @@ impl Agent {
     }
 }
 
-fn record(lease: &Lease) -> Option<LeaseRecord> {
+/// A member's Lease as this process trusts it: only a Lease named after its holder
+/// (`kconn-agent-<holderIdentity>`, as every kconn writes its own) counts, and no Lease lasts longer
+/// than `longest` (this process's own duration), so that one write with a duration of a year cannot
+/// register a member that never expires and owns a share of the connections.
+fn record(lease: &Lease, longest: Duration) -> Option<LeaseRecord> {
     let spec = lease.spec.as_ref()?;
     let pool = lease.metadata.labels.as_ref()?.get(POOL_LABEL)?.clone();
+    let identity = spec.holder_identity.clone()?;
+    if lease.metadata.name.as_deref() != Some(lease_name(&identity).as_str()) {
+        return None;
+    }
+    let claimed = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(15).max(1) as u64);
     Some(LeaseRecord {
-        member: Member {
-            identity: spec.holder_identity.clone()?,
-            pool,
-        },
+        member: Member { identity, pool },
         renew_time: spec
             .renew_time
             .as_ref()
             .map(|t| crate::schedule::chrono_of(t.0)),
-        duration: Duration::from_secs(spec.lease_duration_seconds.unwrap_or(15).max(1) as u64),
+        duration: claimed.min(longest.max(Duration::from_secs(1))),
     })
 }
 
@@ -252,8 +258,13 @@ pub async fn start(
     if tokio::time::timeout_at(deadline, synced).await.is_err() {
         warn!("the agent Leases could not be written or read yet; going on, owning nothing until they can");
     }
-    let read = |store: &reflector::Store<Lease>| -> Vec<LeaseRecord> {
-        store.state().iter().filter_map(|l| record(l)).collect()
+    let longest = agent.duration;
+    let read = move |store: &reflector::Store<Lease>| -> Vec<LeaseRecord> {
+        store
+            .state()
+            .iter()
+            .filter_map(|l| record(l, longest))
+            .collect()
     };
     agent.update(&read(&store));
     let tick_agent = agent.clone();
@@ -313,9 +324,25 @@ mod tests {
         let lease: Lease =
             serde_json::from_value(lease_object(&me, Duration::from_secs(15))).unwrap();
         assert_eq!(lease.metadata.name.as_deref(), Some("kconn-agent-kconn-0"));
-        let r = record(&lease).unwrap();
+        let r = record(&lease, Duration::from_secs(15)).unwrap();
         assert_eq!(r.member, me);
         assert_eq!(r.duration, Duration::from_secs(15));
         assert!(r.renew_time.is_some());
+    }
+
+    #[test]
+    fn forged_leases_do_not_count_or_last_for_ever() {
+        let me = Member {
+            identity: "kconn-0".into(),
+            pool: "vpc-a".into(),
+        };
+        let mut forged = lease_object(&me, Duration::from_secs(31_536_000));
+        let lease: Lease = serde_json::from_value(forged.clone()).unwrap();
+        let r = record(&lease, Duration::from_secs(15)).unwrap();
+        assert_eq!(r.duration, Duration::from_secs(15), "capped to our own");
+        // Another Lease claiming to be kconn-0's holder does not count.
+        forged["metadata"]["name"] = "kconn-agent-someone-else".into();
+        let lease: Lease = serde_json::from_value(forged).unwrap();
+        assert!(record(&lease, Duration::from_secs(15)).is_none());
     }
 }

@@ -35,6 +35,10 @@ pub const MAX_BOOTSTRAP_SERVER_LEN: usize = 261;
 /// bracketed IPv6 address, then `:port` with port 1..65535. The validator in `crate::validate` applies
 /// the same rule with field-specific messages.
 pub const HOST_PORT_PATTERN: &str = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$";
+/// A Kerberos principal kconn accepts, `primary[/instance...][@REALM]`, each part letters, digits, `.`,
+/// `_` and `-`: no shell or option syntax can ever ride in one. `crate::kerberos::check_principal`
+/// applies the same rule, also to the principal completed with krb5.conf's `default_realm`.
+pub const PRINCIPAL_PATTERN: &str = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*(@[A-Za-z0-9._-]+)?$";
 /// `HH:MM`, 24-hour clock.
 pub const REFRESH_AT_PATTERN: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]$";
 /// A positive Go-style duration such as `30s`, `5m` or `1h30m`.
@@ -133,6 +137,13 @@ fn duration_rule(field: &str, examples: &str) -> kube::core::Rule {
     .message(kube::core::Message::Message(format!(
         "{field} must be a positive duration such as {examples}"
     )))
+}
+
+/// CEL rule: a principal of the characters kconn accepts ([`PRINCIPAL_PATTERN`]).
+fn principal_rule() -> kube::core::Rule {
+    kube::core::Rule::new(format!("self.matches(r'''{PRINCIPAL_PATTERN}''')"))
+        .message("kerberos.principal must be primary[/instance]@REALM of letters, digits, '.', '_' and '-', e.g. pipeline@EXAMPLE.COM")
+        .reason(kube::core::Reason::FieldValueInvalid)
 }
 
 /// One bootstrap server, `host:port`.
@@ -273,12 +284,14 @@ fn default_password_key() -> String {
 }
 
 /// Kerberos (SASL GSSAPI) authentication with a keytab.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KerberosAuthentication {
-    /// The client principal, e.g. `pipeline@EXAMPLE.COM` or `pipeline/host@EXAMPLE.COM`. The keytab must
-    /// hold a key for it.
+    /// The client principal, e.g. `pipeline@EXAMPLE.COM` or `pipeline/host@EXAMPLE.COM`: letters,
+    /// digits, `.`, `_` and `-`, with `/` between parts and `@` before the realm. Without a realm,
+    /// krb5.conf's `default_realm` completes it. The keytab must hold a key for it.
     #[schemars(length(min = 1, max = 256))]
+    #[x_kube(validation = principal_rule())]
     pub principal: String,
     /// The brokers' Kerberos service name: the first part of their principal (`kafka` in
     /// `kafka/broker1.example.com@EXAMPLE.COM`).

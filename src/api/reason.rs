@@ -96,6 +96,10 @@ pub const METADATA_FETCHED: &str = "MetadataFetched";
 pub const ADVERTISED_LISTENERS_REACHABLE: &str = "AdvertisedListenersReachable";
 /// An advertised broker address does not resolve or accept TCP from here.
 pub const ADVERTISED_LISTENER_UNREACHABLE: &str = "AdvertisedListenerUnreachable";
+/// SASL credentials would travel without TLS (a Warning).
+pub const CREDENTIALS_UNENCRYPTED: &str = "CredentialsUnencrypted";
+/// The cluster advertises more brokers than a test connects to; the first ones were tried.
+pub const TOO_MANY_BROKERS: &str = "TooManyBrokers";
 /// Topics match the expression.
 pub const TOPICS_MATCHED: &str = "TopicsMatched";
 /// No topic matches the expression.

@@ -143,6 +143,21 @@ pub fn resolve(
         );
         return Ok((settings, report));
     }
+    if let Some(sasl) = settings.sasl.as_ref().filter(|_| settings.tls.is_none()) {
+        let message = match sasl.mechanism {
+            crate::api::SaslMechanism::Plain => "SASL PLAIN without TLS: the password crosses the network in clear text, readable by anyone on the path",
+            _ => "SASL SCRAM without TLS: the password itself is not sent, but the login exchange and every message are readable on the path, and the exchange allows an offline guess of the password",
+        };
+        let report = row(
+            CREDENTIALS_RESOLVED,
+            CheckResult::Warning,
+            reason::CREDENTIALS_UNENCRYPTED,
+            message,
+            Some("use the brokers' SASL_SSL listener and add spec.tls (caSecretRef if its CA is private)".into()),
+            Some("spec.tls".into()),
+        );
+        return Ok((settings, report));
+    }
     if let Some((what, secs, field)) = expiring.first() {
         let report = row(
             CREDENTIALS_RESOLVED,
@@ -199,6 +214,9 @@ fn fail(field: String, why: &'static str, message: String, hint: &str) -> Box<Ch
 /// of 4 MiB got no answer from the broker, one of 10 MiB crashed the process).
 pub const MAX_SECRET_VALUE: usize = 1 << 20;
 
+/// How many principals of a keytab a message names (a keytab of 1 MiB holds thousands).
+const MAX_LISTED: usize = 5;
+
 fn value(
     store: &SecretStore,
     name: &str,
@@ -231,22 +249,21 @@ fn value(
             format!("key {key:?} of Secret {name:?} is empty"),
             "put the value into the Secret",
         )),
-        None => {
-            let keys: Vec<&str> = secret.data.keys().map(String::as_str).collect();
-            Err(fail(
-                key_field.to_string(),
-                reason::SECRET_KEY_NOT_FOUND,
-                format!(
-                    "Secret {name:?} has no key {key:?} (it has: {})",
-                    if keys.is_empty() {
-                        "none".to_string()
-                    } else {
-                        keys.join(", ")
-                    }
-                ),
-                "add the key to the Secret, or point the reference at the key that holds the value",
-            ))
-        }
+        // The other keys' names are not listed: whoever may write a KafkaConnection learns no more
+        // about a Secret than whether it holds the key named (see SECURITY.md).
+        None => Err(fail(
+            key_field.to_string(),
+            reason::SECRET_KEY_NOT_FOUND,
+            format!(
+                "Secret {name:?} has no key {key:?} ({})",
+                match secret.data.len() {
+                    0 => "it is empty".to_string(),
+                    1 => "it has 1 other key".to_string(),
+                    n => format!("it has {n} other keys"),
+                }
+            ),
+            "add the key to the Secret, or point the reference at the key that holds the value (kubectl describe secret NAME lists its keys)",
+        )),
     }
 }
 
@@ -315,6 +332,33 @@ fn kerberos(
             }
         },
     };
+    // The principal as librdkafka and kinit get it: a default_realm from the tenant's krb5.conf is
+    // held to the same characters as a principal in the spec.
+    if let Err(msg) = crate::kerberos::check_principal(&principal, crate::kerberos::Realm::Required)
+    {
+        let from_conf = !krb.principal.contains('@');
+        return Err(fail(
+            if from_conf {
+                format!("{base}.krb5ConfSecretRef")
+            } else {
+                format!("{base}.principal")
+            },
+            reason::INVALID_PRINCIPAL,
+            if from_conf {
+                format!(
+                    "with default_realm from krb5.conf in Secret {:?}: {msg}",
+                    conf_ref.name
+                )
+            } else {
+                msg
+            },
+            if from_conf {
+                "set default_realm in krb5.conf to a realm of letters, digits, '.', '_' and '-', or write the realm in the principal"
+            } else {
+                "write the client principal as primary[/instance]@REALM, e.g. pipeline@EXAMPLE.COM"
+            },
+        ));
+    }
     let realm = principal
         .rsplit_once('@')
         .map(|(_, r)| r)
@@ -337,7 +381,7 @@ fn kerberos(
         return Err(fail(
             format!("{base}.principal"),
             reason::PRINCIPAL_NOT_IN_KEYTAB,
-            format!("the keytab in Secret {:?} has no key for {principal} (it holds: {})", kt_ref.name, held.join(", ")),
+            format!("the keytab in Secret {:?} has no key for {principal} (it holds: {})", kt_ref.name, super::bounded_list(&held, MAX_LISTED)),
             "set spec.authentication.kerberos.principal to a principal the keytab holds, or export a keytab for this principal (kadmin: ktadd)",
         ));
     }
@@ -457,10 +501,31 @@ mod tests {
 
     #[test]
     fn resolves_sasl_and_never_formats_the_password() {
-        let (settings, report) = setup(sasl_spec(), serde_json::json!([{"metadata": {"name": "u"}, "stringData": {"username": "alice", "password": "canary-pw-91"}}])).unwrap();
-        assert_eq!(report.reason, reason::CREDENTIALS_RESOLVED);
+        let secret = serde_json::json!([{"metadata": {"name": "u"}, "stringData": {"username": "alice", "password": "canary-pw-91"}}]);
+        let (settings, report) = setup(sasl_spec(), secret.clone()).unwrap();
+        // Without TLS the password would cross the network in clear text: resolved, with a warning.
+        assert_eq!(
+            (
+                report.result,
+                report.reason.as_str(),
+                report.field.as_deref()
+            ),
+            (
+                CheckResult::Warning,
+                reason::CREDENTIALS_UNENCRYPTED,
+                Some("spec.tls")
+            )
+        );
         assert_eq!(settings.protocol(), "SASL_PLAINTEXT");
         assert!(!format!("{settings:?} {report:?}").contains("canary-pw-91"));
+        let mut with_tls = sasl_spec();
+        with_tls["tls"] = serde_json::json!({});
+        let (settings, report) = setup(with_tls, secret).unwrap();
+        assert_eq!(
+            (report.result, report.reason.as_str()),
+            (CheckResult::Passed, reason::CREDENTIALS_RESOLVED)
+        );
+        assert_eq!(settings.protocol(), "SASL_SSL");
     }
 
     #[test]

@@ -109,6 +109,38 @@ impl TestReport {
     }
 }
 
+/// The longest message or hint a row carries, in bytes. Brokers, KDCs and Secrets a tenant controls
+/// feed these texts; with 13 rows a status stays far below what the API server takes.
+pub const MAX_ROW_TEXT: usize = 2048;
+
+/// How many items one message names (advertised brokers, keytab principals); the rest are counted.
+pub(crate) const MAX_NAMED: usize = 5;
+
+/// `text` cut to at most `max` bytes (on a character boundary), marked with `...` when cut.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// The first `max` items, each cut to 200 bytes, joined with `; `, then `and N more`.
+pub(crate) fn bounded_list<S: AsRef<str>>(items: &[S], max: usize) -> String {
+    let mut named: Vec<String> = items
+        .iter()
+        .take(max)
+        .map(|s| clip(s.as_ref(), 200))
+        .collect();
+    if items.len() > max {
+        named.push(format!("and {} more", items.len() - max));
+    }
+    named.join("; ")
+}
+
 /// Builds a row.
 pub(crate) fn row(
     name: &str,
@@ -122,8 +154,8 @@ pub(crate) fn row(
         name: name.into(),
         result,
         reason: reason.into(),
-        message: message.into(),
-        hint,
+        message: clip(&message.into(), MAX_ROW_TEXT),
+        hint: hint.map(|h| clip(&h, MAX_ROW_TEXT)),
         field,
         duration_ms: 0,
     }
@@ -384,7 +416,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
                 ADVERTISED_LISTENERS,
                 CheckResult::Failed,
                 reason::ADVERTISED_LISTENER_UNREACHABLE,
-                format!("the bootstrap servers answered, but {}; clients fail after their first metadata request", brokers.join("; ")),
+                format!("the bootstrap servers answered, but {}; clients fail after their first metadata request", bounded_list(&brokers, MAX_NAMED)),
                 Some(hint.into()),
                 Some("spec.bootstrapServers".into()),
             ));
@@ -409,13 +441,37 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
             });
             report.checks.push(timed(cluster_metadata(view), t));
             let t = Instant::now();
+            // A cluster may advertise up to 10,000 brokers: the first MAX_ADVERTISED are tried.
             let targets: Vec<(String, u16)> = view
                 .brokers
                 .iter()
+                .take(MAX_ADVERTISED)
                 .map(|b| (b.host.clone(), b.port))
                 .collect();
-            let row = match timeout_at(deadline, network::reach_all(&targets, per_address)).await {
-                Ok(results) => advertised_listeners(view, &results),
+            // Over TLS, each advertised broker that answers TCP is also shaken hands with, and its
+            // certificate verified as every client will (tls.serverName, or else its own host).
+            let material = settings.as_ref().and_then(|s| s.tls.clone());
+            let reach = async {
+                let results = network::reach_all(&targets, per_address).await;
+                let Some(material) = material else {
+                    return (results, Vec::new());
+                };
+                let reached: Vec<(String, SocketAddr)> = targets
+                    .iter()
+                    .zip(&results)
+                    .filter_map(|((host, _), r)| r.as_ref().ok().map(|a| (host.clone(), *a)))
+                    .collect();
+                let verified =
+                    tls::verify_all(reached.clone(), material, per_address, input.now).await;
+                let failures = reached
+                    .into_iter()
+                    .zip(verified)
+                    .filter_map(|((_, addr), r)| r.err().map(|e| (addr, e)))
+                    .collect();
+                (results, failures)
+            };
+            let row = match timeout_at(deadline, reach).await {
+                Ok((results, tls_failures)) => advertised_listeners(view, &results, &tls_failures),
                 Err(_) => timed_out(ADVERTISED_LISTENERS, valid.timeout),
             };
             report.checks.push(timed(row, t));
@@ -647,6 +703,31 @@ async fn kerberos_ticket(
     )
 }
 
+/// The reason, field and hint for a failed handshake.
+fn tls_failure_kind(e: &tls::TlsError) -> (&'static str, &'static str, &'static str) {
+    match e {
+        tls::TlsError::Untrusted(_) => (
+            reason::CERTIFICATE_UNTRUSTED,
+            "spec.tls.caSecretRef",
+            "put the CA that signed the brokers' certificates into the Secret named by spec.tls.caSecretRef (without it, the system roots are trusted)",
+        ),
+        tls::TlsError::HostnameMismatch(_) => (
+            reason::HOSTNAME_MISMATCH,
+            "spec.tls.serverName",
+            "connect by a name the certificate lists (its subjectAltName), or set spec.tls.serverName to one of them",
+        ),
+        tls::TlsError::Expired(_) => {
+            (reason::CERTIFICATE_EXPIRED, "spec.bootstrapServers", "the brokers' certificates must be renewed on the brokers")
+        }
+        tls::TlsError::Material(_) => (reason::INVALID_SECRET_VALUE, "spec.tls", "fix the PEM material in the TLS Secrets"),
+        tls::TlsError::Connect(_) | tls::TlsError::Handshake(_) => (
+            reason::TLS_HANDSHAKE_FAILED,
+            "spec.tls",
+            "check that the bootstrap servers are TLS listeners (SSL or SASL_SSL); remove spec.tls for a PLAINTEXT listener",
+        ),
+    }
+}
+
 fn tls_handshake(
     hosts: &[String],
     server_name: Option<&str>,
@@ -658,27 +739,7 @@ fn tls_handshake(
         .filter_map(|(h, r)| r.as_ref().err().map(|e| (h.as_str(), e)))
         .collect();
     if let Some(&(_, first)) = failures.first() {
-        let (why, field, hint) = match first {
-            tls::TlsError::Untrusted(_) => (
-                reason::CERTIFICATE_UNTRUSTED,
-                "spec.tls.caSecretRef",
-                "put the CA that signed the brokers' certificates into the Secret named by spec.tls.caSecretRef (without it, the system roots are trusted)",
-            ),
-            tls::TlsError::HostnameMismatch(_) => (
-                reason::HOSTNAME_MISMATCH,
-                "spec.tls.serverName",
-                "connect by a name the certificate lists (its subjectAltName), or set spec.tls.serverName to one of them",
-            ),
-            tls::TlsError::Expired(_) => {
-                (reason::CERTIFICATE_EXPIRED, "spec.bootstrapServers", "the brokers' certificates must be renewed on the brokers")
-            }
-            tls::TlsError::Material(_) => (reason::INVALID_SECRET_VALUE, "spec.tls", "fix the PEM material in the TLS Secrets"),
-            tls::TlsError::Connect(_) | tls::TlsError::Handshake(_) => (
-                reason::TLS_HANDSHAKE_FAILED,
-                "spec.tls",
-                "check that the bootstrap servers are TLS listeners (SSL or SASL_SSL); remove spec.tls for a PLAINTEXT listener",
-            ),
-        };
+        let (why, field, hint) = tls_failure_kind(first);
         let detail = failures
             .iter()
             .map(|(h, e)| format!("{h}: {e}"))
@@ -836,6 +897,12 @@ fn authenticated(
             "check the user name and password in the Secret and the SASL mechanism (spec.authentication.sasl.mechanism) the listener expects",
             "spec.authentication",
         ),
+        Err(KafkaFailure::Tls(why)) if why.contains(crate::kafka::ffi::NAME_MISMATCH) => (
+            reason::TLS_FAILED,
+            format!("TLS failed: {why}"),
+            "a broker's certificate names neither spec.tls.serverName nor the address it was reached by (for the brokers the cluster advertises, their advertised.listeners host): fix the brokers' certificates or advertised.listeners, or set serverName to the name the certificates carry",
+            "spec.tls.serverName",
+        ),
         Err(KafkaFailure::Tls(why)) => (
             reason::TLS_FAILED,
             format!("TLS failed: {why}"),
@@ -879,9 +946,13 @@ fn cluster_metadata(view: &ClusterView) -> CheckReport {
     )
 }
 
+/// How many advertised brokers a test connects to; a cluster that advertises more gets a warning.
+pub const MAX_ADVERTISED: usize = 256;
+
 fn advertised_listeners(
     view: &ClusterView,
     results: &[Result<std::net::SocketAddr, String>],
+    tls_failures: &[(SocketAddr, tls::TlsError)],
 ) -> CheckReport {
     let failed: Vec<String> = view
         .brokers
@@ -893,15 +964,55 @@ fn advertised_listeners(
                 .map(|e| format!("broker {} advertises {}:{}: {e}", b.id, b.host, b.port))
         })
         .collect();
+    let advertised = view.brokers.len();
+    if failed.is_empty() {
+        if let Some((_, first)) = tls_failures.first() {
+            let named: Vec<String> = view
+                .brokers
+                .iter()
+                .zip(results)
+                .filter_map(|(b, r)| {
+                    let addr = r.as_ref().ok()?;
+                    let (_, e) = tls_failures.iter().find(|(a, _)| a == addr)?;
+                    Some(format!(
+                        "broker {} advertises {}:{}: {e}",
+                        b.id, b.host, b.port
+                    ))
+                })
+                .collect();
+            let (why, field, hint) = tls_failure_kind(first);
+            return row(
+                ADVERTISED_LISTENERS,
+                CheckResult::Failed,
+                why,
+                format!(
+                    "the bootstrap servers answered, but {}; clients fail when they connect to those brokers",
+                    bounded_list(&named, MAX_NAMED)
+                ),
+                Some(format!("the brokers the cluster advertises present these certificates: {hint}")),
+                Some(field.into()),
+            );
+        }
+    }
+    if failed.is_empty() && advertised > results.len() {
+        return row(
+            ADVERTISED_LISTENERS,
+            CheckResult::Warning,
+            reason::TOO_MANY_BROKERS,
+            format!(
+                "the cluster advertises {advertised} brokers; the first {} accept connections from here, the others were not tried",
+                results.len()
+            ),
+            Some(format!("kconn connects to at most {MAX_ADVERTISED} advertised brokers per test; check that the bootstrap servers belong to the cluster you mean")),
+            Some("spec.bootstrapServers".into()),
+        );
+    }
     if failed.is_empty() {
         return row(
             ADVERTISED_LISTENERS,
             CheckResult::Passed,
             reason::ADVERTISED_LISTENERS_REACHABLE,
-            format!(
-                "all {} advertised broker addresses accept connections from here",
-                view.brokers.len()
-            ),
+            format!("all {advertised} advertised broker addresses accept connections from here"),
             None,
             None,
         );
@@ -910,7 +1021,7 @@ fn advertised_listeners(
         ADVERTISED_LISTENERS,
         CheckResult::Failed,
         reason::ADVERTISED_LISTENER_UNREACHABLE,
-        format!("the bootstrap servers answered, but {}; clients fail after their first metadata request", failed.join("; ")),
+        format!("the bootstrap servers answered, but {}; clients fail after their first metadata request", bounded_list(&failed, MAX_NAMED)),
         Some("the brokers' advertised.listeners must name addresses reachable from this network: use the listener meant for clients outside the brokers' network, or fix advertised.listeners on the brokers".into()),
         Some("spec.bootstrapServers".into()),
     )
@@ -964,8 +1075,8 @@ pub fn spec_valid(problems: &[Problem], duration_ms: u64) -> CheckReport {
             name: SPEC_VALID.into(),
             result: CheckResult::Failed,
             reason: only.reason.into(),
-            message: only.to_string(),
-            hint: Some(only.hint.clone()),
+            message: clip(&only.to_string(), MAX_ROW_TEXT),
+            hint: Some(clip(&only.hint, MAX_ROW_TEXT)),
             field: Some(only.field.clone()),
             duration_ms,
         },
@@ -973,16 +1084,19 @@ pub fn spec_valid(problems: &[Problem], duration_ms: u64) -> CheckReport {
             name: SPEC_VALID.into(),
             result: CheckResult::Failed,
             reason: reason::SPEC_INVALID.into(),
-            message: format!(
-                "{} problems: {}",
-                problems.len(),
-                problems
-                    .iter()
-                    .map(Problem::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
+            message: clip(
+                &format!(
+                    "{} problems: {}",
+                    problems.len(),
+                    problems
+                        .iter()
+                        .map(Problem::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                MAX_ROW_TEXT,
             ),
-            hint: Some(first.hint.clone()),
+            hint: Some(clip(&first.hint, MAX_ROW_TEXT)),
             field: Some(first.field.clone()),
             duration_ms,
         },
@@ -992,6 +1106,60 @@ pub fn spec_valid(problems: &[Problem], duration_ms: u64) -> CheckReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_and_lists_from_brokers_are_bounded() {
+        assert_eq!(clip("short", 10), "short");
+        let cut = clip(&"é".repeat(2000), MAX_ROW_TEXT);
+        assert!(
+            cut.len() <= MAX_ROW_TEXT && cut.ends_with("..."),
+            "{}",
+            cut.len()
+        );
+        assert_eq!(bounded_list(&["a", "b", "c"], 2), "a; b; and 1 more");
+        assert_eq!(bounded_list(&["x".repeat(500)], 2).len(), 200);
+
+        // A cluster that advertises 10,000 brokers, none reachable: one readable row.
+        let view = ClusterView {
+            brokers: (0..10_000)
+                .map(|id| crate::kafka::Broker {
+                    id,
+                    host: format!("{}.evil.example", "b".repeat(200)),
+                    port: 9092,
+                })
+                .collect(),
+            ..ClusterView::default()
+        };
+        let results: Vec<Result<SocketAddr, String>> = (0..MAX_ADVERTISED)
+            .map(|_| Err("connection refused".to_string()))
+            .collect();
+        let r = advertised_listeners(&view, &results, &[]);
+        assert_eq!(r.reason, reason::ADVERTISED_LISTENER_UNREACHABLE);
+        assert!(r.message.len() <= MAX_ROW_TEXT, "{}", r.message.len());
+        assert!(r.message.contains("and 251 more"), "{}", r.message);
+
+        // All that were tried answer: a warning that the rest were not tried.
+        let results: Vec<Result<SocketAddr, String>> = (0..MAX_ADVERTISED)
+            .map(|_| Ok("127.0.0.1:9092".parse().unwrap()))
+            .collect();
+        let r = advertised_listeners(&view, &results, &[]);
+        assert_eq!(
+            (r.result, r.reason.as_str()),
+            (CheckResult::Warning, reason::TOO_MANY_BROKERS)
+        );
+        assert!(r.message.contains("10000 brokers"), "{}", r.message);
+
+        // Every text a row carries is clipped, however it was built.
+        let r = row(
+            "X",
+            CheckResult::Failed,
+            "R",
+            "m".repeat(1 << 20),
+            Some("h".repeat(1 << 20)),
+            None,
+        );
+        assert!(r.message.len() <= MAX_ROW_TEXT && r.hint.unwrap().len() <= MAX_ROW_TEXT);
+    }
 
     #[test]
     fn one_problem_keeps_its_reason_many_summarise() {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::future::join_all;
+use futures::StreamExt;
 use tokio::net::TcpStream;
 
 use crate::kafka::{api_versions, TlsMaterial};
@@ -90,12 +91,25 @@ pub async fn reach_all(
     targets: &[(String, u16)],
     timeout: Duration,
 ) -> Vec<Result<SocketAddr, String>> {
-    join_all(targets.iter().map(|(host, port)| async move {
-        let addrs = resolve(host, *port, timeout).await?;
-        connect_any(&addrs, timeout).await
-    }))
-    .await
+    // At most REACH_CONCURRENCY at once: resolving runs on the blocking pool, which every
+    // connection shares, and a cluster decides how many brokers it advertises.
+    let each: Vec<_> = targets
+        .iter()
+        .map(|(host, port)| reach(host.clone(), *port, timeout))
+        .collect();
+    futures::stream::iter(each)
+        .buffered(REACH_CONCURRENCY)
+        .collect()
+        .await
 }
+
+async fn reach(host: String, port: u16, timeout: Duration) -> Result<SocketAddr, String> {
+    let addrs = resolve(&host, port, timeout).await?;
+    connect_any(&addrs, timeout).await
+}
+
+/// How many addresses one test resolves and connects to at once.
+const REACH_CONCURRENCY: usize = 32;
 
 /// The highest Produce API version the first reachable bootstrap server supports (raw ApiVersions,
 /// over TLS when `tls` is set).

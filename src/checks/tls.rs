@@ -36,8 +36,8 @@ pub enum TlsError {
     /// The chain did not verify against the trusted CAs.
     #[error("certificate verify failed: {0}")]
     Untrusted(String),
-    /// The certificate does not name the host (or `serverName`).
-    #[error("the certificate does not name {0:?}")]
+    /// The certificate does not name the host (or `serverName`): the names looked for, quoted.
+    #[error("the certificate does not name {0}")]
     HostnameMismatch(String),
     /// The certificate has expired (or is not yet valid).
     #[error("the certificate is outside its validity period: {0}")]
@@ -103,7 +103,7 @@ pub fn connect(
     if let Some((cert, key)) = &material.client {
         let chain = X509::stack_from_pem(cert.as_bytes())
             .map_err(|e| TlsError::Material(format!("client certificate: {e}")))?;
-        let key = PKey::private_key_from_pem(key.expose())
+        let key = private_key(key.expose())
             .map_err(|_| TlsError::Material("client key: not a PEM private key".into()))?;
         let mut chain = chain.into_iter();
         if let Some(leaf) = chain.next() {
@@ -161,7 +161,7 @@ fn classify(verify: X509VerifyResult, name: &str, io_error: &str) -> TlsError {
     // X509_V_ERR_HOSTNAME_MISMATCH = 62, IP_ADDRESS_MISMATCH = 64, CERT_HAS_EXPIRED = 10, CERT_NOT_YET_VALID = 9
     match verify.as_raw() {
         0 => TlsError::Handshake(tidy_io(io_error)),
-        62 | 64 => TlsError::HostnameMismatch(name.to_string()),
+        62 | 64 => TlsError::HostnameMismatch(format!("{name:?}")),
         9 | 10 => TlsError::Expired(verify.error_string().to_string()),
         _ => TlsError::Untrusted(verify.error_string().to_string()),
     }
@@ -218,12 +218,18 @@ pub fn cert_info(pem: &str, now: SystemTime) -> Result<CertInfo, String> {
     })
 }
 
+/// Parses an unencrypted PEM private key. An encrypted one fails at once: OpenSSL's default would
+/// ask for its passphrase on the terminal, and `kconn check` would wait there for ever.
+fn private_key(pem: &[u8]) -> Result<PKey<Private>, openssl::error::ErrorStack> {
+    PKey::private_key_from_pem_callback(pem, |_passphrase| Ok(0))
+}
+
 /// Whether the private key (PEM) belongs to the certificate (PEM). `Err` when the key does not parse;
 /// the message never contains key material.
 pub fn key_matches(cert_pem: &str, key_pem: &[u8]) -> Result<bool, String> {
     let cert = X509::from_pem(cert_pem.as_bytes())
         .map_err(|_| "the certificate does not parse".to_string())?;
-    let key: PKey<Private> = PKey::private_key_from_pem(key_pem)
+    let key: PKey<Private> = private_key(key_pem)
         .map_err(|_| "the private key does not parse (PEM, unencrypted)".to_string())?;
     let public = cert
         .public_key()
@@ -274,6 +280,50 @@ pub async fn handshake_all(
         .collect()
 }
 
+/// Verifies the certificate of each advertised broker `(host, address)` as a client of this connection
+/// would: the chain against the trusted CAs, the name against `tls.serverName` or else the host the
+/// broker advertises (kconn's librdkafka sessions accept either). At most 32 at once.
+pub async fn verify_all(
+    targets: Vec<(String, SocketAddr)>,
+    material: TlsMaterial,
+    timeout: Duration,
+    now: SystemTime,
+) -> Vec<Result<(), TlsError>> {
+    use futures::StreamExt;
+    let each: Vec<_> = targets
+        .into_iter()
+        .map(|(host, addr)| {
+            let material = material.clone();
+            tokio::task::spawn_blocking(move || {
+                let first = material.server_name.clone().unwrap_or_else(|| host.clone());
+                match handshake(addr, &first, &material, timeout, now) {
+                    Err(TlsError::HostnameMismatch(_)) if first != host => {
+                        handshake(addr, &host, &material, timeout, now).map_err(|e| match e {
+                            TlsError::HostnameMismatch(_) => {
+                                TlsError::HostnameMismatch(format!("{first:?} or {host:?}"))
+                            }
+                            other => other,
+                        })
+                    }
+                    other => other,
+                }
+                .map(|_| ())
+            })
+        })
+        .collect();
+    futures::stream::iter(each)
+        .buffered(32)
+        .map(|r| {
+            r.unwrap_or_else(|e| {
+                Err(TlsError::Handshake(format!(
+                    "the handshake task failed: {e}"
+                )))
+            })
+        })
+        .collect()
+        .await
+}
+
 /// Test support: a self-signed certificate valid from `from_days` to `to_days` around now, with its key.
 #[cfg(test)]
 pub(crate) fn self_signed(cn: &str, from_days: i64, to_days: i64) -> (String, String) {
@@ -308,6 +358,18 @@ pub(crate) fn self_signed(cn: &str, from_days: i64, to_days: i64) -> (String, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encrypted_key_fails_without_asking_for_a_passphrase() {
+        let (cert, key) = self_signed("client", -1, 30);
+        let key = PKey::private_key_from_pem(key.as_bytes()).unwrap();
+        let encrypted = key
+            .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"pw")
+            .unwrap();
+        // With a terminal, OpenSSL's default callback would prompt here; this one refuses.
+        assert!(key_matches(&cert, &encrypted).is_err());
+        assert!(private_key(&encrypted).is_err());
+    }
 
     #[test]
     fn certificate_facts() {

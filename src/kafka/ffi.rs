@@ -6,7 +6,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_int};
 use std::time::Duration;
 
 use rdkafka_sys as sys;
@@ -77,10 +77,39 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-fn code_name(code: sys::rd_kafka_resp_err_t) -> String {
-    let err: rdkafka::types::RDKafkaErrorCode = code.into();
-    format!("{err:?}")
+/// The name of an error code as librdkafka copied it from a broker's answer: a plain integer, since
+/// a broker (hostile, or newer than this librdkafka) may send a code `rd_kafka_resp_err_t` does not
+/// define, and reading one as that Rust enum would be undefined behaviour. Unknown codes are named
+/// `Unknown(n)`.
+fn code_name(code: c_int) -> String {
+    match sys::rd_kafka_resp_err_t::try_from(code) {
+        Ok(known) => {
+            let err: rdkafka::types::RDKafkaErrorCode = known.into();
+            format!("{err:?}")
+        }
+        Err(_) => format!("Unknown({code})"),
+    }
 }
+
+/// librdkafka's accessors for error codes that come from the wire, declared here returning the C
+/// `int` they return (`rd_kafka_resp_err_t` is a C enum, an `int`), instead of rdkafka-sys's Rust
+/// enum, which holds only the codes known when it was generated.
+mod wire {
+    use super::sys;
+    use std::os::raw::c_int;
+
+    #[allow(clashing_extern_declarations)]
+    extern "C" {
+        pub fn rd_kafka_event_error(rkev: *mut sys::rd_kafka_event_t) -> c_int;
+        pub fn rd_kafka_error_code(error: *const sys::rd_kafka_error_t) -> c_int;
+        pub fn rd_kafka_ConfigResource_error(
+            config: *const sys::rd_kafka_ConfigResource_t,
+        ) -> c_int;
+    }
+}
+
+/// `RD_KAFKA_RESP_ERR_NO_ERROR`.
+const NO_ERROR: c_int = 0;
 
 impl ApiError {
     /// The group coordinator is not ready yet (a new cluster creating `__consumer_offsets`, a
@@ -157,7 +186,8 @@ unsafe fn prepare(
         return Err("librdkafka could not allocate the admin request".into());
     }
     let mut errstr = [0 as c_char; 256];
-    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // librdkafka refuses a request timeout above one hour (and would keep its default silently).
+    let ms = timeout.as_millis().clamp(1, 3_600_000) as i32;
     sys::rd_kafka_AdminOptions_set_request_timeout(options, ms, errstr.as_mut_ptr(), errstr.len());
     if authorized {
         let err = sys::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1);
@@ -185,8 +215,8 @@ unsafe fn wait(guard: &mut Guard, timeout: Duration) -> Result<(), ApiError> {
         });
     }
     guard.event = event;
-    let code = sys::rd_kafka_event_error(event);
-    if code != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+    let code = wire::rd_kafka_event_error(event);
+    if code != NO_ERROR {
         let message = text(sys::rd_kafka_event_error_string(event));
         return Err(ApiError {
             code: code_name(code),
@@ -219,8 +249,8 @@ unsafe fn error(err: *const sys::rd_kafka_error_t) -> Option<ApiError> {
     if err.is_null() {
         return None;
     }
-    let code = sys::rd_kafka_error_code(err);
-    if code == sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+    let code = wire::rd_kafka_error_code(err);
+    if code == NO_ERROR {
         return None;
     }
     let code = code_name(code);
@@ -475,8 +505,8 @@ pub fn topic_configs(
         for i in 0..n {
             let r = *resources.add(i);
             let name = text(sys::rd_kafka_ConfigResource_name(r));
-            let code = sys::rd_kafka_ConfigResource_error(r);
-            if code != sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            let code = wire::rd_kafka_ConfigResource_error(r);
+            if code != NO_ERROR {
                 let message = text(sys::rd_kafka_ConfigResource_error_string(r));
                 out.push((
                     name,
@@ -506,6 +536,143 @@ pub fn topic_configs(
     }
 }
 
+/// What a client's `client.id` starts with when its brokers' certificates are verified against
+/// `tls.serverName`: the name follows. The verification callback reads it back from the client's own
+/// configuration, so no state outside librdkafka is needed, and brokers see the name in their logs.
+pub const TLS_NAME_CLIENT_ID: &str = "kconn tls.serverName=";
+
+/// The words that mark a refusal by [`verify_broker_names`] for a name.
+pub const NAME_MISMATCH: &str = "names neither tls.serverName";
+
+/// Verifies every certificate every broker of this client presents (bootstrap servers and the
+/// brokers the cluster advertises, each connection) against the trusted CAs, as librdkafka does,
+/// and its name against `server_name` or else the host the broker was reached by. librdkafka can
+/// only check the host, so its own check is replaced by this one.
+pub fn verify_broker_names(config: &mut rdkafka::ClientConfig, server_name: &str) {
+    config
+        .set("client.id", format!("{TLS_NAME_CLIENT_ID}{server_name}"))
+        .set("ssl.endpoint.identification.algorithm", "none")
+        .set_ssl_cert_verify_cb(verify_broker_certificate);
+}
+
+/// librdkafka's certificate callback (see [`verify_broker_names`]). Runs on a broker thread for each
+/// certificate of the chain, leaf last (`depth` 0). Returns 1 to accept, 0 to refuse with `errstr`.
+unsafe extern "C" fn verify_broker_certificate(
+    rk: *mut sys::rd_kafka_t,
+    broker_name: *const c_char,
+    _broker_id: i32,
+    x509_error: *mut c_int,
+    depth: c_int,
+    buf: *const c_char,
+    size: usize,
+    errstr: *mut c_char,
+    errstr_size: usize,
+    _opaque: *mut std::ffi::c_void,
+) -> c_int {
+    // No panic may unwind into C: one is a refusal.
+    let verdict = std::panic::catch_unwind(|| {
+        // SAFETY: librdkafka passes valid pointers for the duration of the call: x509_error to an
+        // int, broker_name to a NUL-terminated string, buf to `size` bytes of DER.
+        let chain_error = *x509_error;
+        if chain_error != 0 {
+            let why = openssl::x509::X509VerifyResult::from_raw(chain_error);
+            return Err(format!("certificate verify failed: {}", why.error_string()));
+        }
+        if depth != 0 {
+            return Ok(()); // an issuer: the chain verified; the name is the leaf's
+        }
+        let der = std::slice::from_raw_parts(buf.cast::<u8>(), size);
+        let cert = Cert::from_der(der).ok_or("unreadable certificate")?;
+        let host = broker_host(&text(broker_name));
+        let expected = client_id(rk)
+            .and_then(|id| id.strip_prefix(TLS_NAME_CLIENT_ID).map(str::to_string))
+            .ok_or_else(|| "no tls.serverName to verify against".to_string())?;
+        if names(&cert, &expected) || names(&cert, &host) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the certificate of {host} {NAME_MISMATCH} {expected:?} nor the host"
+            ))
+        }
+    })
+    .unwrap_or_else(|_| Err("certificate verification failed".into()));
+    match verdict {
+        Ok(()) => 1,
+        Err(why) => {
+            if !errstr.is_null() && errstr_size > 0 {
+                let n = why.len().min(errstr_size - 1);
+                // SAFETY: errstr has room for errstr_size bytes; n + 1 <= errstr_size.
+                std::ptr::copy_nonoverlapping(why.as_ptr().cast::<c_char>(), errstr, n);
+                *errstr.add(n) = 0;
+            }
+            0
+        }
+    }
+}
+
+/// The host of librdkafka's broker name `host:port` (IPv6 without brackets).
+fn broker_host(name: &str) -> String {
+    let host = name.rsplit_once(':').map(|(h, _)| h).unwrap_or(name);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
+}
+
+/// This client's `client.id`.
+///
+/// SAFETY: `rk` is a live client.
+unsafe fn client_id(rk: *mut sys::rd_kafka_t) -> Option<String> {
+    let conf = sys::rd_kafka_conf(rk);
+    let key = CString::new("client.id").ok()?;
+    let mut buf = vec![0 as c_char; 1024];
+    let mut len = buf.len();
+    let res = sys::rd_kafka_conf_get(conf, key.as_ptr(), buf.as_mut_ptr(), &mut len);
+    (res == sys::rd_kafka_conf_res_t::RD_KAFKA_CONF_OK).then(|| text(buf.as_ptr()))
+}
+
+/// A certificate parsed by OpenSSL, freed on drop.
+struct Cert(*mut openssl_sys::X509);
+
+impl Cert {
+    fn from_der(der: &[u8]) -> Option<Cert> {
+        let mut p = der.as_ptr();
+        let len = std::os::raw::c_long::try_from(der.len()).ok()?;
+        // SAFETY: d2i_X509 reads at most `len` bytes from `p` and returns a new X509 or null.
+        let x = unsafe { openssl_sys::d2i_X509(std::ptr::null_mut(), &mut p, len) };
+        (!x.is_null()).then_some(Cert(x))
+    }
+}
+
+impl Drop for Cert {
+    fn drop(&mut self) {
+        // SAFETY: self.0 came from d2i_X509 and is freed once.
+        unsafe { openssl_sys::X509_free(self.0) }
+    }
+}
+
+/// Whether `cert` names `name`: a DNS name (wildcards only as a whole left-most label) or an IP
+/// address, as OpenSSL's hostname verification decides.
+fn names(cert: &Cert, name: &str) -> bool {
+    const NO_PARTIAL_WILDCARDS: std::os::raw::c_uint = 0x4;
+    let Ok(c_name) = CString::new(name) else {
+        return false;
+    };
+    // SAFETY: cert.0 is a live X509; the name is NUL-terminated and its length is given.
+    unsafe {
+        if name.parse::<std::net::IpAddr>().is_ok() {
+            openssl_sys::X509_check_ip_asc(cert.0, c_name.as_ptr(), 0) == 1
+        } else {
+            openssl_sys::X509_check_host(
+                cert.0,
+                c_name.as_ptr(),
+                name.len(),
+                NO_PARTIAL_WILDCARDS,
+                std::ptr::null_mut(),
+            ) == 1
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,6 +689,51 @@ mod tests {
             with_code("Broker: Group authorization failed".into(), code),
             "Broker: Group authorization failed"
         );
+    }
+
+    #[test]
+    fn broker_hosts_and_certificate_names() {
+        assert_eq!(broker_host("b1.kafka:9093"), "b1.kafka");
+        assert_eq!(broker_host("[fd00::1]:9093"), "fd00::1");
+        assert_eq!(broker_host("127.0.0.1:9093"), "127.0.0.1");
+        let cert = |pem: &str| {
+            let der = openssl::x509::X509::from_pem(pem.as_bytes())
+                .unwrap()
+                .to_der()
+                .unwrap();
+            Cert::from_der(&der).unwrap()
+        };
+        let (pem, _) = crate::checks::tls::self_signed("kafka.example.com", -1, 30);
+        let c = cert(&pem);
+        assert!(names(&c, "kafka.example.com"));
+        assert!(!names(&c, "evil.example.com"));
+        assert!(!names(&c, "127.0.0.1"));
+        assert!(!names(&c, "kafka.example.com\0.evil"));
+    }
+
+    #[test]
+    fn error_codes_from_the_wire_become_names_without_undefined_behaviour() {
+        assert_eq!(code_name(0), "NoError");
+        assert_eq!(code_name(29), "TopicAuthorizationFailed");
+        assert_eq!(code_name(-185), "OperationTimedOut");
+        // Gaps in librdkafka 2.12's list (116 is UNKNOWN_CONTROLLER_ID in newer Kafka), codes past its
+        // end, and values no broker should send.
+        for unknown in [
+            98,
+            99,
+            114,
+            116,
+            119,
+            128,
+            131,
+            32767,
+            -32768,
+            -101,
+            -300,
+            i32::MAX,
+        ] {
+            assert_eq!(code_name(unknown), format!("Unknown({unknown})"));
+        }
     }
 
     #[test]

@@ -87,6 +87,7 @@ impl ClientSettings {
         let mut r = Redactor::default();
         if let Some(s) = &self.sasl {
             r.add(&s.password);
+            r.add(&s.username);
         }
         if let Some((_, key)) = self.tls.as_ref().and_then(|t| t.client.as_ref()) {
             r.add(key);
@@ -118,6 +119,8 @@ impl ClientSettings {
             .set("enable.sparse.connections", "false")
             .set("reconnect.backoff.max.ms", "1000")
             .set("topic.metadata.refresh.interval.ms", "-1")
+            // librdkafka accepts answers of up to 100 MB by default; a hostile broker gets less.
+            .set("receive.message.max.bytes", MAX_RECEIVE_BYTES)
             .set("log.connection.close", "false");
         if let Some(sasl) = &self.sasl {
             c.set("sasl.mechanism", sasl.mechanism.as_str())
@@ -131,24 +134,27 @@ impl ClientSettings {
                 );
         }
         if let (Some(krb), Some(paths)) = (&self.kerberos, &self.kerberos_env) {
-            let kinit = format!(
-                "kinit -c FILE:{} -kt \"%{{sasl.kerberos.keytab}}\" %{{sasl.kerberos.principal}}",
-                paths.ccache.display()
-            );
+            // librdkafka's own ticket refresh renders `sasl.kerberos.kinit.cmd` and hands it to
+            // system(), a shell. Nothing a tenant controls may ever reach a shell, so that refresh is
+            // off (relogin 0: librdkafka never runs the command) and the command is a constant with
+            // no `%{...}` substitution. kconn gets the ticket itself, with an argument vector, into
+            // this connection's cache (`crate::kerberos::get_ticket`), before every session.
             c.set("sasl.mechanism", "GSSAPI")
                 .set("sasl.kerberos.service.name", &krb.service_name)
                 .set("sasl.kerberos.principal", &krb.principal)
                 .set("sasl.kerberos.keytab", paths.keytab.display().to_string())
-                .set("sasl.kerberos.kinit.cmd", kinit);
+                .set("sasl.kerberos.min.time.before.relogin", "0")
+                .set("sasl.kerberos.kinit.cmd", KINIT_CMD);
         }
         if let Some(tls) = &self.tls {
             if let Some(ca) = &tls.ca_pem {
                 c.set("ssl.ca.pem", ca);
             }
-            if tls.server_name.is_some() {
-                // librdkafka cannot verify against another name; the TlsHandshake check verified the
-                // certificate against tls.serverName before this connection is made.
-                c.set("ssl.endpoint.identification.algorithm", "none");
+            if let Some(name) = &tls.server_name {
+                // librdkafka can only check a certificate against the host it dialled: every broker
+                // certificate of this session (bootstrap and advertised) is checked by kconn's
+                // callback instead, against tls.serverName or that host.
+                ffi::verify_broker_names(&mut c, name);
             }
             if let Some((cert, key)) = &tls.client {
                 c.set("ssl.certificate.pem", cert)
@@ -158,6 +164,14 @@ impl ClientSettings {
         c
     }
 }
+
+/// The largest answer a client of kconn's accepts from a broker (librdkafka's default is 100 MB):
+/// room for the metadata of a large cluster and for a sampling fetch (`queued.max.messages.kbytes`).
+pub(crate) const MAX_RECEIVE_BYTES: &str = "33554432";
+
+/// The `sasl.kerberos.kinit.cmd` kconn gives librdkafka: a constant that does nothing, never run
+/// because relogin is off, and never holding a value from a spec or a Secret.
+pub(crate) const KINIT_CMD: &str = "true";
 
 /// A broker as the cluster advertises it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +262,24 @@ pub enum KafkaFailure {
     /// kconn cannot do this for this kind of connection yet.
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl KafkaFailure {
+    /// The same failure with every secret `redactor` knows replaced in its texts.
+    pub fn redacted(self, redactor: &Redactor) -> Self {
+        use KafkaFailure as F;
+        match self {
+            F::Authentication(m) => F::Authentication(redactor.apply(&m)),
+            F::Tls(m) => F::Tls(redactor.apply(&m)),
+            F::Transport(m) => F::Transport(redactor.apply(&m)),
+            F::Other(m) => F::Other(redactor.apply(&m)),
+            F::Unsupported(m) => F::Unsupported(redactor.apply(&m)),
+            F::AdvertisedUnreachable(v) => {
+                F::AdvertisedUnreachable(v.iter().map(|m| redactor.apply(m)).collect())
+            }
+            F::Timeout(d) => F::Timeout(d),
+        }
+    }
 }
 
 /// Talks to Kafka.
@@ -344,7 +376,10 @@ pub(crate) fn fetch(
                 let learned_final =
                     learned_failing_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(1));
                 if fatal || learned_final || started.elapsed() >= timeout {
-                    return Err(classify(&seen, &e, redactor, timeout));
+                    // poll(ZERO) serves one event: take in the rest (the certificate callback's
+                    // reason is logged just before the failure it causes).
+                    producer.poll(Duration::from_millis(50));
+                    return Err(classify(&events.snapshot(), &e, redactor, timeout));
                 }
             }
         }
@@ -595,6 +630,14 @@ impl ClientContext for Events {
                 | RDKafkaLogLevel::Critical
                 | RDKafkaLogLevel::Error
         );
+        // kconn's certificate callback (tls.serverName) says why it refused a certificate only in
+        // an SSLCERTVRFY log; the connection's FAIL log then blames the CA.
+        if severe && fac == "SSLCERTVRFY" {
+            if let Ok(mut v) = self.0.lock() {
+                v.push((RDKafkaErrorCode::SSL, message.to_string()));
+            }
+            return;
+        }
         if severe && fac == "FAIL" {
             let code = if message.contains("SASL authentication error")
                 || message.contains("Authentication failed")
@@ -660,6 +703,63 @@ mod tests {
             learned_broker_failure("[thrd:sasl_ssl://b2:9093/2]: sasl_ssl://b2:9093/2: Connect to ipv4#10.0.0.2:9093 failed: Connection timed out").as_deref(),
             Some("broker 2 advertises b2:9093: connection timed out")
         );
+    }
+
+    fn kerberos_settings(
+        dir: &std::path::Path,
+        principal: &str,
+        bootstrap: &str,
+    ) -> ClientSettings {
+        let mut s = ClientSettings::plaintext(vec![bootstrap.into()]);
+        s.kerberos = Some(KerberosMaterial {
+            principal: principal.into(),
+            service_name: "kafka".into(),
+            keytab: SecretBytes::new(Vec::new()),
+            krb5_conf: String::new(),
+        });
+        s.kerberos_env = Some(KerberosEnv {
+            keytab: dir.join("krb5.keytab"),
+            krb5_conf: dir.join("krb5.conf"),
+            ccache: dir.join("ccache"),
+        });
+        s
+    }
+
+    #[test]
+    fn librdkafka_gets_no_kinit_command_with_tenant_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let c =
+            kerberos_settings(dir.path(), "p$(id)@R", "k:1").client_config(Duration::from_secs(5));
+        assert_eq!(c.get("sasl.kerberos.min.time.before.relogin"), Some("0"));
+        assert_eq!(c.get("sasl.kerberos.kinit.cmd"), Some(KINIT_CMD));
+        assert!(
+            !KINIT_CMD.contains("%{"),
+            "no substitution into the command"
+        );
+    }
+
+    /// librdkafka connects to a broker only once SASL is ready, which, with a kinit command
+    /// configured, is after it ran that command through the shell. So a connection accepted here
+    /// proves that the shell had its chance: the hostile principal must not have run.
+    #[test]
+    fn a_hostile_principal_runs_nothing_when_a_kerberos_client_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("injected");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let principal = format!("p$(touch${{IFS}}{})@R", marker.display());
+        let config =
+            kerberos_settings(dir.path(), &principal, &addr).client_config(Duration::from_secs(5));
+        let producer: BaseProducer = config.create().expect("the client is created");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(listener.accept().map(|_| ()));
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("librdkafka connects within 30 s")
+            .expect("accepted");
+        assert!(!marker.exists(), "the principal ran through a shell");
+        drop(producer);
     }
 
     #[test]

@@ -13,6 +13,10 @@ use super::{fetch, ClientSettings, ClusterView, KafkaFailure, ProbeRequest, TlsM
 use crate::kerberos::{KerberosEnv, KerberosMaterial};
 use crate::secrets::SecretBytes;
 
+/// The most the parent reads of a child's answer (the models of a large catalog; more is cut and
+/// then fails to parse, reported as no answer).
+const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
 /// The hidden subcommand the child runs.
 pub const SUBCOMMAND: &str = "probe-metadata";
 
@@ -124,6 +128,7 @@ async fn run_child<T: serde::de::DeserializeOwned>(
             .stdout
             .take()
             .expect("piped stdout")
+            .take(MAX_ANSWER_BYTES)
             .read_to_end(&mut out)
             .await?;
         child.wait().await?;

@@ -29,6 +29,99 @@ pub const PARTITIONS_PER_CLIENT: u32 = 1000;
 /// Sampling clients that run at once.
 pub const PARALLEL_CLIENTS: usize = 4;
 
+/// The largest message (key and value together) read into a model; a larger one is counted as
+/// oversized and its bytes are not kept.
+pub const MAX_SAMPLE_BYTES: usize = 256 * 1024;
+
+/// The most message bytes one sampling client keeps at once. A message that would go past it is
+/// counted as oversized instead of kept. With [`PARALLEL_CLIENTS`] and librdkafka's fetch queue
+/// (`QUEUED_KIB`), one refresh holds at most about 4 × (16 + 16) MiB of messages, whatever the
+/// topics hold and however large `sampleMessages` is.
+pub const MAX_RETAINED_BYTES: usize = 16 << 20;
+
+/// A message kept for a topic, ordered by timestamp, then partition and offset: the newest last.
+#[derive(PartialEq, Eq)]
+struct Kept {
+    timestamp: i64,
+    sample: Sample,
+}
+
+impl Kept {
+    fn order(&self) -> (i64, i64, i32) {
+        (self.timestamp, self.sample.offset, self.sample.partition)
+    }
+    fn bytes(&self) -> usize {
+        sample_bytes(&self.sample)
+    }
+}
+
+impl Ord for Kept {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order().cmp(&other.order())
+    }
+}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+fn sample_bytes(s: &Sample) -> usize {
+    s.key.as_ref().map_or(0, Vec::len) + s.payload.as_ref().map_or(0, Vec::len)
+}
+
+/// The newest `per_topic` messages of each topic, chosen while reading: at most `per_topic` are held
+/// per topic and at most [`MAX_RETAINED_BYTES`] in all; an older message is dropped as soon as a newer
+/// one takes its place.
+struct Newest {
+    per_topic: usize,
+    topics: HashMap<String, std::collections::BinaryHeap<std::cmp::Reverse<Kept>>>,
+    retained: usize,
+}
+
+impl Newest {
+    fn new(per_topic: usize) -> Self {
+        Self {
+            per_topic,
+            topics: HashMap::new(),
+            retained: 0,
+        }
+    }
+
+    fn offer(&mut self, topic: &str, timestamp: i64, mut sample: Sample) {
+        let heap = self.topics.entry(topic.to_string()).or_default();
+        let order = (timestamp, sample.offset, sample.partition);
+        if heap.len() >= self.per_topic
+            && heap.peek().is_some_and(|oldest| oldest.0.order() >= order)
+        {
+            return; // older than every message held
+        }
+        let size = sample_bytes(&sample);
+        if size > MAX_SAMPLE_BYTES || self.retained + size > MAX_RETAINED_BYTES {
+            sample.key = None;
+            sample.payload = None;
+            sample.oversized = true;
+        }
+        self.retained += sample_bytes(&sample);
+        heap.push(std::cmp::Reverse(Kept { timestamp, sample }));
+        if heap.len() > self.per_topic {
+            if let Some(std::cmp::Reverse(dropped)) = heap.pop() {
+                self.retained -= dropped.bytes();
+            }
+        }
+    }
+
+    /// Each topic's messages, oldest first.
+    fn into_samples(self) -> impl Iterator<Item = (String, Vec<Sample>)> {
+        self.topics.into_iter().map(|(topic, heap)| {
+            let mut kept: Vec<Kept> = heap.into_iter().map(|r| r.0).collect();
+            kept.sort();
+            (topic, kept.into_iter().map(|k| k.sample).collect())
+        })
+    }
+}
+
 /// Splits topics into batches of at most [`PARTITIONS_PER_CLIENT`] partitions (a larger topic alone).
 fn batches(topics: &[Topic]) -> Vec<&[Topic]> {
     let mut out = Vec::new();
@@ -255,7 +348,7 @@ fn newest_in_one_client(
         .assign(&assignment)
         .map_err(|e| KafkaFailure::Other(format!("assign: {e}")))?;
 
-    let mut collected: HashMap<String, Vec<(i64, Sample)>> = HashMap::new();
+    let mut collected = Newest::new(per_topic);
     // librdkafka retries fetches itself and reports transient trouble as consumer errors: those are
     // remembered (for the timeout's message) and reading goes on; a refusal ends it at once.
     let mut last_error: Option<String> = None;
@@ -264,15 +357,21 @@ fn newest_in_one_client(
             Some(Ok(m)) => {
                 let key = (m.topic().to_string(), m.partition());
                 let timestamp = m.timestamp().to_millis().unwrap_or(0);
-                collected.entry(key.0.clone()).or_default().push((
+                let size = m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
+                // An oversized message's bytes are never copied out of librdkafka's buffer.
+                let copy =
+                    |b: Option<&[u8]>| b.filter(|_| size <= MAX_SAMPLE_BYTES).map(<[u8]>::to_vec);
+                collected.offer(
+                    &key.0,
                     timestamp,
                     Sample {
                         partition: m.partition(),
                         offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().map(<[u8]>::to_vec),
+                        key: copy(m.key()),
+                        payload: copy(m.payload()),
+                        oversized: size > MAX_SAMPLE_BYTES,
                     },
-                ));
+                );
                 if last_wanted
                     .get(&key)
                     .is_some_and(|last| m.offset() >= *last)
@@ -295,15 +394,7 @@ fn newest_in_one_client(
             None => KafkaFailure::Timeout(timeout),
         });
     }
-    for (topic, mut messages) in collected {
-        // Newest by timestamp, then offset; keep `per_topic`, oldest first.
-        messages.sort_by_key(|(ts, s)| (*ts, s.offset));
-        let skip = messages.len().saturating_sub(per_topic);
-        out.insert(
-            topic,
-            messages.into_iter().skip(skip).map(|(_, s)| s).collect(),
-        );
-    }
+    out.extend(collected.into_samples());
     Ok(out)
 }
 
@@ -378,6 +469,60 @@ pub fn topic_configs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(partition: i32, offset: i64, bytes: usize) -> Sample {
+        Sample {
+            partition,
+            offset,
+            key: None,
+            payload: Some(vec![b'x'; bytes]),
+            oversized: false,
+        }
+    }
+
+    #[test]
+    fn only_the_newest_are_held_and_memory_is_bounded() {
+        // Two partitions interleaved: the newest 3 by timestamp win, oldest first.
+        let mut n = Newest::new(3);
+        for (p, o, ts) in [
+            (0, 0, 10),
+            (1, 0, 11),
+            (0, 1, 12),
+            (1, 1, 9),
+            (0, 2, 15),
+            (1, 2, 14),
+        ] {
+            n.offer("t", ts, message(p, o, 10));
+        }
+        assert_eq!(n.retained, 30);
+        let got: Vec<(i32, i64)> = n
+            .into_samples()
+            .flat_map(|(_, s)| s)
+            .map(|s| (s.partition, s.offset))
+            .collect();
+        assert_eq!(got, [(0, 1), (1, 2), (0, 2)]);
+
+        // A message over the per-message limit is held as a marker without its bytes.
+        let mut n = Newest::new(10);
+        let mut big = message(0, 0, 10);
+        big.payload = None;
+        big.oversized = true;
+        n.offer("t", 1, big);
+        n.offer("t", 2, message(0, 1, 10));
+        assert_eq!(n.retained, 10);
+
+        // Past the byte budget, newer messages are counted as oversized instead of held.
+        let mut n = Newest::new(1000);
+        let each = MAX_SAMPLE_BYTES;
+        let fit = MAX_RETAINED_BYTES / each;
+        for o in 0..(fit as i64 + 20) {
+            n.offer("t", o, message(0, o, each));
+            assert!(n.retained <= MAX_RETAINED_BYTES);
+        }
+        let samples: Vec<Sample> = n.into_samples().flat_map(|(_, s)| s).collect();
+        assert_eq!(samples.len(), fit + 20);
+        assert_eq!(samples.iter().filter(|s| s.oversized).count(), 20);
+    }
 
     fn topic(name: &str, partitions: u32) -> Topic {
         Topic {

@@ -47,8 +47,18 @@ pub fn parse(text: &str) -> Result<Krb5Conf, ConfError> {
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        if line.starts_with("include") || line.starts_with("module ") {
-            continue; // directives: not followed here
+        // libkrb5 follows these in kinit and in the GSSAPI library: `include` and `includedir` read
+        // any file the operator can read, `module` loads a plugin library. A tenant's krb5.conf
+        // gets none of them.
+        let word = line
+            .split(|c: char| c.is_whitespace() || c == '=')
+            .next()
+            .unwrap_or_default();
+        if matches!(word, "include" | "includedir" | "module") {
+            return Err(err(
+                n,
+                &format!("{word:?} is not allowed: kconn reads this krb5.conf alone (copy what it would include into it)"),
+            ));
         }
         if let Some(rest) = line.strip_prefix('[') {
             if !blocks.is_empty() {
@@ -61,6 +71,12 @@ pub fn parse(text: &str) -> Result<Krb5Conf, ConfError> {
                 .strip_suffix(']')
                 .ok_or_else(|| err(n, "a section header must end with ]"))?;
             section = name.trim().to_string();
+            if section == "plugins" {
+                return Err(err(
+                    n,
+                    "the [plugins] section is not allowed: it makes libkrb5 load libraries",
+                ));
+            }
             continue;
         }
         if line == "}" {
@@ -155,6 +171,19 @@ mod tests {
             ("[libdefaults]\n just words\n", 2, "expected name = value"),
             ("[realms]\n}\n", 2, "without an open block"),
             ("\u{5}\u{2}\u{0}binary", 1, "outside of any [section]"),
+            ("include /etc/shadow\n", 1, "\"include\" is not allowed"),
+            (
+                "[libdefaults]\nincludedir /var/run/secrets\n",
+                2,
+                "\"includedir\" is not allowed",
+            ),
+            ("module /tmp/evil.so\n", 1, "\"module\" is not allowed"),
+            ("[plugins]\n", 1, "[plugins] section is not allowed"),
+            (
+                "[realms]\n R = {\n  module = x:/tmp/evil.so\n }\n",
+                3,
+                "\"module\" is not allowed",
+            ),
         ];
         for (text, line, want) in cases {
             let e = parse(text).unwrap_err();

@@ -13,6 +13,63 @@ use std::time::Duration;
 
 use crate::secrets::SecretBytes;
 
+/// Whether a principal must name its realm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Realm {
+    /// `primary[/instance]` alone is fine: krb5.conf's `default_realm` completes it.
+    Optional,
+    /// The principal as used: `primary[/instance]@REALM`.
+    Required,
+}
+
+/// Checks a principal against the characters kconn accepts: `primary[/instance...][@REALM]`, each
+/// part letters, digits, `.`, `_` and `-` ([`crate::api::PRINCIPAL_PATTERN`], the CRD's rule).
+/// Kerberos itself allows more (`$`, `(`, `;` ...); kconn does not, so that no principal ever
+/// carries shell or option syntax to a tool, whatever the tenant registered in its own KDC.
+pub fn check_principal(p: &str, realm: Realm) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("the principal is empty".into());
+    }
+    if let Some(c) = p
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '@')))
+    {
+        return Err(format!(
+            "the principal contains {c:?}: only letters, digits, '.', '_' and '-' are allowed, with '/' between parts and '@' before the realm"
+        ));
+    }
+    let (name, at_realm) = match p.split_once('@') {
+        Some((n, r)) => (n, Some(r)),
+        None => (p, None),
+    };
+    if name.is_empty() || name.split('/').any(str::is_empty) {
+        return Err(format!(
+            "principal {} is not primary[/instance][@REALM]",
+            shown(p)
+        ));
+    }
+    match at_realm {
+        Some("") => Err(format!(
+            "principal {} ends with '@' but names no realm",
+            shown(p)
+        )),
+        Some(r) if r.contains(['@', '/']) => Err(format!(
+            "principal {} has more than one '@' or a '/' in its realm",
+            shown(p)
+        )),
+        None if realm == Realm::Required => Err(format!("principal {} names no realm", shown(p))),
+        _ => Ok(()),
+    }
+}
+
+/// A principal quoted for a message, cut to 100 characters (a realm from a krb5.conf is unbounded).
+fn shown(p: &str) -> String {
+    match p.char_indices().nth(100) {
+        Some((i, _)) => format!("{:?}...", &p[..i]),
+        None => format!("{p:?}"),
+    }
+}
+
 /// What a connection needs for Kerberos, resolved from its Secrets.
 #[derive(Debug, Clone)]
 pub struct KerberosMaterial {
@@ -35,11 +92,11 @@ pub struct PrivateDir {
 impl PrivateDir {
     /// Creates the directory (under `$TMPDIR`, or the writable emptyDir in a pod).
     pub fn new() -> std::io::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("kconn-").tempdir()?;
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )?;
+        // Created with mode 0700 (mkdir's mode argument), never wider for a moment.
+        let dir = tempfile::Builder::new()
+            .prefix("kconn-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()?;
         Ok(Self { dir })
     }
 
@@ -169,17 +226,24 @@ pub fn classify_kinit(stderr: &str) -> TicketError {
 }
 
 /// Runs a real AS exchange: `kinit -kt` with this connection's keytab, config and cache, within `timeout`.
+///
+/// No shell is involved: kinit gets an argument vector, `--` ends its options (so a principal can
+/// never be read as one), and it sees only PATH and this connection's Kerberos variables.
 pub async fn get_ticket(
     files: &KerberosFiles,
     principal: &str,
     timeout: Duration,
 ) -> Result<(), TicketError> {
+    check_principal(principal, Realm::Required).map_err(TicketError::Other)?;
     let mut cmd = tokio::process::Command::new("kinit");
     cmd.arg("-kt")
         .arg(&files.env.keytab)
         .arg("-c")
         .arg(format!("FILE:{}", files.env.ccache.display()))
+        .arg("--")
         .arg(principal)
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
         .envs(files.env.vars())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -203,15 +267,18 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    #[test]
-    fn private_dir_is_0700_files_0600_and_gone_after_drop() {
-        let material = KerberosMaterial {
+    fn material() -> KerberosMaterial {
+        KerberosMaterial {
             principal: "p@R".into(),
             service_name: "kafka".into(),
             keytab: SecretBytes::new(vec![5, 2]),
             krb5_conf: "[libdefaults]\n".into(),
-        };
-        let files = KerberosFiles::write(&material).unwrap();
+        }
+    }
+
+    #[test]
+    fn private_dir_is_0700_files_0600_and_gone_after_drop() {
+        let files = KerberosFiles::write(&material()).unwrap();
         let dir = files.dir.path().to_path_buf();
         assert_eq!(
             std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
@@ -235,6 +302,96 @@ mod tests {
         );
         drop(files);
         assert!(!dir.exists(), "the private directory is removed on drop");
+    }
+
+    #[test]
+    fn principals() {
+        use Realm::{Optional, Required};
+        for ok in [
+            "pipeline@EXAMPLE.COM",
+            "pipeline/host.example.com@EXAMPLE.COM",
+            "svc_a-1/b.c/d@R.1",
+        ] {
+            assert_eq!(check_principal(ok, Required), Ok(()), "{ok}");
+            assert_eq!(check_principal(ok, Optional), Ok(()), "{ok}");
+        }
+        assert_eq!(check_principal("pipeline", Optional), Ok(()));
+        assert!(check_principal("pipeline", Required).is_err());
+        for bad in [
+            "",
+            "a b@R",
+            "@R",
+            "p@",
+            "a//b@R",
+            "a@b@R",
+            "a@R/x",
+            "/a@R",
+            "a/@R",
+            "p$(touch${IFS}x)@R",
+            "p`id`@R",
+            "p;id@R",
+            "p|id@R",
+            "p>x@R",
+            "p@R$(id)",
+            "p\\x@R",
+            "p\"x@R",
+            "p'x@R",
+            "p\nx@R",
+            "p\0x@R",
+            "pé@R",
+        ] {
+            assert!(check_principal(bad, Optional).is_err(), "{bad:?}");
+            assert!(check_principal(bad, Required).is_err(), "{bad:?}");
+        }
+        let long = format!("p@{}", "R$".repeat(10_000));
+        let msg = check_principal(&long, Required).unwrap_err();
+        assert!(
+            msg.len() < 300,
+            "a long principal is not echoed whole: {msg}"
+        );
+        let long = format!("p@@{}", "R".repeat(10_000));
+        let msg = check_principal(&long, Required).unwrap_err();
+        assert!(
+            msg.len() < 300,
+            "a long principal is not echoed whole: {msg}"
+        );
+    }
+
+    #[test]
+    fn the_crd_pattern_and_the_check_agree() {
+        let re = regex::Regex::new(crate::api::PRINCIPAL_PATTERN).unwrap();
+        for p in [
+            "pipeline@EXAMPLE.COM",
+            "pipeline",
+            "a/b/c@R",
+            "a//b@R",
+            "@R",
+            "p@",
+            "a@b@R",
+            "p$(id)@R",
+            "p;x",
+            "-p@R",
+            "p.@R",
+            "a@R/x",
+        ] {
+            assert_eq!(
+                re.is_match(p),
+                check_principal(p, Realm::Optional).is_ok(),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn get_ticket_refuses_an_unsafe_principal_before_running_anything() {
+        let files = KerberosFiles::write(&material()).unwrap();
+        let marker = files.dir.path().join("ran");
+        let hostile = format!("p$(touch${{IFS}}{})@R", marker.display());
+        let err = get_ticket(&files, &hostile, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TicketError::Other(_)), "{err:?}");
+        assert!(!marker.exists());
     }
 
     #[test]

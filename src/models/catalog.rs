@@ -107,11 +107,31 @@ pub fn build(
         .into_iter()
         .enumerate()
         .map(|(i, gzip)| Shard {
-            name: format!("{connection}-models-{i}"),
+            name: shard_name(connection, i),
             gzip,
         })
         .collect();
     Ok(Catalog { shards, hash })
+}
+
+/// `<connection>-models-<i>`; when that would pass the 253 characters of an object name, the
+/// connection's name is cut and a hash of all of it added (`<cut>-<hash>-models-<i>`), so that long
+/// names neither fail nor collide.
+pub fn shard_name(connection: &str, i: usize) -> String {
+    const MAX: usize = 253;
+    let suffix = format!("-models-{i}");
+    if connection.len() + suffix.len() <= MAX {
+        return format!("{connection}{suffix}");
+    }
+    // FNV-1a: stable across builds and Rust versions, unlike the std hasher.
+    let hash = connection.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let tag = format!("-{:08x}", hash as u32);
+    let room = MAX - suffix.len() - tag.len();
+    // Names are lower-case letters, digits, '-' and '.': every cut is on a character boundary.
+    let cut = connection[..room].trim_end_matches(['-', '.']);
+    format!("{cut}{tag}{suffix}")
 }
 
 /// Compresses `encoded` (the JSON of `models`) as one shard, halving it until every piece fits.
@@ -179,6 +199,8 @@ mod tests {
             sampled: 10,
 
             skipped: 0,
+
+            oversized: 0,
             empty: false,
             key_format: KeyFormat::None,
             schema: serde_json::json!({"type": "object", "properties": props}).into(),
@@ -247,6 +269,24 @@ mod tests {
         assert_eq!(a.hash, same.hash, "order of discovery does not matter");
         assert_ne!(a.hash, changed.hash);
         assert_eq!(a.hash.len(), 64);
+    }
+
+    #[test]
+    fn shard_names_fit_an_object_name_and_long_ones_do_not_collide() {
+        assert_eq!(shard_name("orders", 3), "orders-models-3");
+        let long_a = format!("{}a", "x".repeat(252));
+        let long_b = format!("{}b", "x".repeat(252));
+        for i in [0, 9, 123] {
+            let (a, b) = (shard_name(&long_a, i), shard_name(&long_b, i));
+            assert!(a.len() <= 253 && b.len() <= 253, "{a}");
+            assert_ne!(a, b);
+            assert!(a.ends_with(&format!("-models-{i}")));
+        }
+        // A cut that would end in '-' or '.' is trimmed: names end in a letter or digit.
+        let dashed = format!("{}-{}", "y".repeat(237), "z".repeat(15));
+        let name = shard_name(&dashed, 1);
+        assert!(!name.contains("--"), "{name}");
+        assert_eq!(shard_name(&dashed, 1), name, "stable");
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Sample {
     pub key: Option<Vec<u8>>,
     /// Value bytes; `None` is a tombstone (a delete on a compacted topic), which carries no shape.
     pub payload: Option<Vec<u8>>,
+    /// Too large to read into a model (`kafka::sample::MAX_SAMPLE_BYTES`, or past the refresh's byte
+    /// budget): key and payload were not kept, and the message is counted in `Model::oversized`.
+    pub oversized: bool,
 }
 
 /// What the message keys are.
@@ -59,12 +62,20 @@ pub struct Model {
     pub sampled: u32,
     /// Messages skipped because they are not JSON objects (`consumer.ignoreNonJsonMessages`).
     pub skipped: u32,
+    /// Messages among the newest that were not read: larger than 256 KiB, or past the 16 MiB that
+    /// one sampling client holds at once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub oversized: u32,
     /// The topic held no message to sample: the schema has no fields.
     pub empty: bool,
     /// What the keys are.
     pub key_format: KeyFormat,
     /// JSON Schema (draft 2020-12) of the message values.
     pub schema: Schema,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A JSON Schema, held as its compact JSON text: parsed, a small schema takes some 20 KiB of maps,
@@ -165,8 +176,12 @@ pub fn build(
     ignore_non_json: bool,
 ) -> Result<Model, NotJsonObject> {
     let mut objects = Vec::with_capacity(samples.len());
-    let mut skipped = 0u32;
+    let (mut skipped, mut oversized) = (0u32, 0u32);
     for s in samples {
+        if s.oversized {
+            oversized += 1;
+            continue;
+        }
         let Some(payload) = &s.payload else { continue };
         match json_object(payload) {
             Ok(v) => objects.push(v),
@@ -187,8 +202,8 @@ pub fn build(
         replication_factor: 0,
         configs: Default::default(),
         sampled: objects.len() as u32,
-
         skipped,
+        oversized,
         empty: samples.is_empty(),
         key_format: key_format(samples),
         schema: infer::infer(&objects).into(),
@@ -201,6 +216,7 @@ mod tests {
 
     fn sample(offset: i64, key: Option<&[u8]>, payload: Option<&[u8]>) -> Sample {
         Sample {
+            oversized: false,
             partition: 0,
             offset,
             key: key.map(<[u8]>::to_vec),

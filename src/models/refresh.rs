@@ -300,6 +300,7 @@ mod tests {
             configs: Default::default(),
             sampled: 1,
             skipped: 0,
+            oversized: 0,
             empty: false,
             key_format: KeyFormat::None,
             schema:

@@ -31,18 +31,34 @@ pub fn sample_and_build(
     ignore_non_json: bool,
     timeout: Duration,
 ) -> Result<Vec<ModelOutcome>, KafkaFailure> {
+    // Whatever librdkafka says on the way goes through the same redaction as the test's texts.
+    sample_and_build_unredacted(session, per_topic, ignore_non_json, timeout)
+        .map_err(|e| e.redacted(&session.settings.redactor()))
+}
+
+fn sample_and_build_unredacted(
+    session: &Session,
+    per_topic: usize,
+    ignore_non_json: bool,
+    timeout: Duration,
+) -> Result<Vec<ModelOutcome>, KafkaFailure> {
     if session.settings.kerberos.is_some() {
         // GSSAPI reads its ticket cache from the process environment: sample in a child process
         // whose environment names only this connection's files (as the test does).
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             KafkaFailure::Unsupported("sampling over Kerberos needs the async runtime".into())
         })?;
-        return handle.block_on(crate::kafka::probe::sample_in_child(
-            session,
-            per_topic,
-            ignore_non_json,
-            timeout,
-        ));
+        return handle.block_on(async {
+            // librdkafka never renews a ticket itself (that would take a shell command): sampling
+            // can outlive the test's ticket, so it gets a fresh one first, the same argv way.
+            if let (Some(files), Some(krb)) = (&session.kerberos_files, &session.settings.kerberos)
+            {
+                crate::kerberos::get_ticket(files, &krb.principal, timeout)
+                    .await
+                    .map_err(|e| KafkaFailure::Authentication(format!("Kerberos: {e}")))?;
+            }
+            crate::kafka::probe::sample_in_child(session, per_topic, ignore_non_json, timeout).await
+        });
     }
     sample_and_build_here(session, per_topic, ignore_non_json, timeout)
 }

@@ -66,9 +66,24 @@ pub async fn existing(api: &Api<ConfigMap>, uid: &str) -> Result<Vec<ConfigMap>,
     let list = api
         .list(&ListParams::default().labels(&format!("{CONNECTION_UID_LABEL}={uid}")))
         .await?;
-    let mut shards = list.items;
+    // The label alone is anyone's to set: only ConfigMaps this connection controls (its uid in their
+    // controller ownerReference) are read, rewritten or deleted.
+    let mut shards: Vec<ConfigMap> = list
+        .items
+        .into_iter()
+        .filter(|cm| owned_by(cm, uid))
+        .collect();
     shards.sort_by_key(|cm| shard_index(cm.metadata.name.as_deref().unwrap_or_default()));
     Ok(shards)
+}
+
+/// Whether `uid` is the controller owner of `cm`.
+fn owned_by(cm: &ConfigMap, uid: &str) -> bool {
+    cm.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true))
 }
 
 fn content(cm: &ConfigMap) -> Option<&[u8]> {

@@ -40,7 +40,14 @@ impl Env {
                 .lines()
                 .filter_map(|l| l.strip_prefix("export "))
                 .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                .map(|(k, v)| {
+                    // 'single-quoted' values are taken as they are; "double" ones lose the quotes.
+                    let v = match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+                        Some(quoted) => quoted,
+                        None => v.trim_matches('"'),
+                    };
+                    (k.to_string(), v.to_string())
+                })
                 .collect();
             Env(vars)
         })
@@ -265,12 +272,22 @@ pub fn check(spec: &str, secrets: &[(&str, &[(&str, &str)])], format: &str) -> R
 /// Writes `yaml` (KafkaConnection and Secret manifests) into a directory and runs `kconn check -f` on it,
 /// with that directory as TMPDIR.
 pub fn check_yaml(yaml: &str, format: &str) -> Run {
+    check_yaml_with(yaml, format, &[])
+}
+
+/// [`check_yaml`] with more arguments for `kconn check` (e.g. `--models`). kconn runs in that
+/// directory, without the test process's own Kerberos variables (it sets its own per connection).
+pub fn check_yaml_with(yaml: &str, format: &str, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("conn.yaml");
     std::fs::write(&file, yaml).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kconn"))
         .args(["check", "-f", file.to_str().unwrap(), "-o", format])
+        .args(extra)
         .env("TMPDIR", dir.path())
+        .env_remove("KRB5_CONFIG")
+        .env_remove("KRB5CCNAME")
+        .current_dir(dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -27,6 +27,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{/* The namespaces watched, comma-separated; empty with clusterWide (every namespace). */}}
+{{- define "kconn.watchNamespaces" -}}
+{{- if hasKey .Values "watchNamespace" -}}
+{{- fail "watchNamespace was replaced by watchNamespaces, a list: --set watchNamespaces={NAME} (or clusterWide=true for every namespace)" -}}
+{{- end -}}
+{{- if and .Values.clusterWide .Values.watchNamespaces -}}
+{{- fail "set either watchNamespaces or clusterWide=true, not both" -}}
+{{- end -}}
+{{- if not .Values.clusterWide -}}
+{{- default (list .Release.Namespace) .Values.watchNamespaces | join "," -}}
+{{- end -}}
+{{- end -}}
+
 {{/* What the operator does in the namespaces it watches. Kept equal to the Role in the README. */}}
 {{- define "kconn.watchRules" -}}
 - apiGroups: [kconn.dev]
@@ -37,7 +50,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, patch]
 - apiGroups: [""]
   resources: [secrets]
+  {{- if .Values.secretWatch }}
   verbs: [get, list, watch]
+  {{- else }}
+  verbs: [get]
+  {{- end }}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [list, create, patch, delete]

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
 use std::fmt::Debug;
 use std::iter::FromIterator;
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 
 use rdkafka_sys as rdsys;
@@ -191,6 +191,20 @@ impl NativeClientConfig {
     }
 }
 
+/// librdkafka's certificate verification callback (`rd_kafka_conf_set_ssl_cert_verify_cb`).
+pub type SslCertVerifyCb = unsafe extern "C" fn(
+    rk: *mut RDKafka,
+    broker_name: *const c_char,
+    broker_id: i32,
+    x509_error: *mut c_int,
+    depth: c_int,
+    buf: *const c_char,
+    size: usize,
+    errstr: *mut c_char,
+    errstr_size: usize,
+    opaque: *mut c_void,
+) -> c_int;
+
 /// Client configuration.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -198,6 +212,7 @@ pub struct ClientConfig {
     /// The librdkafka logging level. Refer to [`RDKafkaLogLevel`] for the list
     /// of available levels.
     pub log_level: RDKafkaLogLevel,
+    ssl_cert_verify_cb: Option<SslCertVerifyCb>,
 }
 
 impl Debug for ClientConfig {
@@ -233,6 +248,7 @@ impl ClientConfig {
         ClientConfig {
             conf_map: HashMap::new(),
             log_level: log_level_from_global_config(),
+            ssl_cert_verify_cb: None,
         }
     }
 
@@ -292,11 +308,29 @@ impl ClientConfig {
         self
     }
 
+    /// Sets librdkafka's certificate verification callback: it is called for every certificate of
+    /// every broker's chain, with OpenSSL's verdict so far, and decides.
+    pub fn set_ssl_cert_verify_cb(&mut self, cb: SslCertVerifyCb) -> &mut ClientConfig {
+        self.ssl_cert_verify_cb = Some(cb);
+        self
+    }
+
     /// Builds a native librdkafka configuration.
     pub fn create_native_config(&self) -> KafkaResult<NativeClientConfig> {
         let conf = unsafe { NativeClientConfig::from_ptr(rdsys::rd_kafka_conf_new()) };
         for (key, value) in &self.conf_map {
             conf.set(key, value)?;
+        }
+        if let Some(cb) = self.ssl_cert_verify_cb {
+            let ret = unsafe { rdsys::rd_kafka_conf_set_ssl_cert_verify_cb(conf.ptr(), Some(cb)) };
+            if ret.is_error() {
+                return Err(KafkaError::ClientConfig(
+                    ret,
+                    "librdkafka was built without SSL".to_string(),
+                    "ssl_cert_verify_cb".to_string(),
+                    String::new(),
+                ));
+            }
         }
         Ok(conf)
     }

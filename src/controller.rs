@@ -511,6 +511,21 @@ pub async fn reconcile<K: Kafka + 'static>(
                 result: "suspended".into(),
             })
             .inc();
+        let facts = status::Facts {
+            generation: conn.metadata.generation,
+            now: now(),
+            tested_by,
+            observed_secrets: conn
+                .status
+                .as_ref()
+                .map(|s| s.observed_secrets.clone())
+                .unwrap_or_default(),
+            handled_request: None,
+        };
+        let next = status::suspended(conn.status.as_ref(), &facts);
+        if conn.status.as_ref() != Some(&next) {
+            write_status(&ctx, &ns, &name, &next).await?;
+        }
         return Ok(Action::await_change());
     }
 
@@ -548,15 +563,25 @@ pub async fn reconcile<K: Kafka + 'static>(
     let mut next = match decision.test {
         Some(trigger) => {
             info!(namespace = %ns, name = %name, ?trigger, "testing");
-            let report = test(&ctx, conn, &secrets, &ns, &name).await;
-            let facts = status::Facts {
+            let mut facts = status::Facts {
                 generation: conn.metadata.generation,
-                now: now(),
+                now: time.clone(),
                 tested_by,
                 observed_secrets,
                 handled_request: requested.map(str::to_string),
             };
-            status::after_test(prev, &report, facts)
+            // A new object or generation is announced before its test (Reconciling=True), so that
+            // kstatus never calls it current before it was tested; other tests write once.
+            let announced = if trigger == schedule::Trigger::SpecChanged {
+                let testing = status::testing(prev, &facts);
+                write_status(&ctx, &ns, &name, &testing).await?;
+                Some(testing)
+            } else {
+                None
+            };
+            let report = test(&ctx, conn, &secrets, &ns, &name).await;
+            facts.now = now();
+            status::after_test(announced.as_ref().or(prev), &report, facts)
         }
         None => prev.cloned().unwrap_or_default(),
     };
@@ -598,7 +623,11 @@ pub async fn reconcile<K: Kafka + 'static>(
         .map_or("Unknown", |c| c.status.as_str());
     ctx.metrics
         .set_ready(&format!("{ns}/{name}"), Some(ready_now));
-    let write = if tested && done.is_none() {
+    // After a Reconciling=True write the test's outcome is always written.
+    let announced = decision.test == Some(schedule::Trigger::SpecChanged);
+    let write = if announced {
+        true
+    } else if tested && done.is_none() {
         !status::is_noop(
             prev,
             &next,
@@ -843,62 +872,97 @@ mod tests {
         Arc::new(DeserializeGuard(Ok(conn)))
     }
 
-    /// Runs one reconcile; the mocked API answers the status write with `status` (None: never).
+    /// Runs one reconcile; the mocked API answers each status write with `code` (None: never) and
+    /// the requests are returned in order.
     async fn reconcile_with(
         code: Option<u16>,
         api_timeout: Duration,
-    ) -> (Result<Action, Error>, Request<Body>) {
+    ) -> (Result<Action, Error>, Vec<Request<Body>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let obj = object(&listener.local_addr().unwrap().to_string());
         let (ctx, mut handle) = context(api_timeout);
-        let run = tokio::spawn(reconcile(obj, ctx));
-        let (request, send) = handle
-            .next_request()
-            .await
-            .expect("reconcile writes the status");
-        let result = match code {
-            Some(code) => {
-                let body = if code == 200 {
-                    serde_json::json!({"apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
-                        "metadata": {"name": "orders", "namespace": "team"},
-                        "spec": {"bootstrapServers": ["a:1"], "topics": {"expression": "x"}}})
-                } else {
-                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "nope", "reason": "Conflict", "code": code})
-                };
-                send.send_response(
-                    Response::builder()
-                        .status(code)
-                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                        .unwrap(),
-                );
-                run.await.unwrap()
+        let mut run = tokio::spawn(reconcile(obj, ctx));
+        let mut requests = Vec::new();
+        let mut pending = Vec::new();
+        loop {
+            tokio::select! {
+                result = &mut run => return (result.unwrap(), requests),
+                next = handle.next_request() => {
+                    let Some((request, send)) = next else { continue };
+                    requests.push(request);
+                    match code {
+                        Some(code) => {
+                            let body = if code == 200 {
+                                serde_json::json!({"apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+                                    "metadata": {"name": "orders", "namespace": "team"},
+                                    "spec": {"bootstrapServers": ["a:1"], "topics": {"expression": "x"}}})
+                            } else {
+                                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "nope", "reason": "Conflict", "code": code})
+                            };
+                            send.send_response(
+                                Response::builder()
+                                    .status(code)
+                                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                                    .unwrap(),
+                            );
+                        }
+                        // Never answered: kept open until the reconcile gives up.
+                        None => pending.push(send),
+                    }
+                }
             }
-            None => {
-                let result = run.await.unwrap();
-                drop(send);
-                result
-            }
-        };
-        (result, request)
+        }
     }
 
     #[tokio::test]
-    async fn the_status_is_written_once_by_server_side_apply() {
-        let (result, request) = reconcile_with(Some(200), API_TIMEOUT).await;
+    async fn a_new_object_is_announced_then_its_outcome_written_by_server_side_apply() {
+        let (result, requests) = reconcile_with(Some(200), API_TIMEOUT).await;
         assert!(result.is_ok(), "{result:?}");
-        assert_eq!(request.method(), ::http::Method::PATCH);
-        let uri = request.uri().to_string();
-        assert!(
-            uri.contains("/namespaces/team/kafkaconnections/orders/status"),
-            "{uri}"
-        );
-        assert!(
-            uri.contains("fieldManager=kconn") && uri.contains("force=true"),
-            "{uri}"
+        assert_eq!(requests.len(), 2, "Reconciling=True, then the outcome");
+        let mut bodies = Vec::new();
+        for request in requests {
+            assert_eq!(request.method(), ::http::Method::PATCH);
+            let uri = request.uri().to_string();
+            assert!(
+                uri.contains("/namespaces/team/kafkaconnections/orders/status"),
+                "{uri}"
+            );
+            assert!(
+                uri.contains("fieldManager=kconn") && uri.contains("force=true"),
+                "{uri}"
+            );
+            assert_eq!(
+                request.headers()["content-type"],
+                "application/apply-patch+yaml"
+            );
+            let body = request.into_body().collect_bytes().await.unwrap();
+            bodies.push(String::from_utf8(body.to_vec()).unwrap());
+        }
+        let reconciling = |body: &str| {
+            let v: serde_json::Value = serde_yaml::from_str(body).unwrap();
+            let c = v["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Reconciling")
+                .unwrap()
+                .clone();
+            (
+                v["status"]["observedGeneration"].clone(),
+                c["status"].clone(),
+            )
+        };
+        assert_eq!(
+            reconciling(&bodies[0]),
+            (1.into(), "True".into()),
+            "{}",
+            bodies[0]
         );
         assert_eq!(
-            request.headers()["content-type"],
-            "application/apply-patch+yaml"
+            reconciling(&bodies[1]),
+            (1.into(), "False".into()),
+            "{}",
+            bodies[1]
         );
     }
 

@@ -46,6 +46,88 @@ pub mod cond_reason {
     pub const SUSPENDED: &str = "Suspended";
     /// The object could not be read as a KafkaConnection.
     pub const INVALID_OBJECT: &str = "InvalidObject";
+    /// A test of a new object or a new generation is running.
+    pub const TESTING: &str = "Testing";
+    /// No test has finished yet for this object.
+    pub const NOT_TESTED_YET: &str = "NotTestedYet";
+}
+
+/// Whether a failed check is one that only a change by a person can mend (the spec, a Secret, the
+/// brokers' certificates or ACLs): the connection is then Stalled, and kstatus (Flux, `kubectl wait`)
+/// reports it failed instead of waiting. Failures that may pass by themselves (brokers, DNS or KDC
+/// unreachable, timeouts) are not.
+pub fn needs_a_person(c: &CheckReport) -> bool {
+    c.result == CheckResult::Failed
+        && (c.name == checks::SPEC_VALID
+            || c.name == checks::CREDENTIALS_RESOLVED
+            || matches!(
+                c.reason.as_str(),
+                reason::AUTHENTICATION_FAILED
+                    | reason::TLS_FAILED
+                    | reason::CERTIFICATE_UNTRUSTED
+                    | reason::CERTIFICATE_EXPIRED
+                    | reason::HOSTNAME_MISMATCH
+                    | reason::PRINCIPAL_UNKNOWN
+                    | reason::KEYTAB_REJECTED
+                    | reason::NOT_AUTHORIZED
+                    | reason::PRODUCER_SETTINGS_UNSAFE
+            ))
+}
+
+/// The status written when a test of a new object or a new generation starts: `Reconciling=True`
+/// and `observedGeneration` set, so that kstatus reports it in progress until the test ends, not
+/// current before it was ever tested. Ready says it is not tested yet (first test) or keeps what the
+/// last test found.
+pub fn testing(prev: Option<&KafkaConnectionStatus>, facts: &Facts) -> KafkaConnectionStatus {
+    let empty = Vec::new();
+    let prev_conditions = prev.map(|p| &p.conditions).unwrap_or(&empty);
+    let generation = facts.generation.unwrap_or_default();
+    let mut conditions = vec![
+        prev_conditions
+            .iter()
+            .find(|c| c.type_ == condition::READY)
+            .cloned()
+            .unwrap_or_else(|| {
+                condition(
+                    prev_conditions,
+                    condition::READY,
+                    "Unknown",
+                    cond_reason::NOT_TESTED_YET,
+                    "the first test is running".into(),
+                    facts,
+                )
+            }),
+        condition(
+            prev_conditions,
+            condition::RECONCILING,
+            "True",
+            cond_reason::TESTING,
+            format!("testing generation {generation}"),
+            facts,
+        ),
+        condition(
+            prev_conditions,
+            condition::STALLED,
+            "False",
+            cond_reason::TESTING,
+            format!("testing generation {generation}"),
+            facts,
+        ),
+    ];
+    conditions.extend(
+        prev_conditions
+            .iter()
+            .filter(|c| {
+                ![condition::READY, condition::RECONCILING, condition::STALLED]
+                    .contains(&c.type_.as_str())
+            })
+            .cloned(),
+    );
+    KafkaConnectionStatus {
+        observed_generation: facts.generation,
+        conditions,
+        ..prev.cloned().unwrap_or_default()
+    }
 }
 
 /// Everything besides the report that goes into a status.
@@ -196,11 +278,8 @@ pub fn after_test(
             &facts,
         ),
     };
-    // Stalled: only a change by the user (spec or Secret) can help.
-    let stalled_by = report.checks.iter().find(|c| {
-        c.result == CheckResult::Failed
-            && (c.name == checks::SPEC_VALID || c.name == checks::CREDENTIALS_RESOLVED)
-    });
+    // Stalled: only a change by a person can help.
+    let stalled_by = report.checks.iter().find(|c| needs_a_person(c));
     let stalled = match stalled_by {
         Some(c) => condition(
             prev_conditions,
@@ -293,6 +372,37 @@ pub fn after_test(
         topics: report.topics.clone(),
         models: prev.and_then(|p| p.models.clone()),
         observed_secrets: facts.observed_secrets.clone(),
+    }
+}
+
+/// The status of a suspended connection: the last test's conditions stay, `observedGeneration` follows
+/// the spec (so that kstatus does not wait for a test that will not come) and Reconciling=False says
+/// why nothing runs.
+pub fn suspended(prev: Option<&KafkaConnectionStatus>, facts: &Facts) -> KafkaConnectionStatus {
+    let empty = Vec::new();
+    let prev_conditions = prev.map(|p| &p.conditions).unwrap_or(&empty);
+    let reconciling = condition(
+        prev_conditions,
+        condition::RECONCILING,
+        "False",
+        cond_reason::SUSPENDED,
+        "testing is suspended (spec.suspend)".into(),
+        facts,
+    );
+    let mut conditions: Vec<Condition> = prev_conditions
+        .iter()
+        .filter(|c| c.type_ != condition::RECONCILING)
+        .cloned()
+        .collect();
+    let at = conditions
+        .iter()
+        .position(|c| c.type_ == condition::READY)
+        .map_or(0, |i| i + 1);
+    conditions.insert(at, reconciling);
+    KafkaConnectionStatus {
+        observed_generation: facts.generation,
+        conditions,
+        ..prev.cloned().unwrap_or_default()
     }
 }
 
@@ -648,8 +758,8 @@ mod tests {
         assert_eq!(get(&s, "TopicsResolved").status, "Unknown");
         assert_eq!(
             get(&s, "Stalled").status,
-            "False",
-            "a wrong password in a Secret is fixed in the Secret, but kconn keeps retrying"
+            "True",
+            "a rejected login waits for a person to fix the Secret (kconn retries only at the interval)"
         );
     }
 
@@ -670,6 +780,109 @@ mod tests {
                 get(&s, "Stalled").reason.as_str()
             ),
             ("True", reason::SECRET_NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn only_failures_a_person_must_mend_stall() {
+        let cases = [
+            (checks::AUTHENTICATED, reason::AUTHENTICATION_FAILED, "True"),
+            (checks::AUTHENTICATED, reason::TLS_FAILED, "True"),
+            (checks::TLS_HANDSHAKE, reason::CERTIFICATE_UNTRUSTED, "True"),
+            (checks::TLS_HANDSHAKE, reason::HOSTNAME_MISMATCH, "True"),
+            (checks::KERBEROS_TICKET, reason::KEYTAB_REJECTED, "True"),
+            (checks::KERBEROS_TICKET, reason::PRINCIPAL_UNKNOWN, "True"),
+            (checks::AUTHORIZED, reason::NOT_AUTHORIZED, "True"),
+            (
+                checks::CREDENTIALS_RESOLVED,
+                reason::PRINCIPAL_NOT_IN_KEYTAB,
+                "True",
+            ),
+            (checks::SPEC_VALID, reason::INVALID_DURATION, "True"),
+            (
+                checks::BROKERS_REACHABLE,
+                reason::NO_BROKER_REACHABLE,
+                "False",
+            ),
+            (
+                checks::BOOTSTRAP_RESOLVED,
+                reason::UNRESOLVABLE_HOSTS,
+                "False",
+            ),
+            (checks::KERBEROS_TICKET, reason::KDC_UNREACHABLE, "False"),
+            (checks::AUTHENTICATED, reason::TEST_TIMED_OUT, "False"),
+            (checks::AUTHENTICATED, reason::KAFKA_UNAVAILABLE, "False"),
+        ];
+        for (check, why, stalled) in cases {
+            let s = after_test(
+                None,
+                &report(vec![row(check, CheckResult::Failed, why)]),
+                facts(t(0)),
+            );
+            assert_eq!(get(&s, "Stalled").status, stalled, "{check} {why}");
+            assert_eq!(get(&s, "Ready").status, "False");
+            assert_eq!(get(&s, "Reconciling").status, "False");
+        }
+    }
+
+    #[test]
+    fn a_test_of_a_new_generation_is_announced_as_reconciling() {
+        let mut f = facts(t(0));
+        f.generation = Some(1);
+        let s = testing(None, &f);
+        assert_eq!(s.observed_generation, Some(1));
+        assert_eq!(
+            (
+                get(&s, "Ready").status.as_str(),
+                get(&s, "Ready").reason.as_str()
+            ),
+            ("Unknown", cond_reason::NOT_TESTED_YET)
+        );
+        assert_eq!(get(&s, "Reconciling").status, "True");
+        assert_eq!(get(&s, "Stalled").status, "False");
+        // A later generation keeps what the last test found in Ready and the areas.
+        let ok = report(vec![row(
+            checks::AUTHENTICATED,
+            CheckResult::Passed,
+            reason::AUTHENTICATED,
+        )]);
+        let done = after_test(Some(&s), &ok, f.clone());
+        assert_eq!(get(&done, "Reconciling").status, "False");
+        f.generation = Some(2);
+        f.now = t(60);
+        let again = testing(Some(&done), &f);
+        assert_eq!(again.observed_generation, Some(2));
+        assert_eq!(get(&again, "Ready"), get(&done, "Ready"));
+        assert_eq!(get(&again, "Authenticated"), get(&done, "Authenticated"));
+        assert_eq!(get(&again, "Reconciling").status, "True");
+        assert_eq!(get(&again, "Reconciling").last_transition_time, t(60));
+    }
+
+    #[test]
+    fn a_suspended_connection_keeps_its_verdict_and_follows_the_generation() {
+        let ok = report(vec![row(
+            checks::AUTHENTICATED,
+            CheckResult::Passed,
+            reason::AUTHENTICATED,
+        )]);
+        let tested = after_test(None, &ok, facts(t(0)));
+        let mut f = facts(t(60));
+        f.generation = Some(3);
+        let s = suspended(Some(&tested), &f);
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(get(&s, "Ready"), get(&tested, "Ready"));
+        assert_eq!(
+            (
+                get(&s, "Reconciling").status.as_str(),
+                get(&s, "Reconciling").reason.as_str()
+            ),
+            ("False", cond_reason::SUSPENDED)
+        );
+        assert_eq!(s.conditions.len(), tested.conditions.len());
+        assert_eq!(
+            suspended(Some(&s), &f),
+            s,
+            "a second reconcile changes nothing"
         );
     }
 

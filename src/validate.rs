@@ -232,6 +232,235 @@ fn is_secret_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// Whether the API server refuses a bad input by the CRD's schema and CEL rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiServer {
+    /// The CRD refuses it: the object is never stored.
+    Refuses,
+    /// The CRD cannot express the rule (the reason why): the object is stored and the operator's
+    /// SpecValid check reports it.
+    Accepts(&'static str),
+}
+
+/// One bad input: a JSON merge patch on a valid spec, and what the validator reports for it.
+#[derive(Debug, Clone)]
+pub struct BadInput {
+    /// What is wrong, in words.
+    pub what: &'static str,
+    /// Merged into a valid spec (`bootstrapServers` and `topics.expression` set).
+    pub patch: serde_json::Value,
+    /// The field path reported.
+    pub field: &'static str,
+    /// The reason reported.
+    pub reason: &'static str,
+    /// What the API server does with it.
+    pub api_server: ApiServer,
+}
+
+/// Every bad input the validator knows, one each: the unit tests run them through [`validate`], the
+/// environment tests apply them to a real API server.
+pub fn bad_inputs() -> Vec<BadInput> {
+    use serde_json::json;
+    use ApiServer::{Accepts, Refuses};
+    let kerberos = |principal: &str| {
+        json!({"kerberos": {"principal": principal, "keytabSecretRef": {"name": "k", "key": "kt"},
+            "krb5ConfSecretRef": {"name": "k", "key": "conf"}}})
+    };
+    let case = |what, patch, field, reason, api_server| BadInput {
+        what,
+        patch,
+        field,
+        reason,
+        api_server,
+    };
+    vec![
+        case(
+            "empty bootstrap list",
+            json!({"bootstrapServers": []}),
+            "spec.bootstrapServers",
+            reason::BOOTSTRAP_SERVERS_EMPTY,
+            Refuses,
+        ),
+        case(
+            "65 bootstrap servers",
+            json!({"bootstrapServers": (0..65).map(|i| format!("b{i}:9092")).collect::<Vec<_>>()}),
+            "spec.bootstrapServers",
+            reason::TOO_MANY_BOOTSTRAP_SERVERS,
+            Refuses,
+        ),
+        case(
+            "host without port",
+            json!({"bootstrapServers": ["ok:1", "kafka"]}),
+            "spec.bootstrapServers[1]",
+            reason::INVALID_BOOTSTRAP_SERVER,
+            Refuses,
+        ),
+        case(
+            "port 0",
+            json!({"bootstrapServers": ["kafka:0"]}),
+            "spec.bootstrapServers[0]",
+            reason::INVALID_BOOTSTRAP_SERVER,
+            Refuses,
+        ),
+        case(
+            "port 65536",
+            json!({"bootstrapServers": ["kafka:65536"]}),
+            "spec.bootstrapServers[0]",
+            reason::INVALID_BOOTSTRAP_SERVER,
+            Refuses,
+        ),
+        case(
+            "unbalanced IPv6",
+            json!({"bootstrapServers": ["[::1"]}),
+            "spec.bootstrapServers[0]",
+            reason::INVALID_BOOTSTRAP_SERVER,
+            Refuses,
+        ),
+        case(
+            "257-char expression",
+            json!({"topics": {"expression": "a".repeat(257)}}),
+            "spec.topics.expression",
+            reason::INVALID_TOPIC_EXPRESSION_LENGTH,
+            Refuses,
+        ),
+        case(
+            "invalid regex",
+            json!({"topics": {"expression": "orders.("}}),
+            "spec.topics.expression",
+            reason::INVALID_TOPIC_EXPRESSION,
+            Accepts("CEL cannot compile a regular expression it is given as data"),
+        ),
+        case(
+            "bad glob",
+            json!({"topics": {"expression": "orders/*", "syntax": "Glob"}}),
+            "spec.topics.expression",
+            reason::INVALID_TOPIC_EXPRESSION,
+            Accepts("the glob rules are kconn's own"),
+        ),
+        case(
+            "sasl and kerberos",
+            json!({"authentication": {"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "u"}}, "kerberos": kerberos("p@R")["kerberos"]}}),
+            "spec.authentication",
+            reason::CONFLICTING_AUTHENTICATION,
+            Refuses,
+        ),
+        case(
+            "empty authentication",
+            json!({"authentication": {}}),
+            "spec.authentication",
+            reason::MISSING_AUTHENTICATION,
+            Refuses,
+        ),
+        case(
+            "empty kerberos principal",
+            json!({"authentication": kerberos("")}),
+            "spec.authentication.kerberos.principal",
+            reason::INVALID_PRINCIPAL,
+            Refuses,
+        ),
+        case(
+            "principal with shell syntax",
+            json!({"authentication": kerberos("p$(id)@R")}),
+            "spec.authentication.kerberos.principal",
+            reason::INVALID_PRINCIPAL,
+            Refuses,
+        ),
+        case(
+            "bad secret name",
+            json!({"authentication": {"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "Orders_User"}}}}),
+            "spec.authentication.sasl.secretRef.name",
+            reason::INVALID_SECRET_REF,
+            Refuses,
+        ),
+        case(
+            "bad secret key",
+            json!({"authentication": {"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "u", "passwordKey": "pass word"}}}}),
+            "spec.authentication.sasl.secretRef.passwordKey",
+            reason::INVALID_SECRET_REF,
+            Refuses,
+        ),
+        case(
+            "bad CA secret name",
+            json!({"tls": {"caSecretRef": {"name": "-ca", "key": "ca.crt"}}}),
+            "spec.tls.caSecretRef.name",
+            reason::INVALID_SECRET_REF,
+            Refuses,
+        ),
+        case(
+            "refreshAt 25:00",
+            json!({"models": {"refreshAt": "25:00"}}),
+            "spec.models.refreshAt",
+            reason::INVALID_REFRESH_AT,
+            Refuses,
+        ),
+        case(
+            "unknown time zone",
+            json!({"models": {"timeZone": "Mars/Olympus"}}),
+            "spec.models.timeZone",
+            reason::UNKNOWN_TIME_ZONE,
+            Accepts("the IANA time zone database is kconn's, not the API server's"),
+        ),
+        case(
+            "zero interval",
+            json!({"check": {"interval": "0s", "timeout": "0s"}}),
+            "spec.check.interval",
+            reason::INVALID_DURATION,
+            Refuses,
+        ),
+        case(
+            "negative interval",
+            json!({"check": {"interval": "-5m"}}),
+            "spec.check.interval",
+            reason::INVALID_DURATION,
+            Refuses,
+        ),
+        case(
+            "garbage interval",
+            json!({"check": {"interval": "often"}}),
+            "spec.check.interval",
+            reason::INVALID_DURATION,
+            Refuses,
+        ),
+        case(
+            "timeout over interval",
+            json!({"check": {"interval": "1m", "timeout": "2m"}}),
+            "spec.check.timeout",
+            reason::TIMEOUT_EXCEEDS_INTERVAL,
+            Refuses,
+        ),
+        case(
+            "bad agent name",
+            json!({"agent": {"name": "VPC A"}}),
+            "spec.agent.name",
+            reason::INVALID_NAME,
+            Refuses,
+        ),
+        case(
+            "too many samples",
+            json!({"models": {"sampleMessages": 5000}}),
+            "spec.models.sampleMessages",
+            reason::OUT_OF_RANGE,
+            Refuses,
+        ),
+    ]
+}
+
+/// Applies a JSON merge patch (RFC 7386) to `target`.
+pub fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (target, patch) {
+        (serde_json::Value::Object(t), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
 /// A spec that passed every rule, with what validation computed on the way.
 #[derive(Debug, Clone)]
 pub struct ValidSpec {
@@ -662,156 +891,26 @@ mod tests {
     /// Each case: a change to a valid spec, the field path and the reason the validator must report.
     #[test]
     fn every_bad_input_names_its_field_and_reason() {
-        use serde_json::json;
-        type Patch = Box<dyn FnOnce(&mut serde_json::Value)>;
-        let cases: Vec<(&str, Patch, &str, &str)> = vec![
-            (
-                "empty bootstrap list",
-                Box::new(|s| s["bootstrapServers"] = json!([])),
-                "spec.bootstrapServers",
-                reason::BOOTSTRAP_SERVERS_EMPTY,
-            ),
-            (
-                "65 bootstrap servers",
-                Box::new(|s| {
-                    s["bootstrapServers"] =
-                        json!((0..65).map(|i| format!("b{i}:9092")).collect::<Vec<_>>())
-                }),
-                "spec.bootstrapServers",
-                reason::TOO_MANY_BOOTSTRAP_SERVERS,
-            ),
-            (
-                "host without port",
-                Box::new(|s| s["bootstrapServers"] = json!(["ok:1", "kafka"])),
-                "spec.bootstrapServers[1]",
-                reason::INVALID_BOOTSTRAP_SERVER,
-            ),
-            (
-                "port 0",
-                Box::new(|s| s["bootstrapServers"] = json!(["kafka:0"])),
-                "spec.bootstrapServers[0]",
-                reason::INVALID_BOOTSTRAP_SERVER,
-            ),
-            (
-                "port 65536",
-                Box::new(|s| s["bootstrapServers"] = json!(["kafka:65536"])),
-                "spec.bootstrapServers[0]",
-                reason::INVALID_BOOTSTRAP_SERVER,
-            ),
-            (
-                "unbalanced IPv6",
-                Box::new(|s| s["bootstrapServers"] = json!(["[::1"])),
-                "spec.bootstrapServers[0]",
-                reason::INVALID_BOOTSTRAP_SERVER,
-            ),
-            (
-                "257-char expression",
-                Box::new(|s| s["topics"]["expression"] = json!("a".repeat(257))),
-                "spec.topics.expression",
-                reason::INVALID_TOPIC_EXPRESSION_LENGTH,
-            ),
-            (
-                "invalid regex",
-                Box::new(|s| s["topics"]["expression"] = json!("orders.(")),
-                "spec.topics.expression",
-                reason::INVALID_TOPIC_EXPRESSION,
-            ),
-            (
-                "bad glob",
-                Box::new(|s| s["topics"] = json!({"expression": "orders/*", "syntax": "Glob"})),
-                "spec.topics.expression",
-                reason::INVALID_TOPIC_EXPRESSION,
-            ),
-            (
-                "sasl and kerberos",
-                Box::new(|s| {
-                    s["authentication"] = json!({
-                "sasl": {"mechanism": "PLAIN", "secretRef": {"name": "u"}},
-                "kerberos": {"principal": "p@R", "keytabSecretRef": {"name": "k", "key": "kt"}, "krb5ConfSecretRef": {"name": "k", "key": "conf"}}})
-                }),
-                "spec.authentication",
-                reason::CONFLICTING_AUTHENTICATION,
-            ),
-            (
-                "empty authentication",
-                Box::new(|s| s["authentication"] = json!({})),
-                "spec.authentication",
-                reason::MISSING_AUTHENTICATION,
-            ),
-            (
-                "empty kerberos principal",
-                Box::new(|s| {
-                    s["authentication"] = json!({
-                "kerberos": {"principal": "", "keytabSecretRef": {"name": "k", "key": "kt"}, "krb5ConfSecretRef": {"name": "k", "key": "conf"}}})
-                }),
-                "spec.authentication.kerberos.principal",
-                reason::INVALID_PRINCIPAL,
-            ),
-            (
-                "bad secret name",
-                Box::new(|s| {
-                    s["authentication"] = json!({"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "Orders_User"}}})
-                }),
-                "spec.authentication.sasl.secretRef.name",
-                reason::INVALID_SECRET_REF,
-            ),
-            (
-                "refreshAt 25:00",
-                Box::new(|s| s["models"] = json!({"refreshAt": "25:00"})),
-                "spec.models.refreshAt",
-                reason::INVALID_REFRESH_AT,
-            ),
-            (
-                "unknown time zone",
-                Box::new(|s| s["models"] = json!({"timeZone": "Mars/Olympus"})),
-                "spec.models.timeZone",
-                reason::UNKNOWN_TIME_ZONE,
-            ),
-            (
-                "zero interval",
-                Box::new(|s| s["check"] = json!({"interval": "0s", "timeout": "0s"})),
-                "spec.check.interval",
-                reason::INVALID_DURATION,
-            ),
-            (
-                "negative interval",
-                Box::new(|s| s["check"] = json!({"interval": "-5m"})),
-                "spec.check.interval",
-                reason::INVALID_DURATION,
-            ),
-            (
-                "garbage interval",
-                Box::new(|s| s["check"] = json!({"interval": "often"})),
-                "spec.check.interval",
-                reason::INVALID_DURATION,
-            ),
-            (
-                "timeout over interval",
-                Box::new(|s| s["check"] = json!({"interval": "1m", "timeout": "2m"})),
-                "spec.check.timeout",
-                reason::TIMEOUT_EXCEEDS_INTERVAL,
-            ),
-            (
-                "bad agent name",
-                Box::new(|s| s["agent"] = json!({"name": "VPC A"})),
-                "spec.agent.name",
-                reason::INVALID_NAME,
-            ),
-            (
-                "too many samples",
-                Box::new(|s| s["models"] = json!({"sampleMessages": 5000})),
-                "spec.models.sampleMessages",
-                reason::OUT_OF_RANGE,
-            ),
-        ];
-        for (what, patch, field, why) in cases {
-            let problems = validate(&spec_with(patch)).expect_err(what);
+        let cases = bad_inputs();
+        assert_eq!(cases.len(), 24);
+        for case in cases {
+            let spec = spec_with(|s| merge(s, &case.patch));
+            let problems = validate(&spec).expect_err(case.what);
             assert!(
-                problems.iter().any(|p| p.field == field && p.reason == why),
-                "{what}: want {field} {why}, got {problems:#?}"
+                problems
+                    .iter()
+                    .any(|p| p.field == case.field && p.reason == case.reason),
+                "{}: want {} {}, got {problems:#?}",
+                case.what,
+                case.field,
+                case.reason
             );
             for p in &problems {
-                assert!(!p.hint.is_empty() && !p.message.is_empty(), "{what}: {p:?}");
+                assert!(
+                    !p.hint.is_empty() && !p.message.is_empty(),
+                    "{}: {p:?}",
+                    case.what
+                );
             }
         }
     }

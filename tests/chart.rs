@@ -742,15 +742,23 @@ async fn an_installed_chart_runs_the_operator_under_its_own_rbac() {
         .await
         .expect("the agent Lease in the release namespace");
 
-    // A Secret in another namespace cannot be referenced: the API has no such field. kube-apiserver 1.20
-    // and kubectl 1.20 prune it without a word (newer ones refuse it: field validation is strict from
-    // 1.25), so the Secret is looked up in the connection's own namespace and reported missing there,
-    // with a hint saying so. `kconn check --offline` refuses the field as UnknownField.
+    // A Secret in another namespace cannot be referenced: the API has no such field. kubectl (strict
+    // field validation) refuses it; forced past that (`--validate=false`, the field pruned), the Secret
+    // is looked up in the connection's own namespace and reported missing there, with a hint saying
+    // so. `kconn check --offline` refuses the field as UnknownField.
     let cross = format!(
         "apiVersion: kconn.dev/v1alpha1\nkind: KafkaConnection\nmetadata: {{name: cross, namespace: {watched}}}\nspec:\n  bootstrapServers: ['{}']\n  topics: {{expression: x}}\n  authentication: {{sasl: {{mechanism: PLAIN, secretRef: {{name: s, namespace: {ops}}}}}}}\n",
         env.var("KAFKA_SASL_PLAINTEXT")
     );
     let out = kubectl(&["apply", "-f", "-"], Some(&cross));
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("unknown field \"spec.authentication.sasl.secretRef.namespace\""),
+        "{}",
+        text(&out)
+    );
+    let out = kubectl(&["apply", "--validate=false", "-f", "-"], Some(&cross));
     assert!(out.status.success(), "{}", text(&out));
     let status = wait_status(
         &conns,

@@ -116,3 +116,88 @@ async fn the_unprivileged_context_is_refused() {
         other => panic!("expected 403 Forbidden, got {other:?}"),
     }
 }
+
+/// Creates (through the untyped API, so that anything can be sent) a KafkaConnection with `spec`;
+/// the server's answer.
+async fn create_raw(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> Result<(), Box<kube::core::Status>> {
+    let api = Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::erase::<KafkaConnection>(&()),
+    );
+    let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap();
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) => Err(e),
+        Err(other) => panic!("not an API answer: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn every_bad_input_the_validator_knows_is_refused_by_the_api_server_naming_its_field() {
+    let client = support::kube_client(support::Env::get().var("KUBE_CONTEXT_ADMIN")).await;
+    support::install_crd(&client).await;
+    let ns = support::namespace(&client).await;
+    for (i, case) in kconn::validate::bad_inputs().into_iter().enumerate() {
+        let mut spec = serde_json::json!({"bootstrapServers": ["b1.kafka:9092"], "topics": {"expression": "orders\\..*"}});
+        kconn::validate::merge(&mut spec, &case.patch);
+        let answer = create_raw(&client, &ns, &format!("bad-{i}"), spec).await;
+        match case.api_server {
+            kconn::validate::ApiServer::Refuses => {
+                let e = answer.expect_err(case.what);
+                assert_eq!(e.code, 422, "{}: {e:?}", case.what);
+                // The server names list fields without the index ("spec.bootstrapServers").
+                let field = case.field.split('[').next().unwrap();
+                assert!(
+                    e.message.contains(field),
+                    "{}: the answer does not name {field}: {}",
+                    case.what,
+                    e.message
+                );
+                assert!(
+                    !e.message.contains("type conversion error"),
+                    "{}: {}",
+                    case.what,
+                    e.message
+                );
+            }
+            kconn::validate::ApiServer::Accepts(why) => {
+                answer.unwrap_or_else(|e| panic!("{} ({why}): {e:?}", case.what));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_duration_is_refused_with_its_own_message_only() {
+    let client = support::kube_client(support::Env::get().var("KUBE_CONTEXT_ADMIN")).await;
+    support::install_crd(&client).await;
+    let ns = support::namespace(&client).await;
+    let spec = serde_json::json!({"bootstrapServers": ["b1.kafka:9092"], "topics": {"expression": "x"},
+        "check": {"interval": "5 minutes", "timeout": "10s"}});
+    let e = create_raw(&client, &ns, "bad-duration", spec)
+        .await
+        .expect_err("refused");
+    assert!(
+        e.message
+            .contains("spec.check.interval: Invalid value: \"string\": check.interval must be a positive duration")
+            || e.message.contains("check.interval must be a positive duration"),
+        "{}",
+        e.message
+    );
+    assert!(!e.message.contains("type conversion"), "{}", e.message);
+    assert!(
+        !e.message.contains("check.timeout must not be longer"),
+        "{}",
+        e.message
+    );
+}

@@ -1,9 +1,11 @@
-//! The Argo CD health check (gitops/argocd/kconn.dev/KafkaConnection/health.lua) run by a real Lua 5.4
-//! against the sample status documents its `health_test.yaml` lists (the layout of Argo CD's own
-//! resource customizations), and against a status the operator's own pure functions produce.
+//! The Argo CD health check (gitops/argocd/kconn.dev/KafkaConnection/health.lua) run by Argo CD's own
+//! Lua runtime (gopher-lua, as Argo CD sets it up for argocd-cm scripts) against the sample status
+//! documents its `health_test.yaml` lists (the layout of Argo CD's own resource customizations), and
+//! against a status the operator's own pure functions produce.
+
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -11,47 +13,19 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("gitops/argocd/kconn.dev/KafkaConnection")
 }
 
-/// A JSON value as a Lua table constructor.
-fn lua(v: &Value) -> String {
-    match v {
-        Value::Null => "nil".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        // Rust's escapes (\n, \", \\, \u{..}) are Lua 5.4's too.
-        Value::String(s) => format!("{s:?}"),
-        Value::Array(items) => format!(
-            "{{{}}}",
-            items.iter().map(lua).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(map) => format!(
-            "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("[{k:?}] = {}", lua(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-/// Runs health.lua on `obj`; returns (status, message).
+/// Runs health.lua on `obj` in Argo CD's own Lua runtime (gopher-lua with only the libraries a
+/// health script from argocd-cm gets: scripts/judges); returns (status, message).
 fn health(obj: &Value) -> (String, String) {
-    let script = format!(
-        "obj = {}\nlocal hs = dofile({:?})\nio.write(hs.status, \"\\n\", hs.message)\n",
-        lua(obj),
-        dir().join("health.lua").to_str().unwrap()
+    let verdicts = support::judge(
+        "argocd",
+        Some(dir().join("health.lua").as_path()),
+        std::slice::from_ref(obj),
     );
-    let out = Command::new("lua5.4")
-        .args(["-e", &script])
-        .output()
-        .expect("lua5.4 runs (scripts/install-deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (status, message) = text.split_once('\n').unwrap_or((&text, ""));
-    (status.to_string(), message.to_string())
+    let v = &verdicts[0];
+    (
+        v["status"].as_str().unwrap().to_string(),
+        v["message"].as_str().unwrap().to_string(),
+    )
 }
 
 #[test]
@@ -60,7 +34,7 @@ fn the_argocd_health_check_reads_each_sample_status() {
         serde_yaml::from_str(&std::fs::read_to_string(dir().join("health_test.yaml")).unwrap())
             .unwrap();
     let cases = tests["tests"].as_array().unwrap();
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), 7);
     let mut seen = std::collections::BTreeSet::new();
     for case in cases {
         let path = dir().join(case["inputPath"].as_str().unwrap());

@@ -39,6 +39,13 @@ pub const HOST_PORT_PATTERN: &str = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-
 /// `_` and `-`: no shell or option syntax can ever ride in one. `crate::kerberos::check_principal`
 /// applies the same rule, also to the principal completed with krb5.conf's `default_realm`.
 pub const PRINCIPAL_PATTERN: &str = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*(@[A-Za-z0-9._-]+)?$";
+/// A Secret's name: an RFC 1123 subdomain (lower-case letters, digits, `-` and `.`).
+pub const SECRET_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A key of a Secret's data: letters, digits, `-`, `_` and `.`.
+pub const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
+/// An RFC 1123 label (agent pool names).
+pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// `HH:MM`, 24-hour clock.
 pub const REFRESH_AT_PATTERN: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]$";
 /// A positive Go-style duration such as `30s`, `5m` or `1h30m`.
@@ -80,7 +87,6 @@ pub struct KafkaConnectionSpec {
     /// kconn connects to each, then to every broker the cluster advertises.
     #[schemars(length(min = 1, max = 64))]
     #[x_kube(validation = bootstrap_servers_rule())]
-    #[x_kube(validation = kube::core::Rule::new("size(self) >= 1 && size(self) <= 64").message("list 1 to 64 bootstrap servers"))]
     pub bootstrap_servers: Vec<BootstrapServer>,
 
     /// Which topics this connection covers.
@@ -129,6 +135,16 @@ fn bootstrap_servers_rule() -> kube::core::Rule {
         .reason(kube::core::Reason::FieldValueInvalid)
 }
 
+/// CEL rule: the timeout fits in the interval. A field that is no duration at all is left to its own
+/// rule (`duration()` on it would add a type-conversion error to that rule's message).
+fn check_rule() -> kube::core::Rule {
+    kube::core::Rule::new(format!(
+        "!self.interval.matches(r'''{DURATION_PATTERN}''') || !self.timeout.matches(r'''{DURATION_PATTERN}''') || duration(self.timeout) <= duration(self.interval)"
+    ))
+    .message("check.timeout must not be longer than check.interval")
+    .field_path(".timeout")
+}
+
 /// CEL rule: a positive Go duration ([`DURATION_PATTERN`]).
 fn duration_rule(field: &str, examples: &str) -> kube::core::Rule {
     kube::core::Rule::new(format!(
@@ -137,6 +153,20 @@ fn duration_rule(field: &str, examples: &str) -> kube::core::Rule {
     .message(kube::core::Message::Message(format!(
         "{field} must be a positive duration such as {examples}"
     )))
+}
+
+/// CEL rule: a Secret name ([`SECRET_NAME_PATTERN`]).
+fn secret_name_rule() -> kube::core::Rule {
+    kube::core::Rule::new(format!("self.matches(r'''{SECRET_NAME_PATTERN}''')"))
+        .message("must name a Secret in the connection's namespace: lower-case letters, digits, '-' and '.'")
+        .reason(kube::core::Reason::FieldValueInvalid)
+}
+
+/// CEL rule: a key of a Secret ([`SECRET_KEY_PATTERN`]).
+fn secret_key_rule() -> kube::core::Rule {
+    kube::core::Rule::new(format!("self.matches(r'''{SECRET_KEY_PATTERN}''')"))
+        .message("must be a key of the Secret's data: letters, digits, '-', '_' and '.'")
+        .reason(kube::core::Reason::FieldValueInvalid)
 }
 
 /// CEL rule: a principal of the characters kconn accepts ([`PRINCIPAL_PATTERN`]).
@@ -260,19 +290,22 @@ impl SaslMechanism {
 }
 
 /// A Secret in the connection's namespace holding a user name and a password.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserPasswordSecretRef {
     /// Name of the Secret, in the connection's own namespace.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_name_rule())]
     pub name: String,
     /// Key of the user name in the Secret.
     #[serde(default = "default_username_key")]
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_key_rule())]
     pub username_key: String,
     /// Key of the password in the Secret.
     #[serde(default = "default_password_key")]
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_key_rule())]
     pub password_key: String,
 }
 
@@ -309,14 +342,16 @@ fn default_service_name() -> String {
 }
 
 /// One key of a Secret in the connection's namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// Name of the Secret, in the connection's own namespace.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_name_rule())]
     pub name: String,
     /// Key in the Secret.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_key_rule())]
     pub key: String,
 }
 
@@ -339,11 +374,12 @@ pub struct Tls {
 }
 
 /// A `kubernetes.io/tls` Secret in the connection's namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsSecretRef {
     /// Name of the Secret, in the connection's own namespace; keys `tls.crt` and `tls.key`.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_name_rule())]
     pub name: String,
 }
 
@@ -425,18 +461,19 @@ pub struct ConsumerSettings {
 }
 
 /// An agent pool.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentRef {
     /// Name of the agent pool (`kconn run --agent NAME`): a DNS label.
     #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = kube::core::Rule::new(format!("self.matches(r'''{DNS_LABEL_PATTERN}''')")).message("agent.name must be a DNS label: lower-case letters, digits and '-'").reason(kube::core::Reason::FieldValueInvalid))]
     pub name: String,
 }
 
 /// Re-test schedule and the bound on one test.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("duration(self.timeout) <= duration(self.interval)").message("check.timeout must not be longer than check.interval").field_path(".timeout"))]
+#[x_kube(validation = check_rule())]
 pub struct CheckSettings {
     /// How often the connection is re-tested, a Go duration such as `5m` or `1h`. Failed tests retry
     /// sooner, with backoff, but never faster than this allows repeated failed logins.

@@ -95,6 +95,26 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option
     }
 }
 
+/// Awaits `f` until it returns `Some`, or panics after `deadline` naming `what`: the one way the async
+/// tests wait for a condition.
+pub async fn wait_until<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval, bounded by the deadline above
+    }
+}
+
 /// Records the errors librdkafka reports (authentication, TLS, transport) so tests can assert on them.
 #[derive(Clone, Default)]
 pub struct Recorder(Arc<Mutex<Vec<(RDKafkaErrorCode, String)>>>);
@@ -446,4 +466,47 @@ pub fn keytab(entries: &[(&str, &str, u16, u32)]) -> Vec<u8> {
         out.extend(e);
     }
     out
+}
+
+/// The verdicts of a judge of scripts/judges (`kstatus`, or `argocd` with a health script) on
+/// `objects`, one JSON object `{status, message}` each.
+pub fn judge(
+    which: &str,
+    script: Option<&std::path::Path>,
+    objects: &[serde_json::Value],
+) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(Env::get().var("JUDGES"));
+    cmd.arg(which);
+    if let Some(script) = script {
+        cmd.arg(script);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the judges run (scripts/test-env.sh builds them)");
+    let mut input = String::new();
+    for o in objects {
+        input.push_str(&serde_json::to_string(o).unwrap());
+        input.push('\n');
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "judges {which}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

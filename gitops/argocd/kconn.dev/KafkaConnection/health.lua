@@ -19,6 +19,14 @@ if obj.spec ~= nil and obj.spec.suspend == true then
   return hs
 end
 
+-- kconn announces a test of a new object or spec as Reconciling=True before it runs.
+local reconciling = condition("Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  hs.status = "Progressing"
+  hs.message = reconciling.message or "Testing"
+  return hs
+end
+
 local ready = condition("Ready")
 if ready == nil then
   hs.status = "Progressing"

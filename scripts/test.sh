@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/test-env.sh up
 trap 'scripts/test-env.sh down' EXIT
-cargo test --locked --no-fail-fast "$@"
+cargo test --locked --no-fail-fast --features env-tests "$@"
 # Everything the tests kept of kconn's output must be free of the environment's secrets.
 if [ $# -eq 0 ]; then scripts/secret-sweep.sh; fi

@@ -369,6 +369,21 @@ impl Watch {
     }
 }
 
+/// The facts of a status written without a test: the Secrets observed stay those of the last test.
+fn untested_facts(conn: &KafkaConnection, tested_by: TestedBy) -> status::Facts {
+    status::Facts {
+        generation: conn.metadata.generation,
+        now: now(),
+        tested_by,
+        observed_secrets: conn
+            .status
+            .as_ref()
+            .map(|s| s.observed_secrets.clone())
+            .unwrap_or_default(),
+        handled_request: None,
+    }
+}
+
 /// After an error: count it and try again in 15 s.
 pub fn error_policy<K: Kafka>(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context<K>>) -> Action {
     ctx.metrics
@@ -444,17 +459,7 @@ pub async fn reconcile<K: Kafka + 'static>(
         Assignment::ReportNoAgent { live_pools } => {
             ctx.metrics.set_ready(&format!("{ns}/{name}"), None);
             if let Ok(conn) = &obj.0 {
-                let facts = status::Facts {
-                    generation: conn.metadata.generation,
-                    now: now(),
-                    tested_by,
-                    observed_secrets: conn
-                        .status
-                        .as_ref()
-                        .map(|s| s.observed_secrets.clone())
-                        .unwrap_or_default(),
-                    handled_request: None,
-                };
+                let facts = untested_facts(conn, tested_by);
                 let next = status::no_agent(
                     conn.status.as_ref(),
                     pool.unwrap_or_default(),
@@ -511,17 +516,7 @@ pub async fn reconcile<K: Kafka + 'static>(
                 result: "suspended".into(),
             })
             .inc();
-        let facts = status::Facts {
-            generation: conn.metadata.generation,
-            now: now(),
-            tested_by,
-            observed_secrets: conn
-                .status
-                .as_ref()
-                .map(|s| s.observed_secrets.clone())
-                .unwrap_or_default(),
-            handled_request: None,
-        };
+        let facts = untested_facts(conn, tested_by);
         let next = status::suspended(conn.status.as_ref(), &facts);
         if conn.status.as_ref() != Some(&next) {
             write_status(&ctx, &ns, &name, &next).await?;

@@ -82,7 +82,7 @@ pub fn testing(prev: Option<&KafkaConnectionStatus>, facts: &Facts) -> KafkaConn
     let empty = Vec::new();
     let prev_conditions = prev.map(|p| &p.conditions).unwrap_or(&empty);
     let generation = facts.generation.unwrap_or_default();
-    let mut conditions = vec![
+    let kstatus = vec![
         prev_conditions
             .iter()
             .find(|c| c.type_ == condition::READY)
@@ -114,20 +114,7 @@ pub fn testing(prev: Option<&KafkaConnectionStatus>, facts: &Facts) -> KafkaConn
             facts,
         ),
     ];
-    conditions.extend(
-        prev_conditions
-            .iter()
-            .filter(|c| {
-                ![condition::READY, condition::RECONCILING, condition::STALLED]
-                    .contains(&c.type_.as_str())
-            })
-            .cloned(),
-    );
-    KafkaConnectionStatus {
-        observed_generation: facts.generation,
-        conditions,
-        ..prev.cloned().unwrap_or_default()
-    }
+    keeping_areas(prev, kstatus, facts)
 }
 
 /// Everything besides the report that goes into a status.
@@ -381,29 +368,20 @@ pub fn after_test(
 pub fn suspended(prev: Option<&KafkaConnectionStatus>, facts: &Facts) -> KafkaConnectionStatus {
     let empty = Vec::new();
     let prev_conditions = prev.map(|p| &p.conditions).unwrap_or(&empty);
-    let reconciling = condition(
-        prev_conditions,
-        condition::RECONCILING,
-        "False",
-        cond_reason::SUSPENDED,
-        "testing is suspended (spec.suspend)".into(),
-        facts,
-    );
-    let mut conditions: Vec<Condition> = prev_conditions
-        .iter()
-        .filter(|c| c.type_ != condition::RECONCILING)
-        .cloned()
-        .collect();
-    let at = conditions
-        .iter()
-        .position(|c| c.type_ == condition::READY)
-        .map_or(0, |i| i + 1);
-    conditions.insert(at, reconciling);
-    KafkaConnectionStatus {
-        observed_generation: facts.generation,
-        conditions,
-        ..prev.cloned().unwrap_or_default()
-    }
+    let kept = |type_: &str| prev_conditions.iter().find(|c| c.type_ == type_).cloned();
+    let kstatus = [
+        kept(condition::READY),
+        Some(condition(
+            prev_conditions,
+            condition::RECONCILING,
+            "False",
+            cond_reason::SUSPENDED,
+            "testing is suspended (spec.suspend)".into(),
+            facts,
+        )),
+        kept(condition::STALLED),
+    ];
+    keeping_areas(prev, kstatus.into_iter().flatten().collect(), facts)
 }
 
 /// The status of a connection pinned to an agent pool with no live member: Ready=False and
@@ -424,7 +402,7 @@ pub fn no_agent(
             live_pools.join(", ")
         }
     );
-    let mut conditions = stuck(
+    let kstatus = stuck(
         prev_conditions,
         reason::NO_AGENT_AVAILABLE,
         message,
@@ -434,19 +412,23 @@ pub fn no_agent(
         ),
         &facts,
     );
-    // The areas keep what the last test found.
-    conditions.extend(
-        prev_conditions
-            .iter()
-            .filter(|c| {
-                ![condition::READY, condition::RECONCILING, condition::STALLED]
-                    .contains(&c.type_.as_str())
-            })
-            .cloned(),
-    );
+    keeping_areas(prev, kstatus, &facts)
+}
+
+/// `prev` with `kstatus` (Ready, Reconciling, Stalled) as its first conditions, the areas' conditions
+/// as the last test left them, and `observedGeneration` from `facts`: a status written without a
+/// test.
+fn keeping_areas(
+    prev: Option<&KafkaConnectionStatus>,
+    kstatus: Vec<Condition>,
+    facts: &Facts,
+) -> KafkaConnectionStatus {
+    let areas = prev.into_iter().flat_map(|p| &p.conditions).filter(|c| {
+        ![condition::READY, condition::RECONCILING, condition::STALLED].contains(&c.type_.as_str())
+    });
     KafkaConnectionStatus {
         observed_generation: facts.generation,
-        conditions,
+        conditions: kstatus.into_iter().chain(areas.cloned()).collect(),
         ..prev.cloned().unwrap_or_default()
     }
 }

@@ -2,6 +2,8 @@
 //! together all, none twice), a killed process's connections are taken over within a Lease duration
 //! plus an interval, a new process takes a fair share, pinned connections are tested only by their
 //! pool, and a pin to a pool nobody runs is reported as NoAgentAvailable until one starts.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

@@ -3,6 +3,8 @@
 //! render accepted by the API server's own schema (server dry-run with kubectl's schema validation),
 //! and a real `helm install` whose Deployment arguments and ServiceAccount run the operator until
 //! `kubectl wait --for=condition=Ready` returns.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

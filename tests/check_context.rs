@@ -1,4 +1,6 @@
 //! `kconn check --context`: the Secrets come from a real API server instead of the manifests.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! `kconn check` with Kerberos against the test KDC and broker: the real AS exchange (KerberosTicket)
 //! and GSSAPI authentication (Authenticated), each connection with its own files and cache.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

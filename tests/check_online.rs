@@ -1,5 +1,7 @@
 //! `kconn check` against the real Kafka of the test environment: each scenario asserts the check's
 //! name, result and reason, and the exit code.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

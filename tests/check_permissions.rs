@@ -1,5 +1,7 @@
 //! Authorized and ProducerSettings against the real clusters: permissions from the operations Kafka
 //! reports as authorized (KIP-430), durability against real replication factors and min.insync.replicas.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

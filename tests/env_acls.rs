@@ -1,4 +1,6 @@
 //! The test cluster's authorizer: users with partial rights are refused exactly what they lack.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! Kerberos (SASL GSSAPI) against the test KDC and broker, through librdkafka. One test function:
 //! the GSSAPI library reads its credential cache and configuration from process-wide environment
 //! variables, so the cases run in order in this process of their own.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

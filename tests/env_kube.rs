@@ -1,5 +1,7 @@
 //! The test kube-apiserver: the generated CRD installs and serves, a KafkaConnection round-trips with
 //! its defaults and its status subresource, and the unprivileged context is refused.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

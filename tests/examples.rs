@@ -2,6 +2,8 @@
 //! matching listener (its bootstrap servers replaced, the values of its Secrets filled from the
 //! environment under the same Secret names and keys), and `kconn check` passes it with the checks of
 //! its kind proved (`Authenticated`, plus `TlsHandshake` or `KerberosTicket` where they apply).
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

@@ -7,6 +7,8 @@
 //! status. The processes are SIGKILLed and started again (or stopped and resumed) by
 //! `scripts/test-env.sh kill|start|pause|resume`; a guard brings them back if a test fails half-way.
 //! The tests take turns (one lock): they break what the others use.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

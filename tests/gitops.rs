@@ -2,6 +2,8 @@
 //! Lua runtime (gopher-lua, as Argo CD sets it up for argocd-cm scripts) against the sample status
 //! documents its `health_test.yaml` lists (the layout of Argo CD's own resource customizations), and
 //! against a status the operator's own pure functions produce.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

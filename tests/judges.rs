@@ -3,6 +3,8 @@
 //! health checks, cli-utils), Argo CD's Lua runtime with the shipped health check, and `kubectl wait`.
 //! Every state of the table in docs/gitops.md: new, testing, passed, warnings, rejected login, brokers
 //! down, spec changed, suspended, deleted; and garbage collection of the catalog and the namespace.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

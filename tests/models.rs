@@ -1,5 +1,7 @@
 //! Sampling and model building against the real Kafka: the newest messages across partitions, without
 //! a consumer group; JSON, mixed and non-JSON topics under both settings.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

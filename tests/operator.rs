@@ -2,6 +2,8 @@
 //! Ready, a Secret rotation re-tests it (wrong password, then fixed), a deleted Secret stalls it and its
 //! return recovers it, the test-requested-at annotation is answered, and spec changes are followed.
 //! Every wait is a condition polled with a deadline.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! ConfigMaps owned by the connection, refreshed on demand with added/removed/changed counted, an
 //! unchanged catalog not written again, non-JSON messages under both settings, the threshold moving
 //! the schedule to daily, a catalog split across shards and shrunk again, and `models.suspend`.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

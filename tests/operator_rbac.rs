@@ -1,6 +1,8 @@
 //! The RBAC `kconn run` needs: under the unprivileged test user, with exactly this Role it brings a
 //! connection to Ready and writes its model catalog; without it, it keeps running, says what is forbidden, and stays not ready.
 //! It also stops cleanly on SIGTERM.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! are refused with the field and a reason (never handed to librdkafka, which hangs or crashes on such a
 //! password), 64 bootstrap servers of which 63 are closed give one readable Warning, and a 256-character
 //! regex is matched against 100,000 topic names correctly.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

@@ -5,6 +5,8 @@
 //! by `kconn check` in every output format. Everything captured is then searched for each secret, raw
 //! and base64-encoded, and for every line of the private key's PEM body. The temporary directory the
 //! processes were given is empty once they are done.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

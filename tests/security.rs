@@ -3,6 +3,8 @@
 //!
 //! The test KDC holds a principal whose name is shell syntax, `kconn-x$(touch${IFS}<dir>/injected)`,
 //! with a real keytab: if any shell ever saw it, the marker file would appear.
+// Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
+#![cfg(feature = "env-tests")]
 
 mod support;
 

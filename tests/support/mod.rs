@@ -32,7 +32,7 @@ impl Env {
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
                 panic!(
                     "the integration test environment is not up ({}: {e}).\n\
-                     Start it with `scripts/test-env.sh up` (or run everything with `make test`).",
+                     Start it with `scripts/test-env.sh up` (or run everything with `scripts/test.sh`).",
                     path.display()
                 )
             });
@@ -197,17 +197,27 @@ pub fn rejected(
     code: RDKafkaErrorCode,
     reason: &str,
 ) -> Vec<(RDKafkaErrorCode, String)> {
+    rejected_with(config, &[code], reason)
+}
+
+/// [`rejected`] where librdkafka may report the error under any of `codes` (a failed TLS handshake
+/// is `SSL` or, when the failure is read from the socket first, `BrokerTransportFailure`).
+pub fn rejected_with(
+    config: &ClientConfig,
+    codes: &[RDKafkaErrorCode],
+    reason: &str,
+) -> Vec<(RDKafkaErrorCode, String)> {
     match metadata(config, Duration::from_secs(5)) {
         Outcome::Connected(ids) => {
-            panic!("expected a rejection ({code:?}: {reason}), but connected to brokers {ids:?}")
+            panic!("expected a rejection ({codes:?}: {reason}), but connected to brokers {ids:?}")
         }
         Outcome::Rejected(errors) => {
             let wanted = reason.to_lowercase();
             assert!(
                 errors
                     .iter()
-                    .any(|(c, r)| *c == code && r.to_lowercase().contains(&wanted)),
-                "expected {code:?} with {reason:?}, got {errors:#?}"
+                    .any(|(c, r)| codes.contains(c) && r.to_lowercase().contains(&wanted)),
+                "expected {codes:?} with {reason:?}, got {errors:#?}"
             );
             errors
         }

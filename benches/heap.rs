@@ -32,7 +32,7 @@ fn main() {
     // Kerberos connections run their Kafka session in a child process started from this executable
     // with the subcommand `kconn` would get.
     if std::env::args().nth(1).as_deref() == Some(kconn::kafka::probe::SUBCOMMAND) {
-        std::process::exit(kconn::kafka::probe::child_main().into());
+        std::process::exit(kconn::commands::child().into());
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

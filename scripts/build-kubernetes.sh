@@ -8,8 +8,9 @@
 # ./staging paths that are not in the module zip, and a dependency's replaces are ignored anyway: so a
 # throwaway main module requires k8s.io/kubernetes vX.Y.Z and replaces every staging module it requires
 # as v0.0.0 with that module's published tag v0.Y.Z. The three Kubernetes commands are compiled by one
-# `go build`, which shares their packages. Measured on 2 idle cores: about 12 minutes from an empty Go
-# build cache (the go command peaks at about 2.5 GB RSS), seconds once the binaries exist.
+# `go build`, which shares their packages. Measured on this project's 2-core machine from empty Go
+# caches: 20 s to resolve the modules, 388 s to compile the three commands, 42 s for etcd; nothing once
+# the binaries exist.
 set -euo pipefail
 K8S=${K8S_VERSION:-1.37.2}
 ETCDV=${ETCD_VERSION:-3.6.16}

@@ -30,7 +30,7 @@ RUN=${KCONN_TEST_ENV_DIR:-$ROOT/target/test-env}
 CACHE=${KCONN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kconn-test}
 KAFKA_VERSION=4.1.1
 KAFKA_LIB=$CACHE/kafka-$KAFKA_VERSION/lib
-# Kubernetes and etcd, built from their Go modules by scripts/build-kubernetes.sh (about 12 minutes
+# Kubernetes and etcd, built from their Go modules by scripts/build-kubernetes.sh (about 8 minutes
 # once; the Go module and build caches live under $CACHE/go).
 K8S_VERSION=1.37.2
 ETCD_VERSION=3.6.16
@@ -84,7 +84,7 @@ install() {
     rm -rf "$KAFKA_LIB"; mv "$KAFKA_LIB.tmp" "$KAFKA_LIB"
   fi
   if [ ! -x "$APISERVER" ] || [ ! -x "$CONTROLLER_MANAGER" ] || [ ! -x "$KUBECTL" ] || [ ! -x "$ETCD" ]; then
-    say "building Kubernetes v$K8S_VERSION (kube-apiserver, kube-controller-manager, kubectl) and etcd v$ETCD_VERSION from their Go modules (about 12 minutes, once)"
+    say "building Kubernetes v$K8S_VERSION (kube-apiserver, kube-controller-manager, kubectl) and etcd v$ETCD_VERSION from their Go modules (about 8 minutes, once)"
     local go; go=$(machine_go) || go=$(pypi_go)
     GO=$go OUT=$KUBE_BIN K8S_VERSION=$K8S_VERSION ETCD_VERSION=$ETCD_VERSION \
       GOCACHE=$CACHE/go/build GOMODCACHE=$CACHE/go/mod bash "$ROOT/scripts/build-kubernetes.sh"

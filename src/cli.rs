@@ -169,12 +169,7 @@ pub struct DemoArgs {
     pub output: output::Format,
 }
 
-/// Exit code: every check passed or warned.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: a check failed.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code: the input could not be read.
-pub const EXIT_BAD_INPUT: u8 = 2;
+pub use crate::commands::{runtime, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
@@ -198,25 +193,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Run(args) => run_operator(args),
         Command::ProbeMetadata if !crate::process::die_with_parent() => EXIT_BAD_INPUT,
-        Command::ProbeMetadata => crate::kafka::probe::child_main(),
-        Command::Demo(args) => crate::demo::run(&args),
+        Command::ProbeMetadata => crate::commands::child(),
+        Command::Demo(args) => crate::demo::run(args.hold, args.output),
         Command::Models(args) => show_models(&args),
     };
     ExitCode::from(code)
-}
-
-/// The multi-threaded runtime the commands run on; `None` (after saying why) when it cannot start.
-pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            None
-        }
-    }
 }
 
 fn run_operator(args: RunArgs) -> u8 {
@@ -443,7 +424,7 @@ pub async fn online_report(
             };
             let (models, models_error) = match (&doc.object, &report.session) {
                 (Some(conn), Some(session)) if with_models => {
-                    sample_models(conn, session.clone()).await
+                    models::report::sample_models(conn, session.clone()).await
                 }
                 (_, None) if with_models => (
                     Vec::new(),
@@ -466,27 +447,6 @@ pub async fn online_report(
     Ok(output::Report {
         connections: futures::future::join_all(tests).await,
     })
-}
-
-/// Samples the session's topics as the connection's model settings say.
-pub async fn sample_models(
-    conn: &api::KafkaConnection,
-    session: checks::Session,
-) -> (Vec<models::report::ModelOutcome>, Option<String>) {
-    let per_topic = conn.spec.models.sample_messages as usize;
-    let ignore = conn.spec.consumer.ignore_non_json_messages;
-    let timeout = validate::validate(&conn.spec)
-        .map(|v| v.timeout)
-        .unwrap_or(std::time::Duration::from_secs(30));
-    match tokio::task::spawn_blocking(move || {
-        models::report::sample_and_build(&session, per_topic, ignore, timeout)
-    })
-    .await
-    {
-        Ok(Ok(models)) => (models, None),
-        Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
-        Err(e) => (Vec::new(), Some(format!("the sampling task failed: {e}"))),
-    }
 }
 
 /// `kconn models NAME`: reads the connection and its catalog ConfigMaps and prints the models.

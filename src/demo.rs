@@ -8,7 +8,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::api::KafkaConnection;
-use crate::cli::{DemoArgs, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
+use crate::commands::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 use crate::secrets::SecretStore;
 use crate::{checks, kafka, output};
 
@@ -55,8 +55,8 @@ fn demo_connection(bootstrap: &str) -> KafkaConnection {
 }
 
 /// Runs the demo; returns the exit code.
-pub fn run(args: &DemoArgs) -> u8 {
-    let Some(rt) = crate::cli::runtime() else {
+pub fn run(hold: bool, output: crate::output::Format) -> u8 {
+    let Some(rt) = crate::commands::runtime() else {
         return EXIT_BAD_INPUT;
     };
     let cluster = match start_cluster(&rt) {
@@ -86,7 +86,7 @@ pub fn run(args: &DemoArgs) -> u8 {
 
     let report = rt.block_on(checks::run(&input, &kafka::RdKafka));
     let (models, models_error) = match report.session.clone() {
-        Some(session) => rt.block_on(crate::cli::sample_models(&conn, session)),
+        Some(session) => rt.block_on(crate::models::report::sample_models(&conn, session)),
         None => (
             Vec::new(),
             Some("the test did not reach the topics".to_string()),
@@ -107,13 +107,13 @@ pub fn run(args: &DemoArgs) -> u8 {
                 models_error,
             }],
         },
-        args.output,
+        output,
     );
     if let Err(e) = printed {
         eprintln!("error: cannot write the report: {e}");
         return EXIT_BAD_INPUT;
     }
-    if args.hold {
+    if hold {
         eprintln!("\nthe cluster keeps running: bootstrap servers {bootstrap}");
         eprintln!("point a KafkaConnection's spec.bootstrapServers at it and run `kconn check -f FILE`; Ctrl-C stops it");
         let _ = rt.block_on(tokio::signal::ctrl_c());

@@ -11,6 +11,7 @@ pub mod agents;
 pub mod api;
 pub mod checks;
 pub mod cli;
+pub mod commands;
 pub mod controller;
 pub mod demo;
 pub mod http;

@@ -138,7 +138,7 @@ async fn ten_percent_request_errors_never_break_the_test_and_it_converges() {
         if let Some(session) = report.session.clone() {
             let (models, error) = tokio::time::timeout(
                 Duration::from_secs(60),
-                kconn::cli::sample_models(&conn, session),
+                kconn::models::report::sample_models(&conn, session),
             )
             .await
             .unwrap_or_else(|_| panic!("round {round}: sampling did not end within 60 s"));
@@ -163,7 +163,8 @@ async fn ten_percent_request_errors_never_break_the_test_and_it_converges() {
         baseline,
         "the report did not return to the undisturbed one"
     );
-    let (models, error) = kconn::cli::sample_models(&conn, after.session.clone().unwrap()).await;
+    let (models, error) =
+        kconn::models::report::sample_models(&conn, after.session.clone().unwrap()).await;
     assert!(
         error.is_none() && sampled_count(&models) == Some(SAMPLED),
         "sampling did not recover: {error:?} {models:?}"

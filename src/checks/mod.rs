@@ -87,20 +87,9 @@ pub struct TestReport {
     pub session: Option<Session>,
 }
 
-/// A working way into the cluster, found by the test.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// The client settings that authenticated.
-    pub settings: crate::kafka::ClientSettings,
-    /// Matched topics, with partitions and replication factor.
-    pub topics: Vec<crate::kafka::Topic>,
-    /// Whether the brokers answered admin requests (DescribeCluster) in the test; when they did not,
-    /// later admin requests (topic configs) are not worth waiting for.
-    pub admin_answers: bool,
-    /// A Kerberos connection's private files (keytab, krb5.conf, ticket cache), kept for as long as
-    /// the session is.
-    pub kerberos_files: Option<std::sync::Arc<KerberosFiles>>,
-}
+/// A working way into the cluster, found by the test (defined with the Kafka client layer, which
+/// uses it for the sessions it runs).
+pub use crate::kafka::Session;
 
 impl TestReport {
     /// Whether any check failed (Ready=False).

@@ -173,6 +173,21 @@ pub(crate) const MAX_RECEIVE_BYTES: &str = "33554432";
 /// because relogin is off, and never holding a value from a spec or a Secret.
 pub(crate) const KINIT_CMD: &str = "true";
 
+/// A working way into the cluster, found by the test.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The client settings that authenticated.
+    pub settings: ClientSettings,
+    /// Matched topics, with partitions and replication factor.
+    pub topics: Vec<Topic>,
+    /// Whether the brokers answered admin requests (DescribeCluster) in the test; when they did not,
+    /// later admin requests (topic configs) are not worth waiting for.
+    pub admin_answers: bool,
+    /// A Kerberos connection's private files (keytab, krb5.conf, ticket cache), kept for as long as
+    /// the session is.
+    pub kerberos_files: Option<Arc<crate::kerberos::KerberosFiles>>,
+}
+
 /// A broker as the cluster advertises it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Broker {

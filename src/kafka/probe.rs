@@ -22,16 +22,20 @@ pub const SUBCOMMAND: &str = "probe-metadata";
 
 /// What the child samples for a Kerberos connection's models.
 #[derive(Serialize, Deserialize)]
-struct SampleRequest {
-    topics: Vec<super::Topic>,
-    per_topic: usize,
-    ignore_non_json: bool,
-    admin_answers: bool,
+pub struct SampleRequest {
+    /// The topics, with their partition counts.
+    pub topics: Vec<super::Topic>,
+    /// Newest messages per topic.
+    pub per_topic: usize,
+    /// `consumer.ignoreNonJsonMessages`.
+    pub ignore_non_json: bool,
+    /// Whether the brokers answered admin requests in the test.
+    pub admin_answers: bool,
 }
 
 /// What the child does.
 #[derive(Serialize, Deserialize)]
-enum Work {
+pub enum Work {
     /// The connection test's Kafka session.
     Probe(ProbeRequest),
     /// Sample topics and build their models.
@@ -62,23 +66,8 @@ pub async fn in_child(
     run_child(settings, Work::Probe(probe.clone()), timeout).await
 }
 
-/// Samples a Kerberos connection's topics and builds their models in a child process.
-pub async fn sample_in_child(
-    session: &crate::checks::Session,
-    per_topic: usize,
-    ignore_non_json: bool,
-    timeout: Duration,
-) -> Result<Vec<crate::models::report::ModelOutcome>, KafkaFailure> {
-    let sample = SampleRequest {
-        topics: session.topics.clone(),
-        per_topic,
-        ignore_non_json,
-        admin_answers: session.admin_answers,
-    };
-    run_child(&session.settings, Work::Sample(sample), timeout).await
-}
-
-async fn run_child<T: serde::de::DeserializeOwned>(
+/// Runs `work` for a Kerberos connection in a child process and returns its answer.
+pub async fn run_child<T: serde::de::DeserializeOwned>(
     settings: &ClientSettings,
     work: Work,
     timeout: Duration,
@@ -149,8 +138,12 @@ async fn run_child<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// The child's side: reads the request from stdin, answers on stdout. Returns the exit code.
-pub fn child_main() -> u8 {
+/// The child's side: reads the request from stdin, answers on stdout. Returns the exit code. A
+/// Probe is this module's own work; a Sample is handed to `sample` (model building lives above the
+/// Kafka client layer).
+pub fn child_main<S: Serialize>(
+    sample: impl FnOnce(&super::Session, &SampleRequest, Duration) -> S,
+) -> u8 {
     let mut input = Vec::new();
     if std::io::stdin().read_to_end(&mut input).is_err() {
         return 2;
@@ -182,20 +175,14 @@ pub fn child_main() -> u8 {
     let timeout = Duration::from_millis(req.timeout_ms);
     let mut stdout = std::io::stdout().lock();
     let written = match req.work {
-        Work::Sample(sample) => {
-            let session = crate::checks::Session {
+        Work::Sample(request) => {
+            let session = super::Session {
                 settings,
-                topics: sample.topics,
-                admin_answers: sample.admin_answers,
+                topics: request.topics.clone(),
+                admin_answers: request.admin_answers,
                 kerberos_files: None,
             };
-            let result = crate::models::report::sample_and_build_here(
-                &session,
-                sample.per_topic,
-                sample.ignore_non_json,
-                timeout,
-            );
-            serde_json::to_writer(&mut stdout, &result)
+            serde_json::to_writer(&mut stdout, &sample(&session, &request, timeout))
         }
         Work::Probe(probe) => {
             let result = fetch(

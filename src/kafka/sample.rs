@@ -10,7 +10,22 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{ClientSettings, KafkaFailure, Topic};
-use crate::models::Sample;
+
+/// One sampled message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes; `None` is a tombstone (a delete on a compacted topic), which carries no shape.
+    pub payload: Option<Vec<u8>>,
+    /// Too large to read into a model (`kafka::sample::MAX_SAMPLE_BYTES`, or past the refresh's byte
+    /// budget): key and payload were not kept, and the message is counted in `Model::oversized`.
+    pub oversized: bool,
+}
 
 /// Numbers each sampling client, so that concurrent samplers never share a group.id.
 static SAMPLERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -12,21 +12,8 @@ pub mod task;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// One sampled message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sample {
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Key bytes.
-    pub key: Option<Vec<u8>>,
-    /// Value bytes; `None` is a tombstone (a delete on a compacted topic), which carries no shape.
-    pub payload: Option<Vec<u8>>,
-    /// Too large to read into a model (`kafka::sample::MAX_SAMPLE_BYTES`, or past the refresh's byte
-    /// budget): key and payload were not kept, and the message is counted in `Model::oversized`.
-    pub oversized: bool,
-}
+/// One sampled message (read by the Kafka client layer, `kafka::sample`).
+pub use crate::kafka::sample::Sample;
 
 /// What the message keys are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

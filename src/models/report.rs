@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
 use super::{build, Model, Sample};
-use crate::checks::Session;
+use crate::kafka::Session;
 use crate::kafka::{sample, KafkaFailure};
 
 /// One topic's model, or why it could not be built.
@@ -57,7 +57,18 @@ fn sample_and_build_unredacted(
                     .await
                     .map_err(|e| KafkaFailure::Authentication(format!("Kerberos: {e}")))?;
             }
-            crate::kafka::probe::sample_in_child(session, per_topic, ignore_non_json, timeout).await
+            let request = crate::kafka::probe::SampleRequest {
+                topics: session.topics.clone(),
+                per_topic,
+                ignore_non_json,
+                admin_answers: session.admin_answers,
+            };
+            crate::kafka::probe::run_child::<Vec<ModelOutcome>>(
+                &session.settings,
+                crate::kafka::probe::Work::Sample(request),
+                timeout,
+            )
+            .await
         });
     }
     sample_and_build_here(session, per_topic, ignore_non_json, timeout)
@@ -181,4 +192,25 @@ pub fn fields(schema: &serde_json::Value) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Samples the session's topics as the connection's model settings say.
+pub async fn sample_models(
+    conn: &crate::api::KafkaConnection,
+    session: Session,
+) -> (Vec<ModelOutcome>, Option<String>) {
+    let per_topic = conn.spec.models.sample_messages as usize;
+    let ignore = conn.spec.consumer.ignore_non_json_messages;
+    let timeout = crate::validate::validate(&conn.spec)
+        .map(|v| v.timeout)
+        .unwrap_or(std::time::Duration::from_secs(30));
+    match tokio::task::spawn_blocking(move || {
+        sample_and_build(&session, per_topic, ignore, timeout)
+    })
+    .await
+    {
+        Ok(Ok(models)) => (models, None),
+        Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+        Err(e) => (Vec::new(), Some(format!("the sampling task failed: {e}"))),
+    }
 }

@@ -69,18 +69,11 @@ async fn wait_all(
     deadline: Duration,
     pred: impl Fn(&BTreeMap<String, KafkaConnectionStatus>) -> bool,
 ) -> BTreeMap<String, KafkaConnectionStatus> {
-    let start = Instant::now();
-    loop {
+    support::wait_until(what, deadline, || async {
         let all = statuses(conns).await;
-        if pred(&all) {
-            return all;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await; // poll interval, bounded by the deadline above
-    }
+        pred(&all).then_some(all)
+    })
+    .await
 }
 
 fn tested_by(s: &KafkaConnectionStatus) -> (String, String) {

@@ -455,7 +455,12 @@ async fn the_kdc_down_and_back() {
     )
     .await;
     let _operator = op::start(&ns, &dir.path().join("operator.log"), &[]);
-    let ticket = |s: &KafkaConnectionStatus| row(s, "KerberosTicket").1 == "TicketIssued";
+    // A status without rows (Reconciling=True, written before the first test) has no ticket yet.
+    let ticket = |s: &KafkaConnectionStatus| {
+        s.checks
+            .iter()
+            .any(|c| c.name == "KerberosTicket" && c.reason == "TicketIssued")
+    };
     wait_status(&conns, "krb", "a ticket", DEADLINE, |s| {
         ticket(s) && ready(s)
     })
@@ -625,14 +630,10 @@ async fn the_api_server_stopped_for_30_seconds() {
     down.start();
 
     // Back: a new connection is tested (the watch came back) and a spec change is followed.
-    let start = Instant::now();
-    while conns.get("before").await.is_err() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the API server did not come back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by DEADLINE
-    }
+    support::wait_until("the API server to come back", DEADLINE, || async {
+        conns.get("before").await.ok()
+    })
+    .await;
     assert!(
         secrets.get_opt("user").await.unwrap().is_none(),
         "the Secret deleted in etcd is gone"
@@ -704,15 +705,10 @@ async fn the_operator_killed_in_the_middle_of_its_work() {
         let list = conns.list(&Default::default()).await.unwrap();
         list.items.iter().filter(|c| c.status.is_some()).count()
     };
-    let start = Instant::now();
-    loop {
-        let n = tested().await;
-        if n >= 3 {
-            break;
-        }
-        assert!(start.elapsed() < DEADLINE, "no connection tested");
-        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by DEADLINE
-    }
+    support::wait_until("three connections tested", DEADLINE, || async {
+        (tested().await >= 3).then_some(())
+    })
+    .await;
     drop(first); // SIGKILL: no Lease release, tests in flight abandoned
     let at_kill = tested().await;
     assert!(
@@ -728,52 +724,50 @@ async fn the_operator_killed_in_the_middle_of_its_work() {
         &lease,
     );
     let start = Instant::now();
-    loop {
+    let what = format!("all {N} re-tested after the kill (killed after {at_kill})");
+    let done = support::wait_until_ok(&what, DEADLINE, || async {
         let list = conns.list(&Default::default()).await.unwrap();
-        let done: Vec<&KafkaConnection> = list
+        let done: Vec<KafkaConnection> = list
             .items
-            .iter()
+            .into_iter()
             .filter(|c| {
                 c.status
                     .as_ref()
                     .is_some_and(|s| s.observed_generation == c.metadata.generation)
             })
             .collect();
-        let by_second = done
-            .iter()
-            .filter(|c| {
-                c.status
-                    .as_ref()
-                    .unwrap()
-                    .tested_by
-                    .as_ref()
-                    .is_some_and(|t| t.pod == "second")
-            })
-            .count();
         if done.len() == N {
-            eprintln!(
-                "figure: operator killed after {at_kill} of {N}: all {N} whole {:.1?} after the second started ({by_second} by it)",
-                start.elapsed()
-            );
-            // Status writes of the first one still in flight at the kill (--concurrency 2) may land
-            // after the count.
-            assert!(
-                by_second + at_kill + 2 >= N,
-                "{by_second} tested by the second, {at_kill} before the kill"
-            );
-            // Every status is whole: all conditions and every check row.
-            for c in &done {
-                let s = c.status.as_ref().unwrap();
-                assert_eq!(s.conditions.len(), 8, "{s:#?}");
-                assert_eq!(s.checks.len(), 12, "{s:#?}");
-            }
-            break;
+            Ok(done)
+        } else {
+            Err(format!("{} of {N} whole", done.len()))
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{} of {N} re-tested by the second operator (killed after {at_kill})",
-            done.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by DEADLINE
+    })
+    .await;
+    let by_second = done
+        .iter()
+        .filter(|c| {
+            c.status
+                .as_ref()
+                .unwrap()
+                .tested_by
+                .as_ref()
+                .is_some_and(|t| t.pod == "second")
+        })
+        .count();
+    eprintln!(
+        "figure: operator killed after {at_kill} of {N}: all {N} whole {:.1?} after the second started ({by_second} by it)",
+        start.elapsed()
+    );
+    // Status writes of the first one still in flight at the kill (--concurrency 2) may land after
+    // the count.
+    assert!(
+        by_second + at_kill + 2 >= N,
+        "{by_second} tested by the second, {at_kill} before the kill"
+    );
+    // Every status is whole: all conditions and every check row.
+    for c in &done {
+        let s = c.status.as_ref().unwrap();
+        assert_eq!(s.conditions.len(), 8, "{s:#?}");
+        assert_eq!(s.checks.len(), 12, "{s:#?}");
     }
 }

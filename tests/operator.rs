@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kconn::api::KafkaConnection;
@@ -120,8 +120,7 @@ async fn the_operator_keeps_a_connection_tested() {
     );
     // The transition is announced: a Warning Event with the failing check's reason.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let start = Instant::now();
-    loop {
+    support::wait_until_ok("a Warning Event for the failed login", deadline, || async {
         let list = events.list(&Default::default()).await.unwrap();
         let warned = list.items.iter().any(|e| {
             e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("orders")
@@ -129,15 +128,12 @@ async fn the_operator_keeps_a_connection_tested() {
                 && e.reason.as_deref() == Some("AuthenticationFailed")
         });
         if warned {
-            break;
+            Ok(())
+        } else {
+            Err(list.items)
         }
-        assert!(
-            start.elapsed() < deadline,
-            "no Warning Event for the failed login: {:#?}",
-            list.items
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
-    }
+    })
+    .await;
 
     // Fixed again: Ready.
     secrets
@@ -330,18 +326,13 @@ async fn an_object_this_version_cannot_read_is_reported_and_does_not_stop_the_ot
         .unwrap()
     };
     // The API server may take a moment to serve the widened schema.
-    let start = Instant::now();
-    while dynamic
-        .create(&PostParams::default(), &object("from-the-future", "Mirror"))
-        .await
-        .is_err()
-    {
-        assert!(
-            start.elapsed() < deadline,
-            "the widened CRD was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
-    }
+    support::wait_until_ok("the widened CRD to be served", deadline, || async {
+        dynamic
+            .create(&PostParams::default(), &object("from-the-future", "Mirror"))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
     dynamic
         .create(&PostParams::default(), &object("fine", "Source"))
         .await
@@ -359,8 +350,7 @@ async fn an_object_this_version_cannot_read_is_reported_and_does_not_stop_the_ot
     )
     .await;
 
-    let start = Instant::now();
-    loop {
+    let status = support::wait_until_ok("the unreadable object reported", deadline, || async {
         let status = dynamic.get_status("from-the-future").await.unwrap().data["status"].clone();
         let stalled = status["conditions"]
             .as_array()
@@ -370,27 +360,25 @@ async fn an_object_this_version_cannot_read_is_reported_and_does_not_stop_the_ot
                 c["type"] == "Stalled" && c["status"] == "True" && c["reason"] == "InvalidObject"
             });
         if stalled {
-            let message = status["conditions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["type"] == "Ready")
-                .unwrap()["message"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            assert!(
-                message.contains("Mirror"),
-                "the message names the unknown value: {message}"
-            );
-            break;
+            Ok(status)
+        } else {
+            Err(status)
         }
-        assert!(
-            start.elapsed() < deadline,
-            "the unreadable object was never reported: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
-    }
+    })
+    .await;
+    let message = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("Mirror"),
+        "the message names the unknown value: {message}"
+    );
     drop(_operator);
     dynamic
         .delete("from-the-future", &DeleteParams::default())

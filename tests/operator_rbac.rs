@@ -7,7 +7,7 @@
 mod support;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -111,11 +111,11 @@ async fn the_documented_role_is_enough_and_its_absence_is_reported() {
     let conns: Api<KafkaConnection> = Api::namespaced(admin.clone(), &ns);
     conns.create(&PostParams::default(), &conn).await.unwrap();
     let (mut operator, log) = start_unprivileged(&ns, dir.path(), &[]);
-    let start = Instant::now();
-    loop {
+    let what = "Ready with its catalog under the documented Role";
+    support::wait_until_ok(what, deadline, || async {
         let status = conns.get_status("c").await.unwrap().status;
         // Ready, and the catalog written (or refused for non-JSON messages on some test topic).
-        if status.is_some_and(|s| {
+        let done = status.as_ref().is_some_and(|s| {
             s.conditions
                 .iter()
                 .any(|c| c.type_ == "Ready" && c.status == "True")
@@ -123,17 +123,14 @@ async fn the_documented_role_is_enough_and_its_absence_is_reported() {
                     c.type_ == "ModelsLoaded"
                         && ["CatalogLoaded", "NonJsonMessages"].contains(&c.reason.as_str())
                 })
-        }) {
-            break;
+        });
+        if done {
+            Ok(())
+        } else {
+            Err((status, std::fs::read_to_string(&log).unwrap_or_default()))
         }
-        assert!(
-            start.elapsed() < deadline,
-            "not Ready with its catalog under the documented Role; status: {:#?}\nlog:\n{}",
-            conns.get_status("c").await.ok().and_then(|c| c.status),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
-    }
+    })
+    .await;
 
     // SIGTERM: a clean, prompt exit.
     let pid = operator.0.id().to_string();
@@ -142,17 +139,11 @@ async fn the_documented_role_is_enough_and_its_absence_is_reported() {
         .status()
         .unwrap()
         .success());
-    let start = Instant::now();
-    let code = loop {
-        if let Some(status) = operator.0.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the operator did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50)); // poll interval, bounded by the deadline above
-    };
+    let code = support::wait_for(
+        "the operator to stop on SIGTERM",
+        Duration::from_secs(15),
+        || operator.0.try_wait().unwrap().map(|status| status.code()),
+    );
     assert_eq!(
         code,
         Some(0),

@@ -102,14 +102,33 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    wait_until_ok(what, deadline, || {
+        let next = f();
+        async move { next.await.ok_or("not yet") }
+    })
+    .await
+}
+
+/// [`wait_until`] for a check that says what it saw: `Err(last)` goes into the panic message when
+/// the deadline passes.
+pub async fn wait_until_ok<T, E: std::fmt::Debug, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut f: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let start = Instant::now();
     loop {
-        if let Some(v) = f().await {
-            return v;
-        }
+        let last = match f().await {
+            Ok(v) => return v,
+            Err(last) => last,
+        };
         assert!(
             start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
+            "timed out after {deadline:?} waiting for {what}; last seen: {last:#?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await; // poll interval, bounded by the deadline above
     }

@@ -1,7 +1,7 @@
 //! `kconn run` as a child process for the operator tests, and waits on its status.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kconn::api::{KafkaConnection, KafkaConnectionStatus};
 use kube::api::Api;
@@ -99,23 +99,13 @@ pub async fn wait_status(
     deadline: Duration,
     pred: impl Fn(&KafkaConnectionStatus) -> bool,
 ) -> KafkaConnectionStatus {
-    let start = Instant::now();
-    let mut last = None;
-    loop {
-        if let Ok(conn) = api.get_status(name).await {
-            if let Some(status) = conn.status {
-                if pred(&status) {
-                    return status;
-                }
-                last = Some(status);
-            }
+    super::wait_until_ok(what, deadline, || async {
+        match api.get_status(name).await.map(|c| c.status) {
+            Ok(Some(status)) if pred(&status) => Ok(status),
+            other => Err(other.map_err(|e| e.to_string())),
         }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}; last status: {last:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // poll interval, bounded by the deadline above
-    }
+    })
+    .await
 }
 
 pub fn condition<'a>(s: &'a KafkaConnectionStatus, type_: &str) -> Option<(&'a str, &'a str)> {

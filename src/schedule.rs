@@ -86,7 +86,13 @@ pub fn decide(o: &Observed<'_>, now: &Time) -> Decision {
             requeue_after: jitter(o.interval, o.key),
         };
     };
-    let test = if status.observed_generation != o.generation {
+    // A test announced (Reconciling=True) whose outcome never came (its operator was killed or lost
+    // the connection meanwhile) is run again at once, announced again.
+    let announced = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Reconciling" && c.status == "True");
+    let test = if status.observed_generation != o.generation || announced {
         Some(Trigger::SpecChanged)
     } else if o.requested.is_some() && o.requested != status.last_handled_test_request.as_deref() {
         Some(Trigger::Requested)
@@ -209,6 +215,20 @@ mod tests {
         assert_eq!(
             decide(&observed(Some(&s), &rotated, None), &t(10)).test,
             Some(Trigger::SecretChanged)
+        );
+        // Announced, never finished (its operator was killed): tested again at once.
+        let mut announced = s.clone();
+        announced.conditions.push(Condition {
+            type_: "Reconciling".into(),
+            status: "True".into(),
+            reason: "Testing".into(),
+            message: String::new(),
+            last_transition_time: t(5),
+            observed_generation: Some(1),
+        });
+        assert_eq!(
+            decide(&observed(Some(&announced), &secrets, None), &t(10)).test,
+            Some(Trigger::SpecChanged)
         );
         let quiet = decide(&observed(Some(&s), &secrets, None), &t(10));
         assert_eq!(quiet.test, None);

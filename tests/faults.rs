@@ -727,13 +727,18 @@ async fn the_operator_killed_in_the_middle_of_its_work() {
     let what = format!("all {N} re-tested after the kill (killed after {at_kill})");
     let done = support::wait_until_ok(&what, DEADLINE, || async {
         let list = conns.list(&Default::default()).await.unwrap();
+        // Tested to the end: the generation observed and no test announced but unfinished.
         let done: Vec<KafkaConnection> = list
             .items
             .into_iter()
             .filter(|c| {
-                c.status
-                    .as_ref()
-                    .is_some_and(|s| s.observed_generation == c.metadata.generation)
+                c.status.as_ref().is_some_and(|s| {
+                    s.observed_generation == c.metadata.generation
+                        && !s
+                            .conditions
+                            .iter()
+                            .any(|c| c.type_ == "Reconciling" && c.status == "True")
+                })
             })
             .collect();
         if done.len() == N {

@@ -164,18 +164,9 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     )
     .await?;
     metrics.agents_live.set(agents.live().len() as i64);
-    // Each watch reconciles all of its connections when membership changes.
+    // Each watch reconciles all of its connections when membership changes. The watches subscribe
+    // before the fan-out starts, so no change is lost (the channel from the Leases buffers meanwhile).
     let (membership_tx, _) = tokio::sync::broadcast::channel::<()>(16);
-    let (live_agents, live_metrics, fan_out) =
-        (agents.clone(), metrics.clone(), membership_tx.clone());
-    tokio::spawn(async move {
-        while membership.recv().await.is_some() {
-            live_metrics
-                .agents_live
-                .set(live_agents.live().len() as i64);
-            let _ = fan_out.send(());
-        }
-    });
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: Some(pod.clone()),
@@ -200,8 +191,25 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     let slots = Arc::new(tokio::sync::Semaphore::new(usize::from(concurrency)));
     let watches: Vec<Watch> = scopes
         .iter()
-        .map(|scope| Watch::new(&client, scope.as_deref(), concurrency, secret_watch))
+        .map(|scope| {
+            Watch::new(
+                &client,
+                scope.as_deref(),
+                concurrency,
+                secret_watch,
+                membership_tx.subscribe(),
+            )
+        })
         .collect();
+    let (live_agents, live_metrics) = (context.agents.clone(), context.metrics.clone());
+    tokio::spawn(async move {
+        while membership.recv().await.is_some() {
+            live_metrics
+                .agents_live
+                .set(live_agents.live().len() as i64);
+            let _ = membership_tx.send(());
+        }
+    });
     // A finished refresh goes to the watch of its namespace.
     let routes: Vec<(
         Option<String>,
@@ -263,7 +271,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     futures::future::join_all(
         watches
             .into_iter()
-            .map(|w| w.run(context.clone(), slots.clone(), membership_tx.subscribe())),
+            .map(|w| w.run(context.clone(), slots.clone())),
     )
     .await;
     lease::release(lease_client, &options.lease_namespace, &me).await;
@@ -278,10 +286,17 @@ struct Watch {
     secrets: Option<Api<PartialObjectMeta<Secret>>>,
     refreshed_tx: tokio::sync::mpsc::UnboundedSender<ObjectRef<Guarded>>,
     refreshed: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<Guarded>>,
+    membership: tokio::sync::broadcast::Receiver<()>,
 }
 
 impl Watch {
-    fn new(client: &Client, namespace: Option<&str>, concurrency: u16, secret_watch: bool) -> Self {
+    fn new(
+        client: &Client,
+        namespace: Option<&str>,
+        concurrency: u16,
+        secret_watch: bool,
+        membership: tokio::sync::broadcast::Receiver<()>,
+    ) -> Self {
         // Secrets are watched by metadata only: the operator never receives their data through the
         // watch (it reads the few a connection references when it tests it), and a cluster's
         // Secrets cost it little memory. Without the watch, a rotation is seen at the next test.
@@ -302,15 +317,11 @@ impl Watch {
             secrets: secret_watch.then_some(secrets),
             refreshed_tx,
             refreshed,
+            membership,
         }
     }
 
-    async fn run(
-        self,
-        context: Arc<Context>,
-        slots: Arc<tokio::sync::Semaphore>,
-        membership: tokio::sync::broadcast::Receiver<()>,
-    ) {
+    async fn run(self, context: Arc<Context>, slots: Arc<tokio::sync::Semaphore>) {
         let store = self.controller.store();
         // A Secret change re-tests the connections in its namespace that reference it.
         let secret_changes = match self.secrets {
@@ -337,7 +348,7 @@ impl Watch {
             Some((rx.recv().await?, rx))
         });
         // A lagged receiver missed changes: reconciling all once covers them.
-        let membership = futures::stream::unfold(membership, |mut rx| async move {
+        let membership = futures::stream::unfold(self.membership, |mut rx| async move {
             match rx.recv().await {
                 Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => None,

@@ -560,6 +560,9 @@ pub async fn reconcile<K: Kafka + 'static>(
             requested,
             secrets: &observed_secrets,
             interval,
+            timeout: valid
+                .as_ref()
+                .map_or(Duration::from_secs(30), |v| v.timeout),
             key: &uid,
         },
         &time,
@@ -661,6 +664,9 @@ pub async fn reconcile<K: Kafka + 'static>(
             requested,
             secrets: &next.observed_secrets,
             interval,
+            timeout: valid
+                .as_ref()
+                .map_or(Duration::from_secs(30), |v| v.timeout),
             key: &uid,
         },
         &now(),

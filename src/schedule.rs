@@ -44,9 +44,14 @@ pub struct Observed<'a> {
     pub secrets: &'a [ObservedSecret],
     /// `spec.check.interval`.
     pub interval: Duration,
+    /// `spec.check.timeout`: a test announced longer ago than this (and a margin) was abandoned.
+    pub timeout: Duration,
     /// A stable key for jitter (e.g. the object's uid).
     pub key: &'a str,
 }
+
+/// How long past its timeout an announced test may still be running (its outcome being written).
+const ABANDONED_MARGIN: Duration = Duration::from_secs(30);
 
 /// Spreads `d` by up to ±10 %, deterministically per key (so replicas and restarts agree).
 pub fn jitter(d: Duration, key: &str) -> Duration {
@@ -86,13 +91,28 @@ pub fn decide(o: &Observed<'_>, now: &Time) -> Decision {
             requeue_after: jitter(o.interval, o.key),
         };
     };
-    // A test announced (Reconciling=True) whose outcome never came (its operator was killed or lost
-    // the connection meanwhile) is run again at once, announced again.
-    let announced = status
+    // A test announced (Reconciling=True) whose outcome never came within its timeout (its operator
+    // was killed or lost the API server meanwhile) is run again, announced again. A younger one is
+    // running, or its outcome is on its way to this process's cache: it is waited for.
+    let announced_at = status
         .conditions
         .iter()
-        .any(|c| c.type_ == "Reconciling" && c.status == "True");
-    let test = if status.observed_generation != o.generation || announced {
+        .find(|c| c.type_ == "Reconciling" && c.status == "True")
+        .map(|c| {
+            now.0
+                .duration_since(c.last_transition_time.0)
+                .unsigned_abs()
+        });
+    let abandoned_after = o.timeout + ABANDONED_MARGIN;
+    if let Some(age) = announced_at.filter(|age| *age < abandoned_after) {
+        if status.observed_generation == o.generation {
+            return Decision {
+                test: None,
+                requeue_after: abandoned_after - age,
+            };
+        }
+    }
+    let test = if status.observed_generation != o.generation || announced_at.is_some() {
         Some(Trigger::SpecChanged)
     } else if o.requested.is_some() && o.requested != status.last_handled_test_request.as_deref() {
         Some(Trigger::Requested)
@@ -181,6 +201,7 @@ mod tests {
             requested,
             secrets,
             interval: Duration::from_secs(300),
+            timeout: Duration::from_secs(30),
             key: "uid-1",
         }
     }
@@ -216,7 +237,9 @@ mod tests {
             decide(&observed(Some(&s), &rotated, None), &t(10)).test,
             Some(Trigger::SecretChanged)
         );
-        // Announced, never finished (its operator was killed): tested again at once.
+        // Announced 5 s ago: running, or its outcome not yet in the cache; waited for until the
+        // timeout and the margin have passed. Announced and never finished (its operator was killed):
+        // tested again.
         let mut announced = s.clone();
         announced.conditions.push(Condition {
             type_: "Reconciling".into(),
@@ -226,8 +249,11 @@ mod tests {
             last_transition_time: t(5),
             observed_generation: Some(1),
         });
+        let running = decide(&observed(Some(&announced), &secrets, None), &t(10));
+        assert_eq!(running.test, None);
+        assert_eq!(running.requeue_after, Duration::from_secs(55));
         assert_eq!(
-            decide(&observed(Some(&announced), &secrets, None), &t(10)).test,
+            decide(&observed(Some(&announced), &secrets, None), &t(66)).test,
             Some(Trigger::SpecChanged)
         );
         let quiet = decide(&observed(Some(&s), &secrets, None), &t(10));

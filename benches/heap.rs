@@ -152,7 +152,7 @@ async fn bench() {
         for i in 1..=tests {
             let input = TestInput {
                 spec: &conn.spec,
-                shape_problems: &[],
+                valid: &kconn::validate::outcome(&conn.spec, &[]),
                 secrets: &secrets,
                 now: SystemTime::now(),
                 group_id: checks::group_id(&conn.spec, "heap", "heap"),

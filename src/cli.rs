@@ -409,7 +409,7 @@ pub async fn online_report(
                 Some(conn) => {
                     let input = checks::TestInput {
                         spec: &conn.spec,
-                        shape_problems: &doc.shape_problems,
+                        valid: &validate::outcome(&conn.spec, &doc.shape_problems),
                         secrets: &store,
                         now: std::time::SystemTime::now(),
                         group_id: checks::group_id(&conn.spec, &doc.namespace, &doc.name),

@@ -78,7 +78,7 @@ pub fn run(hold: bool, output: crate::output::Format) -> u8 {
     let secrets = SecretStore::default();
     let input = checks::TestInput {
         spec: &conn.spec,
-        shape_problems: &[],
+        valid: &crate::validate::outcome(&conn.spec, &[]),
         secrets: &secrets,
         now: std::time::SystemTime::now(),
         group_id: checks::group_id(&conn.spec, "default", "demo"),

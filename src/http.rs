@@ -73,7 +73,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("kconn");
+        let mut registry = Registry::with_prefix(crate::api::MANAGER);
         let reconciles = Family::<ResultLabel, Counter>::default();
         let check_duration = Family::<CheckLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))

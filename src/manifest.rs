@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::Secret;
 use serde::Deserialize;
 
-use crate::api::{reason, KafkaConnection, API_VERSION, GROUP, KIND};
+use crate::api::{KafkaConnection, Reason, API_VERSION, GROUP, KIND};
 use crate::validate::Problem;
 
 /// Where a document came from: a file and the document's 1-based position in it.
@@ -246,7 +246,7 @@ fn add_value(
             let (object, shape_problems) = if v != API_VERSION {
                 let problem = Problem::new(
                     "apiVersion",
-                    reason::UNSUPPORTED_VALUE,
+                    Reason::UnsupportedValue,
                     format!("apiVersion {v:?} is not served by this kconn"),
                     format!("use apiVersion: {API_VERSION}"),
                 );
@@ -299,7 +299,7 @@ pub fn parse_connection(
             if conn.metadata.name.as_deref().unwrap_or_default().is_empty() {
                 problems.push(Problem::new(
                     "metadata.name",
-                    reason::REQUIRED_FIELD_MISSING,
+                    Reason::RequiredFieldMissing,
                     "metadata.name is missing",
                     "give the connection a name (a DNS subdomain, e.g. orders-prod)",
                 ));
@@ -324,7 +324,7 @@ fn unknown_field(field: String) -> Problem {
     };
     Problem::new(
         field,
-        reason::UNKNOWN_FIELD,
+        Reason::UnknownField,
         "not a field of KafkaConnection v1alpha1",
         hint,
     )
@@ -346,7 +346,7 @@ fn shape_problem(path: &str, e: serde_yaml::Error) -> Problem {
         let hint = required_hint(&field);
         return Problem::new(
             field,
-            reason::REQUIRED_FIELD_MISSING,
+            Reason::RequiredFieldMissing,
             "required, but missing",
             hint,
         );
@@ -360,14 +360,14 @@ fn shape_problem(path: &str, e: serde_yaml::Error) -> Problem {
             .replace('`', "");
         return Problem::new(
             path.clone(),
-            reason::UNSUPPORTED_VALUE,
+            Reason::UnsupportedValue,
             text.replace('`', "\""),
             format!("set {path} to {expected}"),
         );
     }
     Problem::new(
         path.clone(),
-        reason::INVALID_FIELD,
+        Reason::InvalidField,
         text.replace('`', "\""),
         format!("fix the value of {path} (kubectl explain kafkaconnection.{path} describes it)"),
     )
@@ -511,7 +511,7 @@ mod tests {
             assert_eq!(p.len(), 1, "{p:?}");
             assert_eq!(
                 (p[0].field.as_str(), p[0].reason),
-                (field, reason::UNSUPPORTED_VALUE),
+                (field, Reason::UnsupportedValue),
                 "{p:?}"
             );
             assert!(p[0].hint.contains(choice), "{p:?}");
@@ -532,7 +532,7 @@ mod tests {
             let p = problems(&text);
             assert_eq!(
                 (p[0].field.as_str(), p[0].reason),
-                (field, reason::REQUIRED_FIELD_MISSING),
+                (field, Reason::RequiredFieldMissing),
                 "{p:?}"
             );
         }
@@ -547,7 +547,7 @@ mod tests {
         ));
         assert_eq!(
             (p[0].field.as_str(), p[0].reason),
-            ("spec.bootstrapServers[1]", reason::INVALID_FIELD),
+            ("spec.bootstrapServers[1]", Reason::InvalidField),
             "{p:?}"
         );
         let p = problems(&format!(
@@ -557,10 +557,10 @@ mod tests {
         assert_eq!(
             fields,
             [
-                ("spec.bootstrapServer", reason::UNKNOWN_FIELD),
+                ("spec.bootstrapServer", Reason::UnknownField),
                 (
                     "spec.authentication.sasl.secretRef.namespace",
-                    reason::UNKNOWN_FIELD
+                    Reason::UnknownField
                 )
             ]
         );
@@ -616,7 +616,7 @@ mod tests {
         );
         assert_eq!(
             (p[0].field.as_str(), p[0].reason),
-            ("apiVersion", reason::UNSUPPORTED_VALUE)
+            ("apiVersion", Reason::UnsupportedValue)
         );
     }
 }

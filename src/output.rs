@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::api::{CheckReport, CheckResult, ClusterInfo, TopicsStatus};
+use crate::api::{Check, CheckReport, CheckResult, ClusterInfo, TopicsStatus};
 use crate::models::report::ModelOutcome;
 use crate::validate::Problem;
 
@@ -103,7 +103,7 @@ pub fn table(report: &Report) -> String {
         let reason_w = c.checks.iter().map(|r| r.reason.len()).max().unwrap_or(0);
         for r in &c.checks {
             // A SpecValid failure with several problems lists each under its row.
-            let listed = r.name == crate::checks::SPEC_VALID
+            let listed = r.name == Check::SpecValid
                 && c.problems.len() > 1
                 && r.result == CheckResult::Failed;
             let message = if listed {

@@ -1,10 +1,9 @@
 //! When to test, as a pure function of the object, its status and a clock: no per-object timers.
 
+use crate::api::{ConditionStatus, ConditionType, KafkaConnectionStatus, ObservedSecret, Reason};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-use crate::api::{reason, KafkaConnectionStatus, ObservedSecret};
 
 /// Why a test runs now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +43,9 @@ pub struct Observed<'a> {
     pub secrets: &'a [ObservedSecret],
     /// `spec.check.interval`.
     pub interval: Duration,
-    /// `spec.check.timeout`: a test announced longer ago than this (and a margin) was abandoned.
-    pub timeout: Duration,
     /// A stable key for jitter (e.g. the object's uid).
     pub key: &'a str,
 }
-
-/// How long past its timeout an announced test may still be running (its outcome being written).
-const ABANDONED_MARGIN: Duration = Duration::from_secs(30);
 
 /// Spreads `d` by up to ±10 %, deterministically per key (so replicas and restarts agree).
 pub fn jitter(d: Duration, key: &str) -> Duration {
@@ -65,10 +59,17 @@ pub fn jitter(d: Duration, key: &str) -> Duration {
 /// The next delay after a failed test: doubling with the time the failure has lasted, from
 /// [`MIN_RETRY`] up to the interval. A rejected login waits the full interval: accounts get locked.
 pub fn retry_delay(status: &KafkaConnectionStatus, now: &Time, interval: Duration) -> Duration {
-    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::Ready);
     match ready {
-        Some(c) if c.status == "False" && c.reason == reason::AUTHENTICATION_FAILED => interval,
-        Some(c) if c.status == "False" => {
+        Some(c)
+            if c.status == ConditionStatus::False && c.reason == Reason::AuthenticationFailed =>
+        {
+            interval
+        }
+        Some(c) if c.status == ConditionStatus::False => {
             let failing_for = now
                 .0
                 .duration_since(c.last_transition_time.0)
@@ -91,28 +92,14 @@ pub fn decide(o: &Observed<'_>, now: &Time) -> Decision {
             requeue_after: jitter(o.interval, o.key),
         };
     };
-    // A test announced (Reconciling=True) whose outcome never came within its timeout (its operator
-    // was killed or lost the API server meanwhile) is run again, announced again. A younger one is
-    // running, or its outcome is on its way to this process's cache: it is waited for.
-    let announced_at = status
+    // A test announced (Reconciling=True) and never answered was abandoned (its operator was killed,
+    // or lost the API server before the outcome): it is run again at once. (The controller knows an
+    // announcement it answered itself, read from a cache that has not caught up, and never asks.)
+    let announced = status
         .conditions
         .iter()
-        .find(|c| c.type_ == "Reconciling" && c.status == "True")
-        .map(|c| {
-            now.0
-                .duration_since(c.last_transition_time.0)
-                .unsigned_abs()
-        });
-    let abandoned_after = o.timeout + ABANDONED_MARGIN;
-    if let Some(age) = announced_at.filter(|age| *age < abandoned_after) {
-        if status.observed_generation == o.generation {
-            return Decision {
-                test: None,
-                requeue_after: abandoned_after - age,
-            };
-        }
-    }
-    let test = if status.observed_generation != o.generation || announced_at.is_some() {
+        .any(|c| c.type_ == ConditionType::Reconciling && c.status == ConditionStatus::True);
+    let test = if status.observed_generation != o.generation || announced {
         Some(Trigger::SpecChanged)
     } else if o.requested.is_some() && o.requested != status.last_handled_test_request.as_deref() {
         Some(Trigger::Requested)
@@ -169,7 +156,12 @@ mod tests {
         Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap())
     }
 
-    fn status(tested: i64, ready: &str, reason: &str, since: i64) -> KafkaConnectionStatus {
+    fn status(
+        tested: i64,
+        ready: &str,
+        reason: impl AsRef<str>,
+        since: i64,
+    ) -> KafkaConnectionStatus {
         KafkaConnectionStatus {
             observed_generation: Some(1),
             last_test_time: Some(t(tested)),
@@ -181,7 +173,7 @@ mod tests {
             conditions: vec![Condition {
                 type_: "Ready".into(),
                 status: ready.into(),
-                reason: reason.into(),
+                reason: reason.as_ref().into(),
                 message: String::new(),
                 last_transition_time: t(since),
                 observed_generation: Some(1),
@@ -201,7 +193,6 @@ mod tests {
             requested,
             secrets,
             interval: Duration::from_secs(300),
-            timeout: Duration::from_secs(30),
             key: "uid-1",
         }
     }
@@ -237,9 +228,7 @@ mod tests {
             decide(&observed(Some(&s), &rotated, None), &t(10)).test,
             Some(Trigger::SecretChanged)
         );
-        // Announced 5 s ago: running, or its outcome not yet in the cache; waited for until the
-        // timeout and the margin have passed. Announced and never finished (its operator was killed):
-        // tested again.
+        // Announced and never answered (its operator was killed): tested again at once.
         let mut announced = s.clone();
         announced.conditions.push(Condition {
             type_: "Reconciling".into(),
@@ -249,11 +238,8 @@ mod tests {
             last_transition_time: t(5),
             observed_generation: Some(1),
         });
-        let running = decide(&observed(Some(&announced), &secrets, None), &t(10));
-        assert_eq!(running.test, None);
-        assert_eq!(running.requeue_after, Duration::from_secs(55));
         assert_eq!(
-            decide(&observed(Some(&announced), &secrets, None), &t(66)).test,
+            decide(&observed(Some(&announced), &secrets, None), &t(10)).test,
             Some(Trigger::SpecChanged)
         );
         let quiet = decide(&observed(Some(&s), &secrets, None), &t(10));
@@ -274,7 +260,7 @@ mod tests {
         let interval = Duration::from_secs(300);
         assert_eq!(
             retry_delay(
-                &status(0, "False", reason::NO_BROKER_REACHABLE, 0),
+                &status(0, "False", Reason::NoBrokerReachable, 0),
                 &t(1),
                 interval
             ),
@@ -282,7 +268,7 @@ mod tests {
         );
         assert_eq!(
             retry_delay(
-                &status(0, "False", reason::NO_BROKER_REACHABLE, 0),
+                &status(0, "False", Reason::NoBrokerReachable, 0),
                 &t(40),
                 interval
             ),
@@ -290,7 +276,7 @@ mod tests {
         );
         assert_eq!(
             retry_delay(
-                &status(0, "False", reason::NO_BROKER_REACHABLE, 0),
+                &status(0, "False", Reason::NoBrokerReachable, 0),
                 &t(4000),
                 interval
             ),
@@ -298,7 +284,7 @@ mod tests {
         );
         assert_eq!(
             retry_delay(
-                &status(0, "False", reason::AUTHENTICATION_FAILED, 0),
+                &status(0, "False", Reason::AuthenticationFailed, 0),
                 &t(1),
                 interval
             ),

@@ -7,50 +7,11 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::{
-    reason, CheckReport, CheckResult, KafkaConnectionStatus, ObservedSecret, TestedBy,
+    Check, CheckReport, CheckResult, ConditionStatus, ConditionType, KafkaConnectionStatus,
+    ObservedSecret, Reason, TestedBy,
 };
 use crate::checks::{self, TestReport};
 use crate::models::refresh::{self, Refreshed};
-
-/// Condition types.
-pub mod condition {
-    /// True when no check failed (warnings keep it True).
-    pub const READY: &str = "Ready";
-    /// True while kconn is working on a change.
-    pub const RECONCILING: &str = "Reconciling";
-    /// True when kconn cannot progress without a user change (invalid spec, missing Secret).
-    pub const STALLED: &str = "Stalled";
-    /// DNS and TCP to the bootstrap servers.
-    pub const REACHABLE: &str = "Reachable";
-    /// Authentication through a real Kafka request.
-    pub const AUTHENTICATED: &str = "Authenticated";
-    /// The permissions the role needs.
-    pub const AUTHORIZED: &str = "Authorized";
-    /// Topics matching the expression.
-    pub const TOPICS_RESOLVED: &str = "TopicsResolved";
-    /// The model catalog.
-    pub const MODELS_LOADED: &str = "ModelsLoaded";
-}
-
-/// Condition reasons of kconn's own (check reasons are used as they are).
-pub mod cond_reason {
-    /// Every check passed.
-    pub const ALL_CHECKS_PASSED: &str = "AllChecksPassed";
-    /// No check failed, some warned.
-    pub const PASSED_WITH_WARNINGS: &str = "PassedWithWarnings";
-    /// The test finished.
-    pub const TEST_COMPLETE: &str = "TestComplete";
-    /// Nothing needs the user.
-    pub const NOT_STALLED: &str = "NotStalled";
-    /// Testing is paused by `spec.suspend`.
-    pub const SUSPENDED: &str = "Suspended";
-    /// The object could not be read as a KafkaConnection.
-    pub const INVALID_OBJECT: &str = "InvalidObject";
-    /// A test of a new object or a new generation is running.
-    pub const TESTING: &str = "Testing";
-    /// No test has finished yet for this object.
-    pub const NOT_TESTED_YET: &str = "NotTestedYet";
-}
 
 /// Whether a failed check is one that only a change by a person can mend (the spec, a Secret, the
 /// brokers' certificates or ACLs): the connection is then Stalled, and kstatus (Flux, `kubectl wait`)
@@ -58,19 +19,21 @@ pub mod cond_reason {
 /// unreachable, timeouts) are not.
 pub fn needs_a_person(c: &CheckReport) -> bool {
     c.result == CheckResult::Failed
-        && (c.name == checks::SPEC_VALID
-            || c.name == checks::CREDENTIALS_RESOLVED
+        && (c.name == Check::SpecValid
+            || c.name == Check::CredentialsResolved
             || matches!(
-                c.reason.as_str(),
-                reason::AUTHENTICATION_FAILED
-                    | reason::TLS_FAILED
-                    | reason::CERTIFICATE_UNTRUSTED
-                    | reason::CERTIFICATE_EXPIRED
-                    | reason::HOSTNAME_MISMATCH
-                    | reason::PRINCIPAL_UNKNOWN
-                    | reason::KEYTAB_REJECTED
-                    | reason::NOT_AUTHORIZED
-                    | reason::PRODUCER_SETTINGS_UNSAFE
+                Reason::parse(&c.reason),
+                Some(
+                    Reason::AuthenticationFailed
+                        | Reason::TlsFailed
+                        | Reason::CertificateUntrusted
+                        | Reason::CertificateExpired
+                        | Reason::HostnameMismatch
+                        | Reason::PrincipalUnknown
+                        | Reason::KeytabRejected
+                        | Reason::NotAuthorized
+                        | Reason::ProducerSettingsUnsafe
+                )
             ))
 }
 
@@ -85,31 +48,31 @@ pub fn testing(prev: Option<&KafkaConnectionStatus>, facts: &Facts) -> KafkaConn
     let kstatus = vec![
         prev_conditions
             .iter()
-            .find(|c| c.type_ == condition::READY)
+            .find(|c| c.type_ == ConditionType::Ready)
             .cloned()
             .unwrap_or_else(|| {
                 condition(
                     prev_conditions,
-                    condition::READY,
-                    "Unknown",
-                    cond_reason::NOT_TESTED_YET,
+                    ConditionType::Ready,
+                    ConditionStatus::Unknown,
+                    Reason::NotTestedYet,
                     "the first test is running".into(),
                     facts,
                 )
             }),
         condition(
             prev_conditions,
-            condition::RECONCILING,
-            "True",
-            cond_reason::TESTING,
+            ConditionType::Reconciling,
+            ConditionStatus::True,
+            Reason::Testing,
             format!("testing generation {generation}"),
             facts,
         ),
         condition(
             prev_conditions,
-            condition::STALLED,
-            "False",
-            cond_reason::TESTING,
+            ConditionType::Stalled,
+            ConditionStatus::False,
+            Reason::Testing,
             format!("testing generation {generation}"),
             facts,
         ),
@@ -135,9 +98,9 @@ pub struct Facts {
 /// Builds a condition, keeping `lastTransitionTime` from `prev` when the status did not change.
 fn condition(
     prev: &[Condition],
-    type_: &str,
-    status: &str,
-    reason: &str,
+    type_: ConditionType,
+    status: ConditionStatus,
+    reason: impl AsRef<str>,
     message: String,
     facts: &Facts,
 ) -> Condition {
@@ -149,19 +112,24 @@ fn condition(
     Condition {
         type_: type_.to_string(),
         status: status.to_string(),
-        reason: reason.to_string(),
+        reason: reason.as_ref().to_string(),
         message,
         last_transition_time,
         observed_generation: facts.generation,
     }
 }
 
-fn area(prev: &[Condition], type_: &str, rows: &[&CheckReport], facts: &Facts) -> Condition {
+fn area(
+    prev: &[Condition],
+    type_: ConditionType,
+    rows: &[&CheckReport],
+    facts: &Facts,
+) -> Condition {
     if let Some(failed) = rows.iter().find(|r| r.result == CheckResult::Failed) {
         return condition(
             prev,
             type_,
-            "False",
+            ConditionStatus::False,
             &failed.reason,
             format!("{}: {}", failed.name, failed.message),
             facts,
@@ -169,13 +137,13 @@ fn area(prev: &[Condition], type_: &str, rows: &[&CheckReport], facts: &Facts) -
     }
     if let Some(skipped) = rows
         .iter()
-        .find(|r| r.result == CheckResult::Skipped && r.reason == reason::DEPENDENCY_FAILED)
+        .find(|r| r.result == CheckResult::Skipped && r.reason == Reason::DependencyFailed)
     {
         return condition(
             prev,
             type_,
-            "Unknown",
-            reason::DEPENDENCY_FAILED,
+            ConditionStatus::Unknown,
+            Reason::DependencyFailed,
             format!("{}: {}", skipped.name, skipped.message),
             facts,
         );
@@ -185,12 +153,19 @@ fn area(prev: &[Condition], type_: &str, rows: &[&CheckReport], facts: &Facts) -
         .rev()
         .find(|r| matches!(r.result, CheckResult::Passed | CheckResult::Warning));
     match last {
-        Some(r) => condition(prev, type_, "True", &r.reason, r.message.clone(), facts),
+        Some(r) => condition(
+            prev,
+            type_,
+            ConditionStatus::True,
+            &r.reason,
+            r.message.clone(),
+            facts,
+        ),
         None => condition(
             prev,
             type_,
-            "Unknown",
-            reason::NOT_IMPLEMENTED,
+            ConditionStatus::Unknown,
+            Reason::NotImplemented,
             "not checked".into(),
             facts,
         ),
@@ -205,11 +180,12 @@ pub fn after_test(
 ) -> KafkaConnectionStatus {
     let empty = Vec::new();
     let prev_conditions = prev.map(|p| &p.conditions).unwrap_or(&empty);
-    let rows = |names: &[&str]| {
+    // The rows of the checks that feed an area's condition (`Check::area`).
+    let rows = |area: ConditionType| {
         report
             .checks
             .iter()
-            .filter(|c| names.contains(&c.name.as_str()))
+            .filter(|c| Check::parse(&c.name).and_then(Check::area) == Some(area))
             .collect::<Vec<_>>()
     };
     let failed = report
@@ -242,25 +218,25 @@ pub fn after_test(
     let ready = match failed {
         Some(f) => condition(
             prev_conditions,
-            condition::READY,
-            "False",
+            ConditionType::Ready,
+            ConditionStatus::False,
             &f.reason,
             format!("{}: {}", f.name, f.message),
             &facts,
         ),
         None if warned => condition(
             prev_conditions,
-            condition::READY,
-            "True",
-            cond_reason::PASSED_WITH_WARNINGS,
+            ConditionType::Ready,
+            ConditionStatus::True,
+            Reason::PassedWithWarnings,
             summary,
             &facts,
         ),
         None => condition(
             prev_conditions,
-            condition::READY,
-            "True",
-            cond_reason::ALL_CHECKS_PASSED,
+            ConditionType::Ready,
+            ConditionStatus::True,
+            Reason::AllChecksPassed,
             summary,
             &facts,
         ),
@@ -270,17 +246,17 @@ pub fn after_test(
     let stalled = match stalled_by {
         Some(c) => condition(
             prev_conditions,
-            condition::STALLED,
-            "True",
+            ConditionType::Stalled,
+            ConditionStatus::True,
             &c.reason,
             format!("{}: {}", c.name, c.message),
             &facts,
         ),
         None => condition(
             prev_conditions,
-            condition::STALLED,
-            "False",
-            cond_reason::NOT_STALLED,
+            ConditionType::Stalled,
+            ConditionStatus::False,
+            Reason::NotStalled,
             "no user action is needed".into(),
             &facts,
         ),
@@ -289,56 +265,48 @@ pub fn after_test(
         ready,
         condition(
             prev_conditions,
-            condition::RECONCILING,
-            "False",
-            cond_reason::TEST_COMPLETE,
+            ConditionType::Reconciling,
+            ConditionStatus::False,
+            Reason::TestComplete,
             "the last test finished".into(),
             &facts,
         ),
         stalled,
         area(
             prev_conditions,
-            condition::REACHABLE,
-            &rows(&[
-                checks::BOOTSTRAP_RESOLVED,
-                checks::BROKERS_REACHABLE,
-                checks::TLS_HANDSHAKE,
-            ]),
+            ConditionType::Reachable,
+            &rows(ConditionType::Reachable),
             &facts,
         ),
         area(
             prev_conditions,
-            condition::AUTHENTICATED,
-            &rows(&[
-                checks::CREDENTIALS_RESOLVED,
-                checks::KERBEROS_TICKET,
-                checks::AUTHENTICATED,
-            ]),
+            ConditionType::Authenticated,
+            &rows(ConditionType::Authenticated),
             &facts,
         ),
         area(
             prev_conditions,
-            condition::AUTHORIZED,
-            &rows(&[checks::AUTHORIZED]),
+            ConditionType::Authorized,
+            &rows(ConditionType::Authorized),
             &facts,
         ),
         area(
             prev_conditions,
-            condition::TOPICS_RESOLVED,
-            &rows(&[checks::TOPICS_RESOLVED]),
+            ConditionType::TopicsResolved,
+            &rows(ConditionType::TopicsResolved),
             &facts,
         ),
         // The catalog is refreshed on its own schedule: keep what the last refresh said.
         prev_conditions
             .iter()
-            .find(|c| c.type_ == condition::MODELS_LOADED)
+            .find(|c| c.type_ == ConditionType::ModelsLoaded)
             .cloned()
             .unwrap_or_else(|| {
                 condition(
                     prev_conditions,
-                    condition::MODELS_LOADED,
-                    "Unknown",
-                    refresh::reason::REFRESHING,
+                    ConditionType::ModelsLoaded,
+                    ConditionStatus::Unknown,
+                    Reason::Refreshing,
                     "the first model refresh has not finished".into(),
                     &facts,
                 )
@@ -368,18 +336,18 @@ pub fn after_test(
 pub fn suspended(prev: Option<&KafkaConnectionStatus>, facts: &Facts) -> KafkaConnectionStatus {
     let empty = Vec::new();
     let prev_conditions = prev.map(|p| &p.conditions).unwrap_or(&empty);
-    let kept = |type_: &str| prev_conditions.iter().find(|c| c.type_ == type_).cloned();
+    let kept = |type_: ConditionType| prev_conditions.iter().find(|c| c.type_ == type_).cloned();
     let kstatus = [
-        kept(condition::READY),
+        kept(ConditionType::Ready),
         Some(condition(
             prev_conditions,
-            condition::RECONCILING,
-            "False",
-            cond_reason::SUSPENDED,
+            ConditionType::Reconciling,
+            ConditionStatus::False,
+            Reason::Suspended,
             "testing is suspended (spec.suspend)".into(),
             facts,
         )),
-        kept(condition::STALLED),
+        kept(ConditionType::Stalled),
     ];
     keeping_areas(prev, kstatus.into_iter().flatten().collect(), facts)
 }
@@ -404,12 +372,9 @@ pub fn no_agent(
     );
     let kstatus = stuck(
         prev_conditions,
-        reason::NO_AGENT_AVAILABLE,
+        Reason::NoAgentAvailable,
         message,
-        (
-            reason::NO_AGENT_AVAILABLE,
-            "waiting for an agent of the pool",
-        ),
+        (Reason::NoAgentAvailable, "waiting for an agent of the pool"),
         &facts,
     );
     keeping_areas(prev, kstatus, &facts)
@@ -424,7 +389,10 @@ fn keeping_areas(
     facts: &Facts,
 ) -> KafkaConnectionStatus {
     let areas = prev.into_iter().flat_map(|p| &p.conditions).filter(|c| {
-        ![condition::READY, condition::RECONCILING, condition::STALLED].contains(&c.type_.as_str())
+        !matches!(
+            ConditionType::parse(&c.type_),
+            Some(ConditionType::Ready | ConditionType::Reconciling | ConditionType::Stalled)
+        )
     });
     KafkaConnectionStatus {
         observed_generation: facts.generation,
@@ -436,8 +404,8 @@ fn keeping_areas(
 /// Sets the `ModelsLoaded` condition, keeping its `lastTransitionTime` when its status stays.
 pub fn set_models_condition(
     next: &mut KafkaConnectionStatus,
-    status: &str,
-    reason: &str,
+    status: ConditionStatus,
+    reason: Reason,
     message: String,
     now: &Time,
     generation: Option<i64>,
@@ -451,7 +419,7 @@ pub fn set_models_condition(
     };
     let c = condition(
         &next.conditions,
-        condition::MODELS_LOADED,
+        ConditionType::ModelsLoaded,
         status,
         reason,
         message,
@@ -460,11 +428,66 @@ pub fn set_models_condition(
     match next
         .conditions
         .iter_mut()
-        .find(|x| x.type_ == condition::MODELS_LOADED)
+        .find(|x| x.type_ == ConditionType::ModelsLoaded)
     {
         Some(old) => *old = c,
         None => next.conditions.push(c),
     }
+}
+
+/// `ModelsLoaded` while `spec.models.suspend` pauses refreshing: its status stays, the reason says why.
+pub fn models_suspended(next: &mut KafkaConnectionStatus, now: &Time, generation: Option<i64>) {
+    let kept = next
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::ModelsLoaded)
+        .and_then(|c| ConditionStatus::parse(&c.status))
+        .unwrap_or(ConditionStatus::Unknown);
+    set_models_condition(
+        next,
+        kept,
+        Reason::Suspended,
+        "model refreshing is paused by spec.models.suspend; the catalog is kept as it is".into(),
+        now,
+        generation,
+    );
+}
+
+/// `ModelsLoaded` while a refresh is due but the last test did not list the topics.
+pub fn models_waiting_for_topics(
+    next: &mut KafkaConnectionStatus,
+    now: &Time,
+    generation: Option<i64>,
+) {
+    let already = next
+        .conditions
+        .iter()
+        .any(|c| c.type_ == ConditionType::ModelsLoaded && c.reason == Reason::DependencyFailed);
+    if !already {
+        set_models_condition(
+            next,
+            ConditionStatus::Unknown,
+            Reason::DependencyFailed,
+            "waiting for the connection test to list the topics (TopicsResolved); the catalog is kept as it is".into(),
+            now,
+            generation,
+        );
+    }
+}
+
+/// Whether the last test listed the topics (a model refresh needs them).
+pub fn topics_listed(s: &KafkaConnectionStatus) -> bool {
+    s.conditions
+        .iter()
+        .any(|c| c.type_ == ConditionType::TopicsResolved && c.status == ConditionStatus::True)
+}
+
+/// The status of Ready, for the metric (`Unknown` when there is none).
+pub fn ready_status(s: &KafkaConnectionStatus) -> &str {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::Ready)
+        .map_or(ConditionStatus::Unknown.as_str(), |c| c.status.as_str())
 }
 
 /// Writes a finished refresh into the status: `status.models`, `ModelsLoaded`, and the
@@ -501,32 +524,32 @@ pub fn after_refresh(
 /// reason and message: what a connection that cannot progress without a user change shows.
 fn stuck(
     prev_conditions: &[Condition],
-    reason: &str,
+    reason: Reason,
     message: String,
-    reconciling: (&str, &str),
+    reconciling: (Reason, &str),
     facts: &Facts,
 ) -> Vec<Condition> {
     vec![
         condition(
             prev_conditions,
-            condition::READY,
-            "False",
+            ConditionType::Ready,
+            ConditionStatus::False,
             reason,
             message.clone(),
             facts,
         ),
         condition(
             prev_conditions,
-            condition::RECONCILING,
-            "False",
+            ConditionType::Reconciling,
+            ConditionStatus::False,
             reconciling.0,
             reconciling.1.into(),
             facts,
         ),
         condition(
             prev_conditions,
-            condition::STALLED,
-            "True",
+            ConditionType::Stalled,
+            ConditionStatus::True,
             reason,
             message,
             facts,
@@ -547,7 +570,7 @@ pub fn invalid_object(
     let row = checks::spec_valid(
         &[crate::validate::Problem::new(
             "spec",
-            reason::INVALID_FIELD,
+            Reason::InvalidField,
             message.clone(),
             "fix the field named in the message (kubectl explain kafkaconnection.spec)",
         )],
@@ -557,9 +580,9 @@ pub fn invalid_object(
         observed_generation: facts.generation,
         conditions: stuck(
             prev_conditions,
-            cond_reason::INVALID_OBJECT,
+            Reason::InvalidObject,
             message,
-            (cond_reason::TEST_COMPLETE, "nothing to test"),
+            (Reason::TestComplete, "nothing to test"),
             &facts,
         ),
         checks: vec![row],
@@ -590,23 +613,23 @@ pub fn ready_transition(
     let ready = |s: &KafkaConnectionStatus| {
         s.conditions
             .iter()
-            .find(|c| c.type_ == condition::READY)
+            .find(|c| c.type_ == ConditionType::Ready)
             .cloned()
     };
-    let before = prev.and_then(ready).map(|c| c.status);
+    let status = |c: &Condition| ConditionStatus::parse(&c.status);
+    let before = prev.and_then(ready).and_then(|c| status(&c));
     let after = ready(next)?;
-    match (before.as_deref(), after.status.as_str()) {
-        (Some("False"), "False") | (Some("True"), "True") | (None | Some("Unknown"), "True") => {
-            None
-        }
-        (_, "False") => Some(ReadyEvent {
+    use ConditionStatus::{False, True, Unknown};
+    match (before, status(&after)?) {
+        (Some(False), False) | (Some(True), True) | (None | Some(Unknown), True) => None,
+        (_, False) => Some(ReadyEvent {
             warning: true,
             reason: after.reason,
             note: after.message,
         }),
-        (Some("False"), "True") => Some(ReadyEvent {
+        (Some(False), True) => Some(ReadyEvent {
             warning: false,
-            reason: "Recovered".into(),
+            reason: Reason::Recovered.into(),
             note: after.message,
         }),
         _ => None,
@@ -648,11 +671,12 @@ mod tests {
         Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap())
     }
 
-    fn row(name: &str, result: CheckResult, reason: &str) -> CheckReport {
+    fn row(name: impl AsRef<str>, result: CheckResult, reason: impl AsRef<str>) -> CheckReport {
+        let name = name.as_ref();
         CheckReport {
             name: name.into(),
             result,
-            reason: reason.into(),
+            reason: reason.as_ref().into(),
             message: format!("{name} says so"),
             hint: None,
             field: None,
@@ -694,14 +718,14 @@ mod tests {
     fn ready_follows_failures_and_warnings() {
         let ok = report(vec![
             row(
-                checks::BROKERS_REACHABLE,
+                Check::BrokersReachable,
                 CheckResult::Warning,
-                reason::SOME_BROKERS_UNREACHABLE,
+                Reason::SomeBrokersUnreachable,
             ),
             row(
-                checks::AUTHENTICATED,
+                Check::Authenticated,
                 CheckResult::Passed,
-                reason::AUTHENTICATED,
+                Reason::Authenticated,
             ),
         ]);
         let s = after_test(None, &ok, facts(t(0)));
@@ -710,7 +734,7 @@ mod tests {
                 get(&s, "Ready").status.as_str(),
                 get(&s, "Ready").reason.as_str()
             ),
-            ("True", cond_reason::PASSED_WITH_WARNINGS)
+            ("True", Reason::PassedWithWarnings.as_str())
         );
         assert_eq!(get(&s, "Reachable").status, "True");
         assert_eq!(get(&s, "Stalled").status, "False");
@@ -718,14 +742,14 @@ mod tests {
 
         let bad = report(vec![
             row(
-                checks::AUTHENTICATED,
+                Check::Authenticated,
                 CheckResult::Failed,
-                reason::AUTHENTICATION_FAILED,
+                Reason::AuthenticationFailed,
             ),
             row(
-                checks::TOPICS_RESOLVED,
+                Check::TopicsResolved,
                 CheckResult::Skipped,
-                reason::DEPENDENCY_FAILED,
+                Reason::DependencyFailed,
             ),
         ]);
         let s = after_test(None, &bad, facts(t(0)));
@@ -734,7 +758,7 @@ mod tests {
                 get(&s, "Ready").status.as_str(),
                 get(&s, "Ready").reason.as_str()
             ),
-            ("False", reason::AUTHENTICATION_FAILED)
+            ("False", Reason::AuthenticationFailed.as_str())
         );
         assert_eq!(get(&s, "Authenticated").status, "False");
         assert_eq!(get(&s, "TopicsResolved").status, "Unknown");
@@ -750,9 +774,9 @@ mod tests {
         let s = after_test(
             None,
             &report(vec![row(
-                checks::CREDENTIALS_RESOLVED,
+                Check::CredentialsResolved,
                 CheckResult::Failed,
-                reason::SECRET_NOT_FOUND,
+                Reason::SecretNotFound,
             )]),
             facts(t(0)),
         );
@@ -761,39 +785,31 @@ mod tests {
                 get(&s, "Stalled").status.as_str(),
                 get(&s, "Stalled").reason.as_str()
             ),
-            ("True", reason::SECRET_NOT_FOUND)
+            ("True", Reason::SecretNotFound.as_str())
         );
     }
 
     #[test]
     fn only_failures_a_person_must_mend_stall() {
         let cases = [
-            (checks::AUTHENTICATED, reason::AUTHENTICATION_FAILED, "True"),
-            (checks::AUTHENTICATED, reason::TLS_FAILED, "True"),
-            (checks::TLS_HANDSHAKE, reason::CERTIFICATE_UNTRUSTED, "True"),
-            (checks::TLS_HANDSHAKE, reason::HOSTNAME_MISMATCH, "True"),
-            (checks::KERBEROS_TICKET, reason::KEYTAB_REJECTED, "True"),
-            (checks::KERBEROS_TICKET, reason::PRINCIPAL_UNKNOWN, "True"),
-            (checks::AUTHORIZED, reason::NOT_AUTHORIZED, "True"),
+            (Check::Authenticated, Reason::AuthenticationFailed, "True"),
+            (Check::Authenticated, Reason::TlsFailed, "True"),
+            (Check::TlsHandshake, Reason::CertificateUntrusted, "True"),
+            (Check::TlsHandshake, Reason::HostnameMismatch, "True"),
+            (Check::KerberosTicket, Reason::KeytabRejected, "True"),
+            (Check::KerberosTicket, Reason::PrincipalUnknown, "True"),
+            (Check::Authorized, Reason::NotAuthorized, "True"),
             (
-                checks::CREDENTIALS_RESOLVED,
-                reason::PRINCIPAL_NOT_IN_KEYTAB,
+                Check::CredentialsResolved,
+                Reason::PrincipalNotInKeytab,
                 "True",
             ),
-            (checks::SPEC_VALID, reason::INVALID_DURATION, "True"),
-            (
-                checks::BROKERS_REACHABLE,
-                reason::NO_BROKER_REACHABLE,
-                "False",
-            ),
-            (
-                checks::BOOTSTRAP_RESOLVED,
-                reason::UNRESOLVABLE_HOSTS,
-                "False",
-            ),
-            (checks::KERBEROS_TICKET, reason::KDC_UNREACHABLE, "False"),
-            (checks::AUTHENTICATED, reason::TEST_TIMED_OUT, "False"),
-            (checks::AUTHENTICATED, reason::KAFKA_UNAVAILABLE, "False"),
+            (Check::SpecValid, Reason::InvalidDuration, "True"),
+            (Check::BrokersReachable, Reason::NoBrokerReachable, "False"),
+            (Check::BootstrapResolved, Reason::UnresolvableHosts, "False"),
+            (Check::KerberosTicket, Reason::KdcUnreachable, "False"),
+            (Check::Authenticated, Reason::TestTimedOut, "False"),
+            (Check::Authenticated, Reason::KafkaUnavailable, "False"),
         ];
         for (check, why, stalled) in cases {
             let s = after_test(
@@ -818,15 +834,15 @@ mod tests {
                 get(&s, "Ready").status.as_str(),
                 get(&s, "Ready").reason.as_str()
             ),
-            ("Unknown", cond_reason::NOT_TESTED_YET)
+            ("Unknown", Reason::NotTestedYet.as_str())
         );
         assert_eq!(get(&s, "Reconciling").status, "True");
         assert_eq!(get(&s, "Stalled").status, "False");
         // A later generation keeps what the last test found in Ready and the areas.
         let ok = report(vec![row(
-            checks::AUTHENTICATED,
+            Check::Authenticated,
             CheckResult::Passed,
-            reason::AUTHENTICATED,
+            Reason::Authenticated,
         )]);
         let done = after_test(Some(&s), &ok, f.clone());
         assert_eq!(get(&done, "Reconciling").status, "False");
@@ -843,9 +859,9 @@ mod tests {
     #[test]
     fn a_suspended_connection_keeps_its_verdict_and_follows_the_generation() {
         let ok = report(vec![row(
-            checks::AUTHENTICATED,
+            Check::Authenticated,
             CheckResult::Passed,
-            reason::AUTHENTICATED,
+            Reason::Authenticated,
         )]);
         let tested = after_test(None, &ok, facts(t(0)));
         let mut f = facts(t(60));
@@ -858,7 +874,7 @@ mod tests {
                 get(&s, "Reconciling").status.as_str(),
                 get(&s, "Reconciling").reason.as_str()
             ),
-            ("False", cond_reason::SUSPENDED)
+            ("False", Reason::Suspended.as_str())
         );
         assert_eq!(s.conditions.len(), tested.conditions.len());
         assert_eq!(
@@ -871,17 +887,17 @@ mod tests {
     #[test]
     fn transition_time_moves_only_on_flips() {
         let ok = report(vec![row(
-            checks::AUTHENTICATED,
+            Check::Authenticated,
             CheckResult::Passed,
-            reason::AUTHENTICATED,
+            Reason::Authenticated,
         )]);
         let first = after_test(None, &ok, facts(t(0)));
         let second = after_test(Some(&first), &ok, facts(t(300)));
         assert_eq!(get(&second, "Ready").last_transition_time, t(0));
         let bad = report(vec![row(
-            checks::AUTHENTICATED,
+            Check::Authenticated,
             CheckResult::Failed,
-            reason::AUTHENTICATION_FAILED,
+            Reason::AuthenticationFailed,
         )]);
         let third = after_test(Some(&second), &bad, facts(t(600)));
         assert_eq!(get(&third, "Ready").last_transition_time, t(600));
@@ -890,14 +906,14 @@ mod tests {
     #[test]
     fn events_only_on_ready_transitions() {
         let ok = report(vec![row(
-            checks::AUTHENTICATED,
+            Check::Authenticated,
             CheckResult::Passed,
-            reason::AUTHENTICATED,
+            Reason::Authenticated,
         )]);
         let bad = report(vec![row(
-            checks::AUTHENTICATED,
+            Check::Authenticated,
             CheckResult::Failed,
-            reason::AUTHENTICATION_FAILED,
+            Reason::AuthenticationFailed,
         )]);
         let first_ok = after_test(None, &ok, facts(t(0)));
         assert_eq!(
@@ -908,7 +924,7 @@ mod tests {
         let failed = after_test(Some(&first_ok), &bad, facts(t(10)));
         let ev = ready_transition(Some(&first_ok), &failed).unwrap();
         assert!(ev.warning);
-        assert_eq!(ev.reason, reason::AUTHENTICATION_FAILED);
+        assert_eq!(ev.reason, Reason::AuthenticationFailed);
         assert_eq!(
             ready_transition(
                 Some(&failed),
@@ -931,9 +947,9 @@ mod tests {
     #[test]
     fn timestamp_only_changes_inside_the_interval_are_noops() {
         let ok = report(vec![row(
-            checks::AUTHENTICATED,
+            Check::Authenticated,
             CheckResult::Passed,
-            reason::AUTHENTICATED,
+            Reason::Authenticated,
         )]);
         let first = after_test(None, &ok, facts(t(0)));
         let mut again = ok.clone();
@@ -950,9 +966,9 @@ mod tests {
             "outside the interval lastTestTime is refreshed"
         );
         let bad = report(vec![row(
-            checks::AUTHENTICATED,
+            Check::Authenticated,
             CheckResult::Failed,
-            reason::AUTHENTICATION_FAILED,
+            Reason::AuthenticationFailed,
         )]);
         assert!(!is_noop(
             Some(&first),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::api::{reason, KafkaConnectionSpec, MAX_BOOTSTRAP_SERVERS, MAX_BOOTSTRAP_SERVER_LEN};
+use crate::api::{KafkaConnectionSpec, Reason, MAX_BOOTSTRAP_SERVERS, MAX_BOOTSTRAP_SERVER_LEN};
 use crate::kerberos::{check_principal, Realm};
 use crate::topics::{TopicExpressionError, TopicMatcher};
 
@@ -19,8 +19,8 @@ use crate::topics::{TopicExpressionError, TopicMatcher};
 pub struct Problem {
     /// Path of the offending field, e.g. `spec.bootstrapServers[2]`.
     pub field: String,
-    /// Stable CamelCase reason (see [`crate::api::reason`]).
-    pub reason: &'static str,
+    /// Why, in the API's words.
+    pub reason: Reason,
     /// What is wrong. Never contains secret values (specs hold none).
     pub message: String,
     /// What to change.
@@ -31,7 +31,7 @@ impl Problem {
     /// A problem at `field`.
     pub fn new(
         field: impl Into<String>,
-        reason: &'static str,
+        reason: Reason,
         message: impl Into<String>,
         hint: impl Into<String>,
     ) -> Self {
@@ -252,7 +252,7 @@ pub struct BadInput {
     /// The field path reported.
     pub field: &'static str,
     /// The reason reported.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// What the API server does with it.
     pub api_server: ApiServer,
 }
@@ -278,168 +278,168 @@ pub fn bad_inputs() -> Vec<BadInput> {
             "empty bootstrap list",
             json!({"bootstrapServers": []}),
             "spec.bootstrapServers",
-            reason::BOOTSTRAP_SERVERS_EMPTY,
+            Reason::BootstrapServersEmpty,
             Refuses,
         ),
         case(
             "65 bootstrap servers",
             json!({"bootstrapServers": (0..65).map(|i| format!("b{i}:9092")).collect::<Vec<_>>()}),
             "spec.bootstrapServers",
-            reason::TOO_MANY_BOOTSTRAP_SERVERS,
+            Reason::TooManyBootstrapServers,
             Refuses,
         ),
         case(
             "host without port",
             json!({"bootstrapServers": ["ok:1", "kafka"]}),
             "spec.bootstrapServers[1]",
-            reason::INVALID_BOOTSTRAP_SERVER,
+            Reason::InvalidBootstrapServer,
             Refuses,
         ),
         case(
             "port 0",
             json!({"bootstrapServers": ["kafka:0"]}),
             "spec.bootstrapServers[0]",
-            reason::INVALID_BOOTSTRAP_SERVER,
+            Reason::InvalidBootstrapServer,
             Refuses,
         ),
         case(
             "port 65536",
             json!({"bootstrapServers": ["kafka:65536"]}),
             "spec.bootstrapServers[0]",
-            reason::INVALID_BOOTSTRAP_SERVER,
+            Reason::InvalidBootstrapServer,
             Refuses,
         ),
         case(
             "unbalanced IPv6",
             json!({"bootstrapServers": ["[::1"]}),
             "spec.bootstrapServers[0]",
-            reason::INVALID_BOOTSTRAP_SERVER,
+            Reason::InvalidBootstrapServer,
             Refuses,
         ),
         case(
             "257-char expression",
             json!({"topics": {"expression": "a".repeat(257)}}),
             "spec.topics.expression",
-            reason::INVALID_TOPIC_EXPRESSION_LENGTH,
+            Reason::InvalidTopicExpressionLength,
             Refuses,
         ),
         case(
             "invalid regex",
             json!({"topics": {"expression": "orders.("}}),
             "spec.topics.expression",
-            reason::INVALID_TOPIC_EXPRESSION,
+            Reason::InvalidTopicExpression,
             Accepts("CEL cannot compile a regular expression it is given as data"),
         ),
         case(
             "bad glob",
             json!({"topics": {"expression": "orders/*", "syntax": "Glob"}}),
             "spec.topics.expression",
-            reason::INVALID_TOPIC_EXPRESSION,
+            Reason::InvalidTopicExpression,
             Accepts("the glob rules are kconn's own"),
         ),
         case(
             "sasl and kerberos",
             json!({"authentication": {"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "u"}}, "kerberos": kerberos("p@R")["kerberos"]}}),
             "spec.authentication",
-            reason::CONFLICTING_AUTHENTICATION,
+            Reason::ConflictingAuthentication,
             Refuses,
         ),
         case(
             "empty authentication",
             json!({"authentication": {}}),
             "spec.authentication",
-            reason::MISSING_AUTHENTICATION,
+            Reason::MissingAuthentication,
             Refuses,
         ),
         case(
             "empty kerberos principal",
             json!({"authentication": kerberos("")}),
             "spec.authentication.kerberos.principal",
-            reason::INVALID_PRINCIPAL,
+            Reason::InvalidPrincipal,
             Refuses,
         ),
         case(
             "principal with shell syntax",
             json!({"authentication": kerberos("p$(id)@R")}),
             "spec.authentication.kerberos.principal",
-            reason::INVALID_PRINCIPAL,
+            Reason::InvalidPrincipal,
             Refuses,
         ),
         case(
             "bad secret name",
             json!({"authentication": {"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "Orders_User"}}}}),
             "spec.authentication.sasl.secretRef.name",
-            reason::INVALID_SECRET_REF,
+            Reason::InvalidSecretRef,
             Refuses,
         ),
         case(
             "bad secret key",
             json!({"authentication": {"sasl": {"mechanism": "PLAIN", "secretRef": {"name": "u", "passwordKey": "pass word"}}}}),
             "spec.authentication.sasl.secretRef.passwordKey",
-            reason::INVALID_SECRET_REF,
+            Reason::InvalidSecretRef,
             Refuses,
         ),
         case(
             "bad CA secret name",
             json!({"tls": {"caSecretRef": {"name": "-ca", "key": "ca.crt"}}}),
             "spec.tls.caSecretRef.name",
-            reason::INVALID_SECRET_REF,
+            Reason::InvalidSecretRef,
             Refuses,
         ),
         case(
             "refreshAt 25:00",
             json!({"models": {"refreshAt": "25:00"}}),
             "spec.models.refreshAt",
-            reason::INVALID_REFRESH_AT,
+            Reason::InvalidRefreshAt,
             Refuses,
         ),
         case(
             "unknown time zone",
             json!({"models": {"timeZone": "Mars/Olympus"}}),
             "spec.models.timeZone",
-            reason::UNKNOWN_TIME_ZONE,
+            Reason::UnknownTimeZone,
             Accepts("the IANA time zone database is kconn's, not the API server's"),
         ),
         case(
             "zero interval",
             json!({"check": {"interval": "0s", "timeout": "0s"}}),
             "spec.check.interval",
-            reason::INVALID_DURATION,
+            Reason::InvalidDuration,
             Refuses,
         ),
         case(
             "negative interval",
             json!({"check": {"interval": "-5m"}}),
             "spec.check.interval",
-            reason::INVALID_DURATION,
+            Reason::InvalidDuration,
             Refuses,
         ),
         case(
             "garbage interval",
             json!({"check": {"interval": "often"}}),
             "spec.check.interval",
-            reason::INVALID_DURATION,
+            Reason::InvalidDuration,
             Refuses,
         ),
         case(
             "timeout over interval",
             json!({"check": {"interval": "1m", "timeout": "2m"}}),
             "spec.check.timeout",
-            reason::TIMEOUT_EXCEEDS_INTERVAL,
+            Reason::TimeoutExceedsInterval,
             Refuses,
         ),
         case(
             "bad agent name",
             json!({"agent": {"name": "VPC A"}}),
             "spec.agent.name",
-            reason::INVALID_NAME,
+            Reason::InvalidName,
             Refuses,
         ),
         case(
             "too many samples",
             json!({"models": {"sampleMessages": 5000}}),
             "spec.models.sampleMessages",
-            reason::OUT_OF_RANGE,
+            Reason::OutOfRange,
             Refuses,
         ),
     ]
@@ -478,6 +478,19 @@ pub struct ValidSpec {
     pub time_zone: Tz,
 }
 
+/// The spec validated once, for the schedule and the connection test: [`validate`], with the problems
+/// found while reading the object (unknown fields, bad enum values) in front.
+pub fn outcome(
+    spec: &KafkaConnectionSpec,
+    shape_problems: &[Problem],
+) -> Result<ValidSpec, Vec<Problem>> {
+    match validate(spec) {
+        Ok(v) if shape_problems.is_empty() => Ok(v),
+        Ok(_) => Err(shape_problems.to_vec()),
+        Err(more) => Err(shape_problems.iter().cloned().chain(more).collect()),
+    }
+}
+
 /// Checks every rule; returns what it computed, or every broken rule (not just the first).
 pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
     let mut problems = Vec::new();
@@ -487,14 +500,14 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
     if servers.is_empty() {
         problems.push(Problem::new(
             "spec.bootstrapServers",
-            reason::BOOTSTRAP_SERVERS_EMPTY,
+            Reason::BootstrapServersEmpty,
             "no bootstrap servers are listed",
             "list at least one broker as host:port, e.g. kafka-0.kafka:9092",
         ));
     } else if servers.len() > MAX_BOOTSTRAP_SERVERS {
         problems.push(Problem::new(
             "spec.bootstrapServers",
-            reason::TOO_MANY_BOOTSTRAP_SERVERS,
+            Reason::TooManyBootstrapServers,
             format!(
                 "{} bootstrap servers are listed; the limit is 64",
                 servers.len()
@@ -508,7 +521,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             Ok(hp) => bootstrap.push(hp),
             Err(e) => problems.push(Problem::new(
                 format!("spec.bootstrapServers[{i}]"),
-                reason::INVALID_BOOTSTRAP_SERVER,
+                Reason::InvalidBootstrapServer,
                 format!("bootstrap server {e}"),
                 host_port_hint(&e),
             )),
@@ -521,15 +534,15 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
         Err(e) => {
             let (why, hint) = match &e {
                 TopicExpressionError::Empty | TopicExpressionError::TooLong(_) => (
-                    reason::INVALID_TOPIC_EXPRESSION_LENGTH,
+                    Reason::InvalidTopicExpressionLength,
                     "write an expression of 1 to 256 characters; for many topics use a common prefix, e.g. orders\\..*",
                 ),
                 TopicExpressionError::Regex(_) => (
-                    reason::INVALID_TOPIC_EXPRESSION,
+                    Reason::InvalidTopicExpression,
                     "fix the regular expression (whole-name match, no look-around or backreferences), or set spec.topics.syntax: Glob for patterns like orders.*",
                 ),
                 TopicExpressionError::EmptyGlob(_) | TopicExpressionError::GlobCharacter { .. } => (
-                    reason::INVALID_TOPIC_EXPRESSION,
+                    Reason::InvalidTopicExpression,
                     "write comma-separated patterns of topic-name characters with * and ?, e.g. orders.*, payments.?",
                 ),
             };
@@ -548,13 +561,13 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
         match (&auth.sasl, &auth.kerberos) {
             (Some(_), Some(_)) => problems.push(Problem::new(
                 "spec.authentication",
-                reason::CONFLICTING_AUTHENTICATION,
+                Reason::ConflictingAuthentication,
                 "both authentication.sasl and authentication.kerberos are set",
                 "keep the one your brokers' listener expects: sasl for PLAIN/SCRAM, kerberos for GSSAPI",
             )),
             (None, None) => problems.push(Problem::new(
                 "spec.authentication",
-                reason::MISSING_AUTHENTICATION,
+                Reason::MissingAuthentication,
                 "authentication is set but names neither sasl nor kerberos",
                 "add authentication.sasl or authentication.kerberos, or remove authentication for an unauthenticated listener",
             )),
@@ -582,7 +595,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             if let Err(msg) = check_principal(&krb.principal, Realm::Optional) {
                 problems.push(Problem::new(
                     "spec.authentication.kerberos.principal",
-                    reason::INVALID_PRINCIPAL,
+                    Reason::InvalidPrincipal,
                     msg,
                     "write the client principal as primary[/instance]@REALM, e.g. pipeline@EXAMPLE.COM",
                 ));
@@ -593,7 +606,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             {
                 problems.push(Problem::new(
                     "spec.authentication.kerberos.serviceName",
-                    reason::INVALID_NAME,
+                    Reason::InvalidName,
                     format!("service name {:?} is not the first part of a principal", krb.service_name),
                     "set the brokers' service name, the part before '/' in their principal (usually kafka)",
                 ));
@@ -638,7 +651,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             if !is_dns_name(name) {
                 problems.push(Problem::new(
                     "spec.tls.serverName",
-                    reason::INVALID_NAME,
+                    Reason::InvalidName,
                     format!("{name:?} is not a DNS name"),
                     "set the name in the brokers' certificate (or remove serverName to verify the host itself)",
                 ));
@@ -651,7 +664,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
         if group.chars().count() > 249 {
             problems.push(Problem::new(
                 "spec.consumer.groupId",
-                reason::INVALID_NAME,
+                Reason::InvalidName,
                 format!(
                     "the group id is {} characters long; the limit is 249",
                     group.chars().count()
@@ -666,7 +679,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
         if !is_dns_label(&agent.name) {
             problems.push(Problem::new(
                 "spec.agent.name",
-                reason::INVALID_NAME,
+                Reason::InvalidName,
                 format!("agent pool {:?} is not a DNS label", agent.name),
                 "use lower-case letters, digits and '-', at most 63 characters, as in kconn run --agent vpc-a; or remove spec.agent for automatic allocation",
             ));
@@ -690,7 +703,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
         if t > i {
             problems.push(Problem::new(
                 "spec.check.timeout",
-                reason::TIMEOUT_EXCEEDS_INTERVAL,
+                Reason::TimeoutExceedsInterval,
                 format!(
                     "check.timeout {} is longer than check.interval {}",
                     spec.check.timeout, spec.check.interval
@@ -708,7 +721,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             None => {
                 problems.push(Problem::new(
                 "spec.models.refreshAt",
-                reason::INVALID_REFRESH_AT,
+                Reason::InvalidRefreshAt,
                 format!("{:?} is not a time of day as HH:MM (00:00 to 23:59)", m.refresh_at),
                 "write the daily refresh time on a 24-hour clock, e.g. \"02:00\" (quoted in YAML)",
             ));
@@ -720,7 +733,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
         Err(_) => {
             problems.push(Problem::new(
                 "spec.models.timeZone",
-                reason::UNKNOWN_TIME_ZONE,
+                Reason::UnknownTimeZone,
                 format!("{:?} is not an IANA time zone", m.time_zone),
                 "use a name from the IANA database such as UTC, Europe/Berlin or America/New_York",
             ));
@@ -730,7 +743,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
     if m.sample_messages > 1000 {
         problems.push(Problem::new(
             "spec.models.sampleMessages",
-            reason::OUT_OF_RANGE,
+            Reason::OutOfRange,
             format!("sampleMessages is {}; the limit is 1000", m.sample_messages),
             "sample 1 to 1000 messages per topic (10 is usually enough)",
         ));
@@ -738,7 +751,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
     if m.large_catalog_threshold == 0 {
         problems.push(Problem::new(
             "spec.models.largeCatalogThreshold",
-            reason::OUT_OF_RANGE,
+            Reason::OutOfRange,
             "largeCatalogThreshold is 0",
             "set at least 1 (the default is 10000)",
         ));
@@ -747,7 +760,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
         if name.chars().count() > 253 {
             problems.push(Problem::new(
                 "spec.displayName",
-                reason::INVALID_NAME,
+                Reason::InvalidName,
                 format!(
                     "displayName is {} characters long; the limit is 253",
                     name.chars().count()
@@ -796,7 +809,7 @@ fn secret_name(problems: &mut Vec<Problem>, field: &str, name: &str) {
     if !is_dns_subdomain(name) {
         problems.push(Problem::new(
             field,
-            reason::INVALID_SECRET_REF,
+            Reason::InvalidSecretRef,
             format!("{name:?} is not a valid Secret name"),
             "name a Secret in the connection's namespace (lower-case letters, digits, '-' and '.')",
         ));
@@ -807,7 +820,7 @@ fn secret_key(problems: &mut Vec<Problem>, field: &str, key: &str) {
     if !is_secret_key(key) {
         problems.push(Problem::new(
             field,
-            reason::INVALID_SECRET_REF,
+            Reason::InvalidSecretRef,
             format!("{key:?} is not a valid Secret key"),
             "name a key of the Secret's data (letters, digits, '-', '_' and '.')",
         ));
@@ -825,7 +838,7 @@ fn duration(
         Ok(d) if d.is_negative() => {
             problems.push(Problem::new(
                 field,
-                reason::INVALID_DURATION,
+                Reason::InvalidDuration,
                 format!("{value:?} is negative"),
                 hint,
             ));
@@ -836,7 +849,7 @@ fn duration(
             if d.is_zero() {
                 problems.push(Problem::new(
                     field,
-                    reason::INVALID_DURATION,
+                    Reason::InvalidDuration,
                     format!("{value:?} is zero"),
                     hint,
                 ));
@@ -848,7 +861,7 @@ fn duration(
         Err(_) => {
             problems.push(Problem::new(
                 field,
-                reason::INVALID_DURATION,
+                Reason::InvalidDuration,
                 format!("{value:?} is not a duration"),
                 hint,
             ));

@@ -14,42 +14,65 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The string values of `pub const NAME: &str = "Value";` lines in a source file.
-fn string_consts(source: &str) -> Vec<String> {
-    source
-        .lines()
-        .filter(|l| l.trim_start().starts_with("pub const ") && l.contains(": &str = \""))
-        .map(|l| l.split('"').nth(1).unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn every_reason_is_explained() {
+    use kconn::api::{Check, ConditionType, Reason};
     let doc = read("docs/reasons.md");
-    let mut reasons: BTreeSet<String> = BTreeSet::new();
-    reasons.extend(string_consts(&read("src/api/reason.rs")));
-    let refresh = read("src/models/refresh.rs");
-    let module = refresh
-        .split("pub mod reason")
-        .nth(1)
-        .expect("models::refresh::reason");
-    reasons.extend(string_consts(module.split("\n}").next().unwrap()));
-    let status = read("src/status.rs");
-    let module = status
-        .split("pub mod cond_reason")
-        .nth(1)
-        .expect("status::cond_reason");
-    reasons.extend(string_consts(module.split("\n}").next().unwrap()));
-    reasons.insert("Recovered".into());
-    assert!(reasons.len() > 80, "{reasons:?}");
-    let missing: Vec<&String> = reasons
+    assert!(Reason::ALL.len() > 80);
+    let missing: Vec<&str> = Reason::ALL
         .iter()
+        .map(|r| r.as_str())
         .filter(|r| !doc.contains(&format!("`{r}`")))
         .collect();
     assert!(
         missing.is_empty(),
         "docs/reasons.md does not explain {missing:?}"
     );
+    // Every check and condition type is named there too.
+    let unnamed: Vec<&str> = Check::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .chain(ConditionType::ALL.iter().map(|c| c.as_str()))
+        .filter(|w| !doc.contains(&format!("`{w}`")))
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "docs/reasons.md does not name {unnamed:?}"
+    );
+}
+
+#[test]
+fn the_check_table_is_the_engine_s() {
+    use kconn::api::Check;
+    let doc = read("docs/reasons.md");
+    let section = doc
+        .split("## Checks")
+        .nth(1)
+        .expect("a Checks section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let words = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let rows: Vec<Vec<&str>> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    let names: Vec<String> = rows.iter().map(|r| words(r[1]).remove(0)).collect();
+    let expected: Vec<String> = Check::ALL.iter().map(|c| c.to_string()).collect();
+    assert_eq!(names, expected, "one row per check, in the order they run");
+    for (row, check) in rows.iter().zip(Check::ALL) {
+        let needs: Vec<String> = check.needs().iter().map(|c| c.to_string()).collect();
+        assert_eq!(words(row[3]), needs, "the needs of {check}");
+        let area: Vec<String> = check.area().iter().map(|a| a.to_string()).collect();
+        assert_eq!(words(row[4]), area, "the condition {check} feeds");
+    }
 }
 
 #[test]

@@ -87,9 +87,10 @@ async fn ten_percent_request_errors_never_break_the_test_and_it_converges() {
     }))
     .unwrap();
     let secrets = SecretStore::default();
+    let valid = kconn::validate::outcome(&conn.spec, &[]);
     let input = || TestInput {
         spec: &conn.spec,
-        shape_problems: &[],
+        valid: &valid,
         secrets: &secrets,
         now: SystemTime::now(),
         group_id: checks::group_id(&conn.spec, "faults", "mock"),
@@ -361,7 +362,7 @@ async fn a_cluster_advertising_hundreds_of_brokers_costs_a_bounded_test() {
     let secrets = SecretStore::default();
     let input = TestInput {
         spec: &conn.spec,
-        shape_problems: &[],
+        valid: &kconn::validate::outcome(&conn.spec, &[]),
         secrets: &secrets,
         now: SystemTime::now(),
         group_id: checks::group_id(&conn.spec, "faults", "many"),

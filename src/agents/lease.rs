@@ -2,6 +2,7 @@
 //! the lease duration, release on shutdown; read all agent Leases of the namespace, and tell the
 //! controller when the set of live members changes so that it re-decides ownership.
 
+use crate::api::MANAGER;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,9 +24,6 @@ pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 pub const COMPONENT: &str = "kconn-agent";
 /// Label holding the agent pool.
 pub const POOL_LABEL: &str = "kconn.dev/agent-pool";
-/// Field manager of Lease writes.
-pub const FIELD_MANAGER: &str = "kconn";
-
 /// The Lease name of an identity.
 pub fn lease_name(identity: &str) -> String {
     format!("kconn-agent-{identity}")
@@ -161,7 +159,7 @@ fn lease_object(me: &Member, duration: Duration) -> serde_json::Value {
         "metadata": {
             "name": lease_name(&me.identity),
             "labels": {
-                "app.kubernetes.io/managed-by": "kconn",
+                "app.kubernetes.io/managed-by": MANAGER,
                 COMPONENT_LABEL: COMPONENT,
                 POOL_LABEL: me.pool,
             },
@@ -176,7 +174,7 @@ fn lease_object(me: &Member, duration: Duration) -> serde_json::Value {
 
 /// Writes this process's Lease (create or renew), within a third of the lease duration.
 async fn renew(api: &Api<Lease>, me: &Member, duration: Duration) -> Result<(), kube::Error> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = PatchParams::apply(MANAGER).force();
     let (name, patch) = (
         lease_name(&me.identity),
         Patch::Apply(lease_object(me, duration)),

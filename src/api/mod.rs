@@ -3,8 +3,10 @@
 //!
 //! Every field's doc comment becomes its `kubectl explain` text, so they are written for users.
 
-pub mod reason;
 pub mod reference;
+mod vocab;
+
+pub use vocab::{Check, ConditionStatus, ConditionType, Reason, MANAGER};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};

@@ -3,13 +3,25 @@
 
 use std::time::SystemTime;
 
-use crate::api::{reason, CheckReport, CheckResult, KafkaConnectionSpec, KerberosAuthentication};
+use crate::api::{
+    Check, CheckReport, CheckResult, KafkaConnectionSpec, KerberosAuthentication, Reason,
+};
 use crate::kafka::{ClientSettings, SaslCredentials, TlsMaterial};
 use crate::kerberos::{conf, keytab, KerberosMaterial};
 use crate::secrets::{SecretBytes, SecretStore};
 use crate::validate::ValidSpec;
 
-use super::{row, tls, CREDENTIALS_RESOLVED};
+use super::{row, tls};
+/// The CredentialsResolved step: every referenced Secret and key, read and checked.
+pub(super) fn credentials_resolved<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
+    match resolve(t.input.spec, t.valid(), t.input.secrets, t.input.now) {
+        Ok((settings, row)) => {
+            t.settings = Some(settings);
+            row
+        }
+        Err(row) => *row,
+    }
+}
 
 /// Resolves the spec's credentials. `Err` is the failing row (field, reason, hint), boxed.
 pub fn resolve(
@@ -46,7 +58,7 @@ pub fn resolve(
             if v.expose_str().is_none() || v.expose().contains(&0) {
                 return Err(fail(
                     format!("{base}.{field}"),
-                    reason::INVALID_SECRET_VALUE,
+                    Reason::InvalidSecretValue,
                     format!("key {key:?} of Secret {:?} is not UTF-8 text without NUL bytes ({} bytes)", r.name, v.len()),
                     "SASL user names and passwords must be UTF-8 text: re-create the Secret value (kubectl create secret generic --from-literal)",
                 ));
@@ -106,13 +118,13 @@ pub fn resolve(
                 Ok(false) => {
                     return Err(fail(
                         field.to_string(),
-                        reason::KEY_MISMATCH,
+                        Reason::KeyMismatch,
                         format!("tls.key in Secret {:?} does not belong to the certificate in tls.crt (CN {:?})", cert.name, info.subject),
                         "put the certificate and the private key it was issued for into the same kubernetes.io/tls Secret",
                     ))
                 }
                 Err(why) => {
-                    return Err(fail(field.to_string(), reason::INVALID_SECRET_VALUE, format!("tls.key in Secret {:?}: {why}", cert.name), "store an unencrypted PEM private key under tls.key"))
+                    return Err(fail(field.to_string(), Reason::InvalidSecretValue, format!("tls.key in Secret {:?}: {why}", cert.name), "store an unencrypted PEM private key under tls.key"))
                 }
             }
             if info.expires_in_secs < tls::EXPIRY_WARNING.as_secs() as i64 {
@@ -134,9 +146,9 @@ pub fn resolve(
     if let Some(message) = weak {
         let hint = "re-create the keytab with AES keys (ktadd -e aes256-cts-hmac-sha1-96:normal); RC4 is disabled by default in current Kerberos and Java";
         let report = row(
-            CREDENTIALS_RESOLVED,
+            Check::CredentialsResolved,
             CheckResult::Warning,
-            reason::WEAK_ENCTYPE,
+            Reason::WeakEnctype,
             message,
             Some(hint.into()),
             Some("spec.authentication.kerberos.keytabSecretRef".into()),
@@ -149,9 +161,9 @@ pub fn resolve(
             _ => "SASL SCRAM without TLS: the password itself is not sent, but the login exchange and every message are readable on the path, and the exchange allows an offline guess of the password",
         };
         let report = row(
-            CREDENTIALS_RESOLVED,
+            Check::CredentialsResolved,
             CheckResult::Warning,
-            reason::CREDENTIALS_UNENCRYPTED,
+            Reason::CredentialsUnencrypted,
             message,
             Some("use the brokers' SASL_SSL listener and add spec.tls (caSecretRef if its CA is private)".into()),
             Some("spec.tls".into()),
@@ -160,9 +172,9 @@ pub fn resolve(
     }
     if let Some((what, secs, field)) = expiring.first() {
         let report = row(
-            CREDENTIALS_RESOLVED,
+            Check::CredentialsResolved,
             CheckResult::Warning,
-            reason::CERTIFICATE_EXPIRING_SOON,
+            Reason::CertificateExpiringSoon,
             format!("the {what} {}", tls::describe_expiry(*secs)),
             Some("renew the certificate and update the Secret (kconn re-tests when the Secret changes)".into()),
             Some(field.to_string()),
@@ -172,9 +184,9 @@ pub fn resolve(
 
     let report = if used.is_empty() {
         row(
-            CREDENTIALS_RESOLVED,
+            Check::CredentialsResolved,
             CheckResult::Passed,
-            reason::NO_CREDENTIALS,
+            Reason::NoCredentials,
             "the spec references no Secret",
             None,
             None,
@@ -183,9 +195,9 @@ pub fn resolve(
         used.sort();
         used.dedup();
         row(
-            CREDENTIALS_RESOLVED,
+            Check::CredentialsResolved,
             CheckResult::Passed,
-            reason::CREDENTIALS_RESOLVED,
+            Reason::CredentialsResolved,
             format!(
                 "read Secret{} {}",
                 if used.len() == 1 { "" } else { "s" },
@@ -198,9 +210,9 @@ pub fn resolve(
     Ok((settings, report))
 }
 
-fn fail(field: String, why: &'static str, message: String, hint: &str) -> Box<CheckReport> {
+fn fail(field: String, why: Reason, message: String, hint: &str) -> Box<CheckReport> {
     Box::new(row(
-        CREDENTIALS_RESOLVED,
+        Check::CredentialsResolved,
         CheckResult::Failed,
         why,
         message,
@@ -227,7 +239,7 @@ fn value(
     let Some(secret) = store.get(name) else {
         return Err(fail(
             format!("{secret_field}.name"),
-            reason::SECRET_NOT_FOUND,
+            Reason::SecretNotFound,
             format!("Secret {name:?} was not found in the connection's namespace"),
             "create the Secret in the same namespace as the KafkaConnection (kconn check: pass its manifest with -f), or fix the name",
         ));
@@ -235,7 +247,7 @@ fn value(
     match secret.data.get(key) {
         Some(v) if v.len() > MAX_SECRET_VALUE => Err(fail(
             key_field.to_string(),
-            reason::INVALID_SECRET_VALUE,
+            Reason::InvalidSecretValue,
             format!(
                 "key {key:?} of Secret {name:?} holds {} bytes; a Secret holds at most {MAX_SECRET_VALUE} (1 MiB)",
                 v.len()
@@ -245,7 +257,7 @@ fn value(
         Some(v) if !v.is_empty() => Ok(v.clone()),
         Some(_) => Err(fail(
             key_field.to_string(),
-            reason::INVALID_SECRET_VALUE,
+            Reason::InvalidSecretValue,
             format!("key {key:?} of Secret {name:?} is empty"),
             "put the value into the Secret",
         )),
@@ -253,7 +265,7 @@ fn value(
         // about a Secret than whether it holds the key named (see SECURITY.md).
         None => Err(fail(
             key_field.to_string(),
-            reason::SECRET_KEY_NOT_FOUND,
+            Reason::SecretKeyNotFound,
             format!(
                 "Secret {name:?} has no key {key:?} ({})",
                 match secret.data.len() {
@@ -294,7 +306,7 @@ fn kerberos(
     let entries = keytab::parse(keytab_bytes.expose()).map_err(|e| {
         fail(
             format!("{base}.keytabSecretRef"),
-            reason::INVALID_SECRET_VALUE,
+            Reason::InvalidSecretValue,
             format!("key {:?} of Secret {:?}: {e}", kt_ref.key, kt_ref.name),
             "store the binary keytab (kubectl create secret generic NAME --from-file=krb5.keytab)",
         )
@@ -302,7 +314,7 @@ fn kerberos(
     let conf_text = conf_bytes.expose_str().ok_or_else(|| {
         fail(
             format!("{base}.krb5ConfSecretRef"),
-            reason::INVALID_SECRET_VALUE,
+            Reason::InvalidSecretValue,
             format!(
                 "key {:?} of Secret {:?} is not text",
                 conf_ref.key, conf_ref.name
@@ -313,7 +325,7 @@ fn kerberos(
     let conf = conf::parse(conf_text).map_err(|e| {
         fail(
             format!("{base}.krb5ConfSecretRef"),
-            reason::INVALID_SECRET_VALUE,
+            Reason::InvalidSecretValue,
             format!("krb5.conf in Secret {:?} is malformed: {e}", conf_ref.name),
             "fix the krb5.conf ([libdefaults] default_realm, [realms] REALM = { kdc = host:port })",
         )
@@ -325,7 +337,7 @@ fn kerberos(
             None => {
                 return Err(fail(
                     format!("{base}.principal"),
-                    reason::REALM_UNKNOWN,
+                    Reason::RealmUnknown,
                     format!("the principal {:?} names no realm and krb5.conf has no default_realm", krb.principal),
                     "write the principal with its realm (pipeline@EXAMPLE.COM) or set default_realm in krb5.conf",
                 ))
@@ -343,7 +355,7 @@ fn kerberos(
             } else {
                 format!("{base}.principal")
             },
-            reason::INVALID_PRINCIPAL,
+            Reason::InvalidPrincipal,
             if from_conf {
                 format!(
                     "with default_realm from krb5.conf in Secret {:?}: {msg}",
@@ -366,7 +378,7 @@ fn kerberos(
     if conf.kdcs(realm).is_empty() && !conf.dns_lookup_kdc {
         return Err(fail(
             format!("{base}.krb5ConfSecretRef"),
-            reason::REALM_UNKNOWN,
+            Reason::RealmUnknown,
             format!("krb5.conf in Secret {:?} lists no KDC for realm {realm}", conf_ref.name),
             &format!("add [realms] {realm} = {{ kdc = kdc.example.com:88 }} to krb5.conf, or set dns_lookup_kdc = true"),
         ));
@@ -380,7 +392,7 @@ fn kerberos(
         held.dedup();
         return Err(fail(
             format!("{base}.principal"),
-            reason::PRINCIPAL_NOT_IN_KEYTAB,
+            Reason::PrincipalNotInKeytab,
             format!("the keytab in Secret {:?} has no key for {principal} (it holds: {})", kt_ref.name, super::bounded_list(&held, MAX_LISTED)),
             "set spec.authentication.kerberos.principal to a principal the keytab holds, or export a keytab for this principal (kadmin: ktadd)",
         ));
@@ -403,7 +415,7 @@ fn kerberos(
     } else {
         return Err(fail(
             format!("{base}.keytabSecretRef"),
-            reason::NO_USABLE_ENCTYPE,
+            Reason::NoUsableEnctype,
             format!(
                 "the keys for {principal} use only removed encryption types: {}",
                 names()
@@ -431,7 +443,7 @@ fn certificate(
     let info = tls::cert_info(pem, now).map_err(|why| {
         fail(
             field.to_string(),
-            reason::INVALID_SECRET_VALUE,
+            Reason::InvalidSecretValue,
             format!("key {key:?} of Secret {name:?}: {why}"),
             "store a PEM X.509 certificate under that key",
         )
@@ -439,7 +451,7 @@ fn certificate(
     if info.expires_in_secs <= 0 {
         return Err(fail(
             field.to_string(),
-            reason::CERTIFICATE_EXPIRED,
+            Reason::CertificateExpired,
             format!(
                 "the certificate {:?} in Secret {name:?} {}",
                 info.subject,
@@ -468,13 +480,15 @@ fn pem_text(
     } else {
         Err(fail(
             field.to_string(),
-            reason::INVALID_SECRET_VALUE,
+            Reason::InvalidSecretValue,
             format!("key {key:?} of Secret {name:?} holds no PEM {label} block"),
             &format!("store the PEM text (-----BEGIN {label}-----) under {key}"),
         ))
     }
 }
 
+use super::engine::Test;
+use crate::kafka::Kafka;
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,7 +526,7 @@ mod tests {
             ),
             (
                 CheckResult::Warning,
-                reason::CREDENTIALS_UNENCRYPTED,
+                Reason::CredentialsUnencrypted.as_str(),
                 Some("spec.tls")
             )
         );
@@ -523,7 +537,7 @@ mod tests {
         let (settings, report) = setup(with_tls, secret).unwrap();
         assert_eq!(
             (report.result, report.reason.as_str()),
-            (CheckResult::Passed, reason::CREDENTIALS_RESOLVED)
+            (CheckResult::Passed, Reason::CredentialsResolved.as_str())
         );
         assert_eq!(settings.protocol(), "SASL_SSL");
     }
@@ -534,34 +548,34 @@ mod tests {
             (
                 serde_json::json!([]),
                 "spec.authentication.sasl.secretRef.name",
-                reason::SECRET_NOT_FOUND,
+                Reason::SecretNotFound,
             ),
             (
                 serde_json::json!([{"metadata": {"name": "u"}, "stringData": {"username": "a"}}]),
                 "spec.authentication.sasl.secretRef.passwordKey",
-                reason::SECRET_KEY_NOT_FOUND,
+                Reason::SecretKeyNotFound,
             ),
             (
                 serde_json::json!([{"metadata": {"name": "u"}, "stringData": {"username": "a", "password": ""}}]),
                 "spec.authentication.sasl.secretRef.passwordKey",
-                reason::INVALID_SECRET_VALUE,
+                Reason::InvalidSecretValue,
             ),
             (
                 serde_json::json!([{"metadata": {"name": "u"}, "data": {"username": "YQ==", "password": "/w=="}}]),
                 "spec.authentication.sasl.secretRef.passwordKey",
-                reason::INVALID_SECRET_VALUE,
+                Reason::InvalidSecretValue,
             ),
             (
                 serde_json::json!([{"metadata": {"name": "u"}, "stringData": {"username": "a", "password": "x".repeat(MAX_SECRET_VALUE + 1)}}]),
                 "spec.authentication.sasl.secretRef.passwordKey",
-                reason::INVALID_SECRET_VALUE,
+                Reason::InvalidSecretValue,
             ),
         ];
         for (secrets, field, why) in cases {
             let r = setup(sasl_spec(), secrets).expect_err(field);
             assert_eq!(
                 (r.field.as_deref(), r.reason.as_str(), r.result),
-                (Some(field), why, CheckResult::Failed),
+                (Some(field), why.as_str(), CheckResult::Failed),
                 "{r:?}"
             );
             assert!(r.hint.is_some());
@@ -591,7 +605,10 @@ mod tests {
         let (_, report) = setup(spec.clone(), secrets(&soon, &soon_key)).unwrap();
         assert_eq!(
             (report.result, report.reason.as_str()),
-            (CheckResult::Warning, reason::CERTIFICATE_EXPIRING_SOON)
+            (
+                CheckResult::Warning,
+                Reason::CertificateExpiringSoon.as_str()
+            )
         );
         assert!(report.message.contains("expires in"), "{report:?}");
 
@@ -599,13 +616,13 @@ mod tests {
         assert_eq!(
             (r.reason.as_str(), r.field.as_deref()),
             (
-                reason::CERTIFICATE_EXPIRED,
+                Reason::CertificateExpired.as_str(),
                 Some("spec.tls.clientCertSecretRef")
             )
         );
 
         let r = setup(spec.clone(), secrets(&good, &soon_key)).unwrap_err();
-        assert_eq!(r.reason, reason::KEY_MISMATCH);
+        assert_eq!(r.reason, Reason::KeyMismatch);
         assert!(!r.message.contains("PRIVATE KEY"), "{r:?}");
 
         let r = setup(
@@ -616,7 +633,7 @@ mod tests {
             ),
         )
         .unwrap_err();
-        assert_eq!(r.reason, reason::INVALID_SECRET_VALUE);
+        assert_eq!(r.reason, Reason::InvalidSecretValue);
     }
 
     #[test]
@@ -627,6 +644,6 @@ mod tests {
             serde_json::json!([{"metadata": {"name": "ca"}, "stringData": {"ca.crt": "not pem"}}]),
         )
         .unwrap_err();
-        assert_eq!(r.reason, reason::INVALID_SECRET_VALUE);
+        assert_eq!(r.reason, Reason::InvalidSecretValue);
     }
 }

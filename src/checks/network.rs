@@ -8,7 +8,13 @@ use futures::future::join_all;
 use futures::StreamExt;
 use tokio::net::TcpStream;
 
-use crate::kafka::{api_versions, TlsMaterial};
+use tokio::time::timeout_at;
+
+use super::engine::{skipped, Test};
+use super::{bounded_list, row, session, tls, MAX_NAMED};
+use crate::api::{Check, CheckReport, CheckResult, Reason};
+use crate::kafka::{api_versions, ClusterView, Kafka, TlsMaterial};
+use crate::validate;
 
 /// What DNS said about one `host:port`.
 pub type Resolution = Result<Vec<SocketAddr>, String>;
@@ -161,6 +167,287 @@ pub fn human(d: Duration) -> String {
     } else {
         format!("{}m", d.as_secs() / 60)
     }
+}
+
+/// The BootstrapResolved step: DNS for each bootstrap host.
+pub(super) async fn bootstrap_resolved<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
+    let valid = t.valid();
+    let targets: Vec<(String, u16)> = valid
+        .bootstrap
+        .iter()
+        .map(|hp| (hp.host.clone(), hp.port))
+        .collect();
+    let resolved = match timeout_at(t.deadline, resolve_all(&targets, t.per_address)).await {
+        Ok(r) => r,
+        Err(_) => targets
+            .iter()
+            .map(|_| Err("the test ran out of time".to_string()))
+            .collect(),
+    };
+    let row = bootstrap_row(&valid.bootstrap, &resolved);
+    t.resolved = resolved;
+    row
+}
+
+/// The BrokersReachable step: TCP to each bootstrap server that resolved.
+pub(super) async fn brokers_reachable<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
+    let per_address = t.per_address;
+    let attempts = join_all(t.resolved.iter().map(|r| async move {
+        match r {
+            Ok(addrs) => connect_any(addrs, per_address).await,
+            Err(_) => Err("not resolved".to_string()),
+        }
+    }));
+    match timeout_at(t.deadline, attempts).await {
+        Ok(results) => {
+            let bootstrap = &t.valid().bootstrap;
+            t.reached = bootstrap
+                .iter()
+                .zip(&results)
+                .filter_map(|(hp, r)| r.as_ref().ok().map(|a| (hp.host.clone(), *a)))
+                .collect();
+            reach_row(bootstrap, &results)
+        }
+        Err(_) => t.timed_out(Check::BrokersReachable),
+    }
+}
+
+/// The AdvertisedListeners step: every broker the cluster advertises accepts TCP from here and, over
+/// TLS, presents a certificate every client will accept (`tls.serverName`, or else its own host).
+pub(super) async fn advertised_listeners<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
+    if let Some(brokers) = &t.advertised_failure {
+        return session::advertised_unreachable(
+            Check::AdvertisedListeners,
+            brokers,
+            "clients fail after their first metadata request",
+        );
+    }
+    let Some(view) = &t.view else {
+        return skipped(
+            Check::AdvertisedListeners,
+            Reason::DependencyFailed,
+            "Authenticated did not pass",
+        );
+    };
+    // A cluster may advertise up to 10,000 brokers: the first MAX_ADVERTISED are tried.
+    let targets: Vec<(String, u16)> = view
+        .brokers
+        .iter()
+        .take(MAX_ADVERTISED)
+        .map(|b| (b.host.clone(), b.port))
+        .collect();
+    let material = t.settings.as_ref().and_then(|s| s.tls.clone());
+    let (per_address, now) = (t.per_address, t.input.now);
+    let reach = async {
+        let results = reach_all(&targets, per_address).await;
+        let Some(material) = material else {
+            return (results, Vec::new());
+        };
+        let reached: Vec<(String, SocketAddr)> = targets
+            .iter()
+            .zip(&results)
+            .filter_map(|((host, _), r)| r.as_ref().ok().map(|a| (host.clone(), *a)))
+            .collect();
+        let verified = tls::verify_all(reached.clone(), material, per_address, now).await;
+        let failures = reached
+            .into_iter()
+            .zip(verified)
+            .filter_map(|((_, addr), r)| r.err().map(|e| (addr, e)))
+            .collect();
+        (results, failures)
+    };
+    match timeout_at(t.deadline, reach).await {
+        Ok((results, tls_failures)) => advertised_row(view, &results, &tls_failures),
+        Err(_) => t.timed_out(Check::AdvertisedListeners),
+    }
+}
+
+fn bootstrap_row(servers: &[validate::HostPort], results: &[Resolution]) -> CheckReport {
+    let failed: Vec<(usize, &str)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.as_str())))
+        .collect();
+    let detail = |&(i, e): &(usize, &str)| format!("{}: {e}", servers[i].host);
+    match failed.len() {
+        0 => row(
+            Check::BootstrapResolved,
+            CheckResult::Passed,
+            Reason::Resolved,
+            format!("{} of {} hosts resolved", servers.len(), servers.len()),
+            None,
+            None,
+        ),
+        n => {
+            let field = Some(format!("spec.bootstrapServers[{}]", failed[0].0));
+            let message = format!(
+                "{} of {} hosts resolved; {}",
+                servers.len() - n,
+                servers.len(),
+                failed.iter().map(detail).collect::<Vec<_>>().join("; ")
+            );
+            let hint = Some("check the host names for typos; from inside the cluster, use the brokers' Service DNS names (e.g. kafka-0.kafka.<namespace>.svc)".to_string());
+            if n == servers.len() {
+                row(
+                    Check::BootstrapResolved,
+                    CheckResult::Failed,
+                    Reason::UnresolvableHosts,
+                    message,
+                    hint,
+                    field,
+                )
+            } else {
+                row(
+                    Check::BootstrapResolved,
+                    CheckResult::Warning,
+                    Reason::SomeHostsUnresolved,
+                    message,
+                    hint,
+                    field,
+                )
+            }
+        }
+    }
+}
+
+/// How many unreachable servers a BrokersReachable message names one by one.
+const MAX_NAMED_FAILURES: usize = 5;
+
+fn reach_row(
+    servers: &[validate::HostPort],
+    results: &[Result<SocketAddr, String>],
+) -> CheckReport {
+    let failed: Vec<(usize, &str)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.as_str())))
+        .collect();
+    let total = servers.len();
+    match failed.len() {
+        0 => row(
+            Check::BrokersReachable,
+            CheckResult::Passed,
+            Reason::AllBrokersReachable,
+            format!("{total} of {total} reachable"),
+            None,
+            None,
+        ),
+        n => {
+            // The first few failures by name; a status message stays readable with 64 servers.
+            let mut named: Vec<String> = failed
+                .iter()
+                .take(MAX_NAMED_FAILURES)
+                .map(|&(i, e)| format!("{}: {e}", servers[i]))
+                .collect();
+            if n > MAX_NAMED_FAILURES {
+                named.push(format!("and {} more", n - MAX_NAMED_FAILURES));
+            }
+            let message = format!("{} of {total} reachable; {}", total - n, named.join("; "));
+            let field = Some(format!("spec.bootstrapServers[{}]", failed[0].0));
+            if n == total {
+                let hint = "check the ports (a listener's port, not the controller's), that the brokers run, and that network policies and firewalls let this agent through";
+                row(
+                    Check::BrokersReachable,
+                    CheckResult::Failed,
+                    Reason::NoBrokerReachable,
+                    message,
+                    Some(hint.into()),
+                    field,
+                )
+            } else {
+                let hint = "the connection works through the other servers; fix or remove the unreachable entries so a restart of the reachable brokers does not cut pipelines off";
+                row(
+                    Check::BrokersReachable,
+                    CheckResult::Warning,
+                    Reason::SomeBrokersUnreachable,
+                    message,
+                    Some(hint.into()),
+                    field,
+                )
+            }
+        }
+    }
+}
+
+/// How many advertised brokers a test connects to; a cluster that advertises more gets a warning.
+pub const MAX_ADVERTISED: usize = 256;
+
+pub(super) fn advertised_row(
+    view: &ClusterView,
+    results: &[Result<std::net::SocketAddr, String>],
+    tls_failures: &[(SocketAddr, tls::TlsError)],
+) -> CheckReport {
+    let failed: Vec<String> = view
+        .brokers
+        .iter()
+        .zip(results)
+        .filter_map(|(b, r)| {
+            r.as_ref()
+                .err()
+                .map(|e| format!("broker {} advertises {}:{}: {e}", b.id, b.host, b.port))
+        })
+        .collect();
+    let advertised = view.brokers.len();
+    if failed.is_empty() {
+        if let Some((_, first)) = tls_failures.first() {
+            let named: Vec<String> = view
+                .brokers
+                .iter()
+                .zip(results)
+                .filter_map(|(b, r)| {
+                    let addr = r.as_ref().ok()?;
+                    let (_, e) = tls_failures.iter().find(|(a, _)| a == addr)?;
+                    Some(format!(
+                        "broker {} advertises {}:{}: {e}",
+                        b.id, b.host, b.port
+                    ))
+                })
+                .collect();
+            let (why, field, hint) = tls::failure_kind(first);
+            return row(
+                Check::AdvertisedListeners,
+                CheckResult::Failed,
+                why,
+                format!(
+                    "the bootstrap servers answered, but {}; clients fail when they connect to those brokers",
+                    bounded_list(&named, MAX_NAMED)
+                ),
+                Some(format!("the brokers the cluster advertises present these certificates: {hint}")),
+                Some(field.into()),
+            );
+        }
+    }
+    if failed.is_empty() && advertised > results.len() {
+        return row(
+            Check::AdvertisedListeners,
+            CheckResult::Warning,
+            Reason::TooManyBrokers,
+            format!(
+                "the cluster advertises {advertised} brokers; the first {} accept connections from here, the others were not tried",
+                results.len()
+            ),
+            Some(format!("kconn connects to at most {MAX_ADVERTISED} advertised brokers per test; check that the bootstrap servers belong to the cluster you mean")),
+            Some("spec.bootstrapServers".into()),
+        );
+    }
+    if failed.is_empty() {
+        return row(
+            Check::AdvertisedListeners,
+            CheckResult::Passed,
+            Reason::AdvertisedListenersReachable,
+            format!("all {advertised} advertised broker addresses accept connections from here"),
+            None,
+            None,
+        );
+    }
+    row(
+        Check::AdvertisedListeners,
+        CheckResult::Failed,
+        Reason::AdvertisedListenerUnreachable,
+        format!("the bootstrap servers answered, but {}; clients fail after their first metadata request", bounded_list(&failed, MAX_NAMED)),
+        Some("the brokers' advertised.listeners must name addresses reachable from this network: use the listener meant for clients outside the brokers' network, or fix advertised.listeners on the brokers".into()),
+        Some("spec.bootstrapServers".into()),
+    )
 }
 
 #[cfg(test)]

@@ -2,11 +2,48 @@
 //! Kafka reports as authorized (KIP-430; nothing is produced and no group is joined), replication
 //! factors, `min.insync.replicas`, and the brokers' highest Produce version.
 
-use crate::api::{reason, Acks, CheckReport, CheckResult, Compression, ProducerSettings, Role};
+use crate::api::{
+    Acks, Check, CheckReport, CheckResult, Compression, ProducerSettings, Reason, Role,
+};
 use crate::kafka::ffi::{ApiError, Op};
 use crate::kafka::ClusterView;
 
-use super::{row, AUTHORIZED, PRODUCER_SETTINGS};
+use super::row;
+/// The Authorized step: the role's permissions, from what the session described.
+pub(super) fn authorized_step<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
+    match &t.view {
+        Some(view) => authorized(t.input.spec.role, &t.input.group_id, view),
+        None => skipped(
+            Check::Authorized,
+            Reason::DependencyFailed,
+            "TopicsResolved did not run",
+        ),
+    }
+}
+
+/// The ProducerSettings step: acks against the topics' min.insync.replicas, and the codec against
+/// what the brokers support (zstd needs Produce v7, asked of a reachable bootstrap server).
+pub(super) async fn producer_settings_step<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
+    let Some(view) = &t.view else {
+        return skipped(
+            Check::ProducerSettings,
+            Reason::DependencyFailed,
+            "TopicsResolved did not run",
+        );
+    };
+    let producer = &t.input.spec.producer;
+    let produce_max = if producer.compression == Compression::Zstd {
+        let material = t.settings.as_ref().and_then(|s| s.tls.clone());
+        let left = t
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(t.per_address);
+        Some(network::produce_max_version(&t.reached, material, left).await)
+    } else {
+        None
+    };
+    producer_settings(producer, view, produce_max)
+}
 
 /// Whether `ops` allow `needed` (ALL allows everything; READ, WRITE, DELETE and ALTER imply DESCRIBE).
 fn allows(ops: &[Op], needed: Op) -> bool {
@@ -142,9 +179,9 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
         }
         let hint = "grant the principal the missing ACLs (for example: kafka-acls --add --allow-principal User:NAME --operation Read --topic PREFIX --resource-pattern-type prefixed), narrow spec.topics, or set spec.role to what pipelines really do";
         return row(
-            AUTHORIZED,
+            Check::Authorized,
             CheckResult::Failed,
-            reason::NOT_AUTHORIZED,
+            Reason::NotAuthorized,
             message,
             Some(hint.into()),
             Some(field.into()),
@@ -162,9 +199,9 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
             "check the principal's ACLs by hand (kafka-acls --list), or upgrade the brokers (Kafka 2.3+ reports permissions)"
         };
         return row(
-            AUTHORIZED,
+            Check::Authorized,
             CheckResult::Warning,
-            reason::PERMISSIONS_UNVERIFIED,
+            Reason::PermissionsUnverified,
             message,
             Some(hint.into()),
             None,
@@ -172,9 +209,9 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
     }
     if granted.is_empty() {
         return row(
-            AUTHORIZED,
+            Check::Authorized,
             CheckResult::Passed,
-            reason::AUTHORIZED,
+            Reason::Authorized,
             "no topic matches, nothing to authorize",
             None,
             None,
@@ -186,9 +223,9 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
         String::new()
     };
     row(
-        AUTHORIZED,
+        Check::Authorized,
         CheckResult::Passed,
-        reason::AUTHORIZED,
+        Reason::Authorized,
         format!("may {}{sampled}", granted.join(", ")),
         None,
         None,
@@ -295,9 +332,9 @@ pub fn producer_settings(
             "spec.producer.acks"
         };
         return row(
-            PRODUCER_SETTINGS,
+            Check::ProducerSettings,
             CheckResult::Failed,
-            reason::PRODUCER_SETTINGS_UNSAFE,
+            Reason::ProducerSettingsUnsafe,
             message,
             Some(hint.into()),
             Some(field.into()),
@@ -306,9 +343,9 @@ pub fn producer_settings(
     if !warnings.is_empty() {
         let hint = "grant DESCRIBE_CONFIGS on the topics so kconn can verify durability, or check the topics' min.insync.replicas by hand";
         return row(
-            PRODUCER_SETTINGS,
+            Check::ProducerSettings,
             CheckResult::Warning,
-            reason::PRODUCER_SETTINGS_UNVERIFIED,
+            Reason::ProducerSettingsUnverified,
             warnings.join("; "),
             Some(hint.into()),
             None,
@@ -328,15 +365,18 @@ pub fn producer_settings(
         producer.compression.as_str()
     );
     row(
-        PRODUCER_SETTINGS,
+        Check::ProducerSettings,
         CheckResult::Passed,
-        reason::PRODUCER_SETTINGS_OK,
+        Reason::ProducerSettingsOk,
         message,
         None,
         None,
     )
 }
 
+use super::engine::{skipped, Test};
+use super::network;
+use crate::kafka::Kafka;
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,7 +423,7 @@ mod tests {
         let target = authorized(Role::Target, "grp", &v);
         assert_eq!(
             (target.result, target.reason.as_str()),
-            (CheckResult::Failed, reason::NOT_AUTHORIZED)
+            (CheckResult::Failed, Reason::NotAuthorized.as_str())
         );
         assert!(
             target.message.contains("may not write 1 of 2 topics: b"),
@@ -434,7 +474,7 @@ mod tests {
         let row = authorized(Role::Source, "g", &v);
         assert_eq!(
             (row.result, row.reason.as_str()),
-            (CheckResult::Warning, reason::PERMISSIONS_UNVERIFIED),
+            (CheckResult::Warning, Reason::PermissionsUnverified.as_str()),
             "{}",
             row.message
         );
@@ -471,7 +511,7 @@ mod tests {
         );
         assert_eq!(
             (row.result, row.reason.as_str()),
-            (CheckResult::Warning, reason::PERMISSIONS_UNVERIFIED)
+            (CheckResult::Warning, Reason::PermissionsUnverified.as_str())
         );
         assert!(row.hint.as_deref().unwrap().contains("kafka-acls --list"));
     }

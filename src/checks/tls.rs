@@ -11,7 +11,12 @@ use openssl::ssl::{Ssl, SslContext, SslMethod, SslStream, SslVerifyMode};
 use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::{X509VerifyResult, X509};
 
-use crate::kafka::TlsMaterial;
+use tokio::time::timeout_at;
+
+use super::engine::{skipped, Test};
+use super::row;
+use crate::api::{Check, CheckReport, CheckResult, Reason};
+use crate::kafka::{Kafka, TlsMaterial};
 
 /// Certificates expiring sooner than this are a Warning.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -353,6 +358,125 @@ pub(crate) fn self_signed(cn: &str, from_days: i64, to_days: i64) -> (String, St
     let cert = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
     let key = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
     (cert, key)
+}
+
+/// The TlsHandshake step: a handshake with each reachable bootstrap server, verifying the chain and
+/// the name (`tls.serverName`, or else the host).
+pub(super) async fn tls_handshake<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
+    let Some(material) = t.settings.as_ref().and_then(|s| s.tls.clone()) else {
+        return skipped(
+            Check::TlsHandshake,
+            Reason::DependencyFailed,
+            "CredentialsResolved failed",
+        );
+    };
+    let server_name = material.server_name.clone();
+    let hosts: Vec<String> = t.reached.iter().map(|(h, _)| h.clone()).collect();
+    let handshakes = handshake_all(
+        t.reached.clone(),
+        server_name.clone(),
+        material,
+        t.per_address,
+        t.input.now,
+    );
+    match timeout_at(t.deadline, handshakes).await {
+        Ok(results) => handshake_row(&hosts, server_name.as_deref(), &results),
+        Err(_) => t.timed_out(Check::TlsHandshake),
+    }
+}
+
+/// The reason, field and hint for a failed handshake.
+pub(super) fn failure_kind(e: &TlsError) -> (Reason, &'static str, &'static str) {
+    match e {
+        TlsError::Untrusted(_) => (
+            Reason::CertificateUntrusted,
+            "spec.tls.caSecretRef",
+            "put the CA that signed the brokers' certificates into the Secret named by spec.tls.caSecretRef (without it, the system roots are trusted)",
+        ),
+        TlsError::HostnameMismatch(_) => (
+            Reason::HostnameMismatch,
+            "spec.tls.serverName",
+            "connect by a name the certificate lists (its subjectAltName), or set spec.tls.serverName to one of them",
+        ),
+        TlsError::Expired(_) => {
+            (Reason::CertificateExpired, "spec.bootstrapServers", "the brokers' certificates must be renewed on the brokers")
+        }
+        TlsError::Material(_) => (Reason::InvalidSecretValue, "spec.tls", "fix the PEM material in the TLS Secrets"),
+        TlsError::Connect(_) | TlsError::Handshake(_) => (
+            Reason::TlsHandshakeFailed,
+            "spec.tls",
+            "check that the bootstrap servers are TLS listeners (SSL or SASL_SSL); remove spec.tls for a PLAINTEXT listener",
+        ),
+    }
+}
+
+fn handshake_row(
+    hosts: &[String],
+    server_name: Option<&str>,
+    results: &[Result<Handshake, TlsError>],
+) -> CheckReport {
+    let failures: Vec<(&str, &TlsError)> = hosts
+        .iter()
+        .zip(results)
+        .filter_map(|(h, r)| r.as_ref().err().map(|e| (h.as_str(), e)))
+        .collect();
+    if let Some(&(_, first)) = failures.first() {
+        let (why, field, hint) = failure_kind(first);
+        let detail = failures
+            .iter()
+            .map(|(h, e)| format!("{h}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return row(
+            Check::TlsHandshake,
+            CheckResult::Failed,
+            why,
+            detail,
+            Some(hint.into()),
+            Some(field.into()),
+        );
+    }
+    let done: Vec<&Handshake> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let Some(soonest) = done.iter().min_by_key(|h| h.expires_in_secs) else {
+        return skipped(
+            Check::TlsHandshake,
+            Reason::DependencyFailed,
+            "no reachable bootstrap server to shake hands with",
+        );
+    };
+    let versions: std::collections::BTreeSet<&str> =
+        done.iter().map(|h| h.version.as_str()).collect();
+    let verified_as = server_name
+        .map(|n| format!(" (verified as {n})"))
+        .unwrap_or_default();
+    let message = format!(
+        "{} with {} of {} servers{verified_as}; certificate {:?} {}",
+        versions.into_iter().collect::<Vec<_>>().join("/"),
+        done.len(),
+        hosts.len(),
+        soonest.subject,
+        describe_expiry(soonest.expires_in_secs)
+    );
+    if soonest.expires_in_secs < EXPIRY_WARNING.as_secs() as i64 {
+        let hint = Some("renew the brokers' certificates before they expire".to_string());
+        row(
+            Check::TlsHandshake,
+            CheckResult::Warning,
+            Reason::CertificateExpiringSoon,
+            message,
+            hint,
+            Some("spec.bootstrapServers".into()),
+        )
+    } else {
+        row(
+            Check::TlsHandshake,
+            CheckResult::Passed,
+            Reason::TlsVerified,
+            message,
+            None,
+            None,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! `kconn.dev/refresh-requested-at` annotation, spec changes, `models.suspend`), what a finished
 //! refresh changed, and the `status.models` and `ModelsLoaded` condition it leads to.
 
+use crate::api::{ConditionStatus, ModelChanges, ModelSettings, ModelsStatus, Reason};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -11,7 +12,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::report::ModelOutcome;
 use super::schedule::{next_refresh, schedule};
 use super::Model;
-use crate::api::{ModelChanges, ModelSettings, ModelsStatus};
 
 /// Converts a Kubernetes time to chrono.
 pub fn to_chrono(t: &Time) -> DateTime<Utc> {
@@ -173,34 +173,10 @@ pub struct Written {
 /// Why a refresh produced no catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshFailure {
-    /// A stable CamelCase reason.
-    pub reason: &'static str,
+    /// Why, in the API's words.
+    pub reason: Reason,
     /// What happened (no secret values).
     pub message: String,
-}
-
-/// Reasons of the `ModelsLoaded` condition.
-pub mod reason {
-    /// The catalog is stored and every matched topic has a model.
-    pub const CATALOG_LOADED: &str = "CatalogLoaded";
-    /// Some topics hold messages that are not JSON objects.
-    pub const NON_JSON_MESSAGES: &str = "NonJsonMessages";
-    /// The first refresh has not finished yet.
-    pub const REFRESHING: &str = "Refreshing";
-    /// Refreshing is paused by `spec.models.suspend` or `spec.suspend`.
-    pub const SUSPENDED: &str = "Suspended";
-    /// The connection test has not reached TopicsResolved, so topics cannot be sampled.
-    pub const DEPENDENCY_FAILED: &str = "DependencyFailed";
-    /// Reading the messages failed (timeout, broker errors).
-    pub const SAMPLING_FAILED: &str = "SamplingFailed";
-    /// This process cannot sample the connection (a Kerberos connection outside the async runtime).
-    pub const SAMPLING_UNSUPPORTED: &str = "SamplingUnsupported";
-    /// One model is larger than a ConfigMap can hold.
-    pub const MODEL_TOO_LARGE: &str = "ModelTooLarge";
-    /// A ConfigMap with a catalog shard's name exists and is not this connection's.
-    pub const CATALOG_NAME_TAKEN: &str = "CatalogNameTaken";
-    /// The API server refused or failed the catalog write.
-    pub const CATALOG_WRITE_FAILED: &str = "CatalogWriteFailed";
 }
 
 /// `status.models` after a refresh; a failed refresh keeps the previous catalog's facts.
@@ -238,9 +214,9 @@ pub fn status_after(
 const NAMED_FAILURES: usize = 3;
 
 /// The `ModelsLoaded` condition's status, reason and message after a refresh.
-pub fn condition_after(done: &Refreshed) -> (&'static str, &'static str, String) {
+pub fn condition_after(done: &Refreshed) -> (ConditionStatus, Reason, String) {
     match &done.result {
-        Err(f) => ("False", f.reason, f.message.clone()),
+        Err(f) => (ConditionStatus::False, f.reason, f.message.clone()),
         Ok(w) if !w.failed.is_empty() => {
             let named: Vec<String> = w
                 .failed
@@ -250,8 +226,8 @@ pub fn condition_after(done: &Refreshed) -> (&'static str, &'static str, String)
                 .collect();
             let more = w.failed.len().saturating_sub(NAMED_FAILURES);
             (
-                "False",
-                reason::NON_JSON_MESSAGES,
+                ConditionStatus::False,
+                Reason::NonJsonMessages,
                 format!(
                     "{} of {} topics have no model: {}{}; set spec.consumer.ignoreNonJsonMessages: true to skip such messages, or fix the producers",
                     w.failed.len(),
@@ -262,8 +238,8 @@ pub fn condition_after(done: &Refreshed) -> (&'static str, &'static str, String)
             )
         }
         Ok(w) => (
-            "True",
-            reason::CATALOG_LOADED,
+            ConditionStatus::True,
+            Reason::CatalogLoaded,
             format!(
                 "{} models in {} ConfigMap{}: {} added, {} removed, {} changed{}",
                 w.count,
@@ -458,14 +434,20 @@ mod tests {
             Some(to_time(utc("2026-03-01T11:00:00Z")))
         );
         let (status, reason, message) = condition_after(&written(0));
-        assert_eq!((status, reason), ("True", reason::CATALOG_LOADED));
+        assert_eq!(
+            (status, reason),
+            (ConditionStatus::True, Reason::CatalogLoaded)
+        );
         assert!(
             message.starts_with("4 models in 1 ConfigMap: 4 added"),
             "{message}"
         );
 
         let (status, reason, message) = condition_after(&written(5));
-        assert_eq!((status, reason), ("False", reason::NON_JSON_MESSAGES));
+        assert_eq!(
+            (status, reason),
+            (ConditionStatus::False, Reason::NonJsonMessages)
+        );
         assert!(message.contains("5 of 9 topics"), "{message}");
         assert!(message.contains("t0 partition 0 offset 0"), "{message}");
         assert!(message.contains("and 2 more"), "{message}");
@@ -473,7 +455,7 @@ mod tests {
 
         let failed = Refreshed {
             result: Err(RefreshFailure {
-                reason: reason::SAMPLING_FAILED,
+                reason: Reason::SamplingFailed,
                 message: "timed out".into(),
             }),
             ..written(0)
@@ -484,6 +466,6 @@ mod tests {
             (4, &s.catalog),
             "a failed refresh keeps the catalog"
         );
-        assert_eq!(condition_after(&failed).0, "False");
+        assert_eq!(condition_after(&failed).0, ConditionStatus::False);
     }
 }

@@ -2,6 +2,7 @@
 //! content changed, remove shards a smaller catalog no longer needs. Shards are owned by their
 //! connection (deleted with it) and found by a label holding the connection's uid.
 
+use crate::api::MANAGER;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -17,9 +18,6 @@ use crate::api::{API_VERSION, KIND};
 pub const CONNECTION_UID_LABEL: &str = "kconn.dev/connection-uid";
 /// Annotation holding the owning connection's name (names may be too long for a label).
 pub const CONNECTION_ANNOTATION: &str = "kconn.dev/connection";
-/// The field manager of catalog writes.
-pub const FIELD_MANAGER: &str = "kconn";
-
 /// The connection that owns a catalog.
 #[derive(Debug, Clone)]
 pub struct Owner {
@@ -122,7 +120,7 @@ fn shard_object(owner: &Owner, name: &str, gzip: &[u8]) -> ConfigMap {
             name: Some(name.to_string()),
             namespace: Some(owner.namespace.clone()),
             labels: Some(BTreeMap::from([
-                ("app.kubernetes.io/managed-by".into(), "kconn".into()),
+                ("app.kubernetes.io/managed-by".into(), MANAGER.into()),
                 (CONNECTION_UID_LABEL.into(), owner.uid.clone()),
             ])),
             annotations: Some(BTreeMap::from([(
@@ -168,7 +166,7 @@ pub async fn write(
                 let body = serde_json::to_vec(&object).unwrap_or_default();
                 api.patch(
                     &shard.name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &PatchParams::apply(MANAGER).force(),
                     &Patch::Apply(&object),
                 )
                 .await?;

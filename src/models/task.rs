@@ -12,10 +12,10 @@ use kube::api::Api;
 use kube::Client;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::refresh::{self, reason, RefreshFailure, Refreshed, Written};
+use super::refresh::{self, RefreshFailure, Refreshed, Written};
 use super::store::{self, Owner, StoreError};
 use super::{catalog, report};
-use crate::api::{CheckResult, KafkaConnectionSpec};
+use crate::api::{CheckResult, KafkaConnectionSpec, Reason};
 use crate::checks;
 use crate::kafka::{Kafka, KafkaFailure};
 use crate::secrets::SecretStore;
@@ -50,7 +50,7 @@ pub async fn run(job: Job, kafka: &impl Kafka, client: Client) -> Refreshed {
     }
 }
 
-fn failure(reason: &'static str, message: impl Into<String>) -> RefreshFailure {
+fn failure(reason: Reason, message: impl Into<String>) -> RefreshFailure {
     RefreshFailure {
         reason,
         message: message.into(),
@@ -64,7 +64,7 @@ async fn refresh_catalog(
 ) -> Result<Written, RefreshFailure> {
     let input = checks::TestInput {
         spec: &job.spec,
-        shape_problems: &[],
+        valid: &crate::validate::outcome(&job.spec, &[]),
         secrets: &job.secrets,
         now: std::time::SystemTime::now(),
         group_id: checks::group_id(&job.spec, &job.owner.namespace, &job.owner.name),
@@ -80,7 +80,7 @@ async fn refresh_catalog(
             .map(|c| format!("{}: {}", c.name, c.message))
             .unwrap_or_else(|| "the connection test did not list the topics".into());
         return Err(failure(
-            reason::DEPENDENCY_FAILED,
+            Reason::DependencyFailed,
             format!("topics cannot be sampled: {why}"),
         ));
     };
@@ -93,13 +93,13 @@ async fn refresh_catalog(
     .await
     .map_err(|e| {
         failure(
-            reason::SAMPLING_FAILED,
+            Reason::SamplingFailed,
             format!("the sampling task failed: {e}"),
         )
     })?
     .map_err(|e| match e {
-        KafkaFailure::Unsupported(m) => failure(reason::SAMPLING_UNSUPPORTED, m),
-        e => failure(reason::SAMPLING_FAILED, format!("reading messages: {e}")),
+        KafkaFailure::Unsupported(m) => failure(Reason::SamplingUnsupported, m),
+        e => failure(Reason::SamplingFailed, format!("reading messages: {e}")),
     })?;
     let sampled = started.elapsed();
     let written = store_catalog(&job.owner, outcomes, job.shard_bytes, client).await?;
@@ -131,13 +131,13 @@ pub async fn store_catalog(
         .sum();
     let (models, failed) = refresh::split(outcomes);
     let built = catalog::build(&owner.name, &models, shard_bytes).map_err(|e| match e {
-        catalog::CatalogError::ModelTooLarge(_) => failure(reason::MODEL_TOO_LARGE, e.to_string()),
-        catalog::CatalogError::Encoding(_) => failure(reason::CATALOG_WRITE_FAILED, e.to_string()),
+        catalog::CatalogError::ModelTooLarge(_) => failure(Reason::ModelTooLarge, e.to_string()),
+        catalog::CatalogError::Encoding(_) => failure(Reason::CatalogWriteFailed, e.to_string()),
     })?;
     let api: Api<ConfigMap> = Api::namespaced(client, &owner.namespace);
     let write_failed = |e: StoreError| match e {
-        StoreError::NameTaken(_) => failure(reason::CATALOG_NAME_TAKEN, e.to_string()),
-        StoreError::Kube(_) => failure(reason::CATALOG_WRITE_FAILED, e.to_string()),
+        StoreError::NameTaken(_) => failure(Reason::CatalogNameTaken, e.to_string()),
+        StoreError::Kube(_) => failure(Reason::CatalogWriteFailed, e.to_string()),
     };
     let existing = store::existing(&api, &owner.uid)
         .await

@@ -1,7 +1,12 @@
-//! `kconn run`: wiring of the KafkaConnection controller. Each reconcile fetches the referenced
-//! Secrets (same namespace), decides from status and clock whether a test is due (`schedule`), runs
-//! the test (`checks`), builds the status (`status`) and writes it once, by server-side apply on the
-//! status subresource. Decisions live in those pure modules; this module only does I/O.
+//! `kconn run`: wiring of the KafkaConnection controller: the watches, the agents, the HTTP
+//! endpoints and what triggers a reconcile. A reconcile is a pipeline ([`reconcile`]) whose
+//! decisions are pure functions ([`plan`]); status is written once, by server-side apply on the
+//! status subresource.
+
+mod plan;
+mod reconcile;
+
+pub use reconcile::reconcile;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,28 +16,20 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
-use crate::agents::{self, lease, Assignment};
-use crate::api::{
-    KafkaConnection, KafkaConnectionStatus, TestedBy, API_VERSION, KIND, REFRESH_REQUESTED_AT,
-    TEST_REQUESTED_AT,
-};
-use crate::http::{self, CheckLabel, Metrics, ResultLabel};
+use crate::agents::{self, lease};
+use crate::api::{KafkaConnection, MANAGER};
+use crate::http::{self, Metrics, ResultLabel};
 use crate::kafka::{Kafka, RdKafka};
-use crate::models::{self, task};
-use crate::secrets::SecretStore;
-use crate::{checks, schedule, status, validate};
-
-/// The one field manager of every status write.
-pub const FIELD_MANAGER: &str = "kconn";
+use crate::models::task;
 
 /// How long one Kubernetes API call may take before the reconcile gives up and is requeued.
 pub const API_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,6 +54,10 @@ pub struct Context<K: Kafka = RdKafka> {
     pub shard_bytes: usize,
     /// Bound on one refresh's sampling.
     pub refresh_timeout: Duration,
+    /// Read once per reconcile.
+    pub clock: fn() -> Time,
+    /// Versions of each connection that this process's own writes made old.
+    pub superseded: Superseded,
 }
 
 /// How `kconn run` runs.
@@ -112,7 +113,7 @@ impl Error {
         match self {
             Error::Kube(_) => "KubeApi",
             Error::Timeout(_) => "KubeTimeout",
-            Error::NoNamespace => "InvalidObject",
+            Error::NoNamespace => crate::api::Reason::InvalidObject.as_str(),
             Error::Agent(_) => "Agent",
             Error::Http(_) => "Http",
         }
@@ -168,7 +169,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     // before the fan-out starts, so no change is lost (the channel from the Leases buffers meanwhile).
     let (membership_tx, _) = tokio::sync::broadcast::channel::<()>(16);
     let reporter = Reporter {
-        controller: FIELD_MANAGER.into(),
+        controller: MANAGER.into(),
         instance: Some(pod.clone()),
     };
     let recorder = Recorder::new(client.clone(), reporter);
@@ -185,6 +186,8 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         refreshes: Arc::new(task::Registry::new(options.refreshes, finished)),
         shard_bytes: options.shard_bytes,
         refresh_timeout: options.refresh_timeout,
+        clock: system_clock,
+        superseded: Superseded::default(),
     });
     // Each test holds a Kafka client (a few threads) for its duration: `concurrency` bounds how many
     // run at once across every watch.
@@ -261,6 +264,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
                 state.iter().filter_map(|c| c.uid()).collect();
             janitor.metrics.retain_ready(|key| keys.contains(key));
             janitor.refreshes.retain(|uid| uids.contains(uid));
+            janitor.superseded.retain(|uid| uids.contains(uid));
         }
     });
     info!(
@@ -380,21 +384,6 @@ impl Watch {
     }
 }
 
-/// The facts of a status written without a test: the Secrets observed stay those of the last test.
-fn untested_facts(conn: &KafkaConnection, tested_by: TestedBy) -> status::Facts {
-    status::Facts {
-        generation: conn.metadata.generation,
-        now: now(),
-        tested_by,
-        observed_secrets: conn
-            .status
-            .as_ref()
-            .map(|s| s.observed_secrets.clone())
-            .unwrap_or_default(),
-        handled_request: None,
-    }
-}
-
 /// After an error: count it and try again in 15 s.
 pub fn error_policy<K: Kafka>(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context<K>>) -> Action {
     ctx.metrics
@@ -407,7 +396,8 @@ pub fn error_policy<K: Kafka>(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Contex
     Action::requeue(Duration::from_secs(15))
 }
 
-fn now() -> Time {
+/// The system clock: what [`Context::clock`] holds outside tests.
+pub fn system_clock() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
@@ -422,412 +412,47 @@ async fn bounded<T>(
     }
 }
 
-async fn write_status(
-    ctx: &Context<impl Kafka>,
-    ns: &str,
-    name: &str,
-    status: &KafkaConnectionStatus,
-) -> Result<(), Error> {
-    let api: Api<KafkaConnection> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = serde_json::json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
-    ctx.metrics.api("status_patch", 1);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    bounded(ctx, api.patch_status(name, &params, &Patch::Apply(&patch))).await?;
-    Ok(())
-}
+/// The resourceVersions of each connection that this process's own status writes made old: a
+/// reconcile that reads one of them reads a cache that has not caught up with what this process
+/// wrote, and decides nothing from it. Exact (resourceVersions are only compared for equality), and
+/// bounded: at most two per connection (the one read, and the announcement's).
+#[derive(Debug, Default)]
+pub struct Superseded(std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>);
 
-/// One reconcile: fetch the Secrets, decide, test when due, write the status once.
-pub async fn reconcile<K: Kafka + 'static>(
-    obj: Arc<Guarded>,
-    ctx: Arc<Context<K>>,
-) -> Result<Action, Error> {
-    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
-    let name = obj.name_any();
-    let me = ctx.agents.me();
-    let tested_by = TestedBy {
-        agent: me.pool.clone(),
-        pod: me.identity.clone(),
-    };
-    // Who handles it: only its owner tests it and writes its status.
-    let uid = obj.uid().unwrap_or_default();
-    let pool = match &obj.0 {
-        Ok(conn) => conn.spec.agent.as_ref().map(|a| a.name.as_str()),
-        Err(_) => None,
-    };
-    match ctx.agents.assignment(&uid, pool) {
-        Assignment::Mine => {}
-        Assignment::Other(_) | Assignment::NoAgentElsewhere => {
-            ctx.metrics.set_ready(&format!("{ns}/{name}"), None);
-            ctx.refreshes.forget(&uid);
-            ctx.metrics
-                .reconciles
-                .get_or_create(&ResultLabel {
-                    result: "not_owned".into(),
-                })
-                .inc();
-            return Ok(Action::await_change());
-        }
-        Assignment::ReportNoAgent { live_pools } => {
-            ctx.metrics.set_ready(&format!("{ns}/{name}"), None);
-            if let Ok(conn) = &obj.0 {
-                let facts = untested_facts(conn, tested_by);
-                let next = status::no_agent(
-                    conn.status.as_ref(),
-                    pool.unwrap_or_default(),
-                    &live_pools,
-                    facts,
-                );
-                if conn.status.as_ref().map(|p| &p.conditions) != Some(&next.conditions) {
-                    if let Some(event) = status::ready_transition(conn.status.as_ref(), &next) {
-                        publish(&ctx, conn, event).await;
-                    }
-                    write_status(&ctx, &ns, &name, &next).await?;
-                }
-            }
-            return Ok(Action::await_change());
-        }
-    }
-    let conn = match &obj.0 {
-        Ok(conn) => conn,
-        Err(invalid) => {
-            // Reported on the object itself; the watch and the other objects go on.
-            // Read untyped: the object is exactly what this version cannot read as a KafkaConnection.
-            let resource = kube::api::ApiResource::erase::<KafkaConnection>(&());
-            let api = Api::<kube::api::DynamicObject>::namespaced_with(
-                ctx.client.clone(),
-                &ns,
-                &resource,
-            );
-            ctx.metrics.api("status_get", 1);
-            let prev: Option<KafkaConnectionStatus> = bounded(&ctx, api.get_status(&name))
-                .await?
-                .data
-                .get("status")
-                .cloned()
-                .and_then(|v| serde_json::from_value(v).ok());
-
-            let facts = status::Facts {
-                generation: invalid.metadata.generation,
-                now: now(),
-                tested_by,
-                observed_secrets: vec![],
-                handled_request: None,
-            };
-            let next = status::invalid_object(prev.as_ref(), &invalid.error, facts);
-            if prev.as_ref().map(|p| &p.conditions) != Some(&next.conditions) {
-                write_status(&ctx, &ns, &name, &next).await?;
-            }
-            return Ok(Action::await_change());
-        }
-    };
-    if conn.spec.suspend {
-        ctx.metrics
-            .reconciles
-            .get_or_create(&ResultLabel {
-                result: "suspended".into(),
-            })
-            .inc();
-        let facts = untested_facts(conn, tested_by);
-        let next = status::suspended(conn.status.as_ref(), &facts);
-        if conn.status.as_ref() != Some(&next) {
-            write_status(&ctx, &ns, &name, &next).await?;
-        }
-        return Ok(Action::await_change());
+impl Superseded {
+    fn contains(&self, uid: &str, resource_version: Option<&str>) -> bool {
+        let Some(rv) = resource_version else {
+            return false;
+        };
+        self.0
+            .lock()
+            .expect("superseded lock")
+            .get(uid)
+            .is_some_and(|old| old.iter().any(|o| o == rv))
     }
 
-    ctx.metrics
-        .api("secret_get", conn.spec.secret_names().len() as u64);
-    let secrets = bounded(
-        &ctx,
-        SecretStore::fetch(&ctx.client, &ns, &conn.spec.secret_names()),
-    )
-    .await?;
-    let observed_secrets = secrets.observed();
-    // Validated once: the interval schedules the test, the rest schedules the model refresh.
-    let valid = validate::validate(&conn.spec).ok();
-    let interval = valid
-        .as_ref()
-        .map_or(Duration::from_secs(300), |v| v.interval);
-    let requested = conn
-        .annotations()
-        .get(TEST_REQUESTED_AT)
-        .map(String::as_str);
-    let time = now();
-    let decision = schedule::decide(
-        &schedule::Observed {
-            generation: conn.metadata.generation,
-            status: conn.status.as_ref(),
-            requested,
-            secrets: &observed_secrets,
-            interval,
-            timeout: valid
-                .as_ref()
-                .map_or(Duration::from_secs(30), |v| v.timeout),
-            key: &uid,
-        },
-        &time,
-    );
-    let done = ctx.refreshes.take_done(&uid);
-    let prev = conn.status.as_ref();
-    let mut next = match decision.test {
-        Some(trigger) => {
-            info!(namespace = %ns, name = %name, ?trigger, "testing");
-            let mut facts = status::Facts {
-                generation: conn.metadata.generation,
-                now: time.clone(),
-                tested_by,
-                observed_secrets,
-                handled_request: requested.map(str::to_string),
-            };
-            // A new object or generation is announced before its test (Reconciling=True), so that
-            // kstatus never calls it current before it was tested; other tests write once.
-            let announced = if trigger == schedule::Trigger::SpecChanged {
-                let testing = status::testing(prev, &facts);
-                write_status(&ctx, &ns, &name, &testing).await?;
-                Some(testing)
-            } else {
-                None
-            };
-            let report = test(&ctx, conn, &secrets, &ns, &name).await;
-            facts.now = now();
-            status::after_test(announced.as_ref().or(prev), &report, facts)
-        }
-        None => prev.cloned().unwrap_or_default(),
-    };
-    let tested = decision.test.is_some();
-    if let (Some(done), Some(valid)) = (&done, &valid) {
-        status::after_refresh(
-            &mut next,
-            done,
-            &conn.spec.models,
-            valid.refresh_at,
-            valid.time_zone,
-        );
-        let (_, reason, _) = models::refresh::condition_after(done);
-        ctx.metrics
-            .refreshes
-            .get_or_create(&ResultLabel {
-                result: reason.into(),
-            })
-            .inc();
-        if let Ok(w) = &done.result {
-            ctx.metrics.catalog_bytes_written.inc_by(w.bytes_written);
-        }
-        info!(namespace = %ns, name = %name, reason, "model refresh finished");
+    /// After writes that took the object from `read` through `between` to `latest`.
+    fn record(&self, uid: &str, read: Option<String>, between: Option<String>, latest: &str) {
+        let old: Vec<String> = [read, between]
+            .into_iter()
+            .flatten()
+            .filter(|rv| rv != latest)
+            .collect();
+        self.0
+            .lock()
+            .expect("superseded lock")
+            .insert(uid.to_string(), old);
     }
-    let next_refresh = match &valid {
-        Some(valid) => refresh_models(&ctx, conn, &secrets, valid, &mut next),
-        None => None,
-    };
 
-    if tested {
-        if let Some(event) = status::ready_transition(prev, &next) {
-            publish(&ctx, conn, event).await;
-        }
+    fn forget(&self, uid: &str) {
+        self.0.lock().expect("superseded lock").remove(uid);
     }
-    let ready_now = next
-        .conditions
-        .iter()
-        .find(|c| c.type_ == status::condition::READY)
-        .map_or("Unknown", |c| c.status.as_str());
-    ctx.metrics
-        .set_ready(&format!("{ns}/{name}"), Some(ready_now));
-    // After a Reconciling=True write the test's outcome is always written.
-    let announced = decision.test == Some(schedule::Trigger::SpecChanged);
-    let write = if announced {
-        true
-    } else if tested && done.is_none() {
-        !status::is_noop(
-            prev,
-            &next,
-            &next.last_test_time.clone().unwrap_or_else(now),
-            interval,
-        )
-    } else {
-        prev != Some(&next)
-    };
-    if write {
-        write_status(&ctx, &ns, &name, &next).await?;
-    }
-    if !tested {
-        ctx.metrics
-            .reconciles
-            .get_or_create(&ResultLabel {
-                result: "waited".into(),
-            })
-            .inc();
-    }
-    let requeue = schedule::decide(
-        &schedule::Observed {
-            generation: conn.metadata.generation,
-            status: Some(&next),
-            requested,
-            secrets: &next.observed_secrets,
-            interval,
-            timeout: valid
-                .as_ref()
-                .map_or(Duration::from_secs(30), |v| v.timeout),
-            key: &uid,
-        },
-        &now(),
-    );
-    let mut after = requeue.requeue_after.max(Duration::from_secs(1));
-    if let Some(at) = next_refresh {
-        let until = (at - chrono::Utc::now())
-            .to_std()
-            .unwrap_or_default()
-            .max(Duration::from_secs(1));
-        after = after.min(until);
-    }
-    Ok(Action::requeue(after))
-}
 
-/// Runs the connection test and records its metrics.
-async fn test<K: Kafka>(
-    ctx: &Context<K>,
-    conn: &KafkaConnection,
-    secrets: &SecretStore,
-    ns: &str,
-    name: &str,
-) -> checks::TestReport {
-    let input = checks::TestInput {
-        spec: &conn.spec,
-        shape_problems: &[],
-        secrets,
-        now: std::time::SystemTime::now(),
-        group_id: checks::group_id(&conn.spec, ns, name),
-    };
-    let report = checks::run(&input, &ctx.kafka).await;
-    ctx.metrics
-        .reconciles
-        .get_or_create(&ResultLabel {
-            result: "tested".into(),
-        })
-        .inc();
-    for row in &report.checks {
-        ctx.metrics
-            .check_duration
-            .get_or_create(&CheckLabel {
-                check: row.name.clone(),
-            })
-            .observe(row.duration_ms as f64 / 1000.0);
-        if row.reason == crate::api::reason::AUTHENTICATION_FAILED {
-            ctx.metrics.failed_logins.inc();
-        }
-    }
-    report
-}
-
-/// Publishes the Event of a Ready transition. An Event that cannot be published is not worth failing
-/// the reconcile for.
-async fn publish<K: Kafka>(ctx: &Context<K>, conn: &KafkaConnection, event: status::ReadyEvent) {
-    let ev = Event {
-        type_: if event.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: event.reason,
-        note: Some(event.note.chars().take(1000).collect()),
-        action: "Test".into(),
-        secondary: None,
-    };
-    ctx.metrics.api("event_create", 1);
-    if let Err(e) = ctx.recorder.publish(&ev, &conn.object_ref(&())).await {
-        warn!(namespace = ?conn.namespace(), name = %conn.name_any(), error = %e, "cannot publish an Event");
-    }
-}
-
-/// Starts a model refresh when one is due and the connection can list its topics; notes in
-/// `ModelsLoaded` why not otherwise. Returns when the next refresh is due, if it is scheduled.
-fn refresh_models<K: Kafka + 'static>(
-    ctx: &Arc<Context<K>>,
-    conn: &KafkaConnection,
-    secrets: &SecretStore,
-    valid: &validate::ValidSpec,
-    next: &mut KafkaConnectionStatus,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    let uid = conn.uid().unwrap_or_default();
-    let due = models::refresh::due(
-        &models::refresh::Observed {
-            settings: &conn.spec.models,
-            generation: conn.metadata.generation,
-            status: next.models.as_ref(),
-            requested: conn
-                .annotations()
-                .get(REFRESH_REQUESTED_AT)
-                .map(String::as_str),
-            handled: next.last_handled_refresh_request.as_deref(),
-            refresh_at: valid.refresh_at,
-            time_zone: valid.time_zone,
-        },
-        chrono::Utc::now(),
-    );
-    let time = now();
-    let models_condition = |next: &KafkaConnectionStatus| {
-        next.conditions
-            .iter()
-            .find(|c| c.type_ == status::condition::MODELS_LOADED)
-            .map(|c| (c.status.clone(), c.reason.clone()))
-    };
-    match due {
-        models::refresh::Due::At(at) => Some(at),
-        models::refresh::Due::Suspended => {
-            let kept = models_condition(next).map_or("Unknown".to_string(), |(s, _)| s);
-            status::set_models_condition(
-                next,
-                &kept,
-                models::refresh::reason::SUSPENDED,
-                "model refreshing is paused by spec.models.suspend; the catalog is kept as it is"
-                    .into(),
-                &time,
-                conn.metadata.generation,
-            );
-            None
-        }
-        models::refresh::Due::Now { request } => {
-            let topics_listed = next
-                .conditions
-                .iter()
-                .any(|c| c.type_ == status::condition::TOPICS_RESOLVED && c.status == "True");
-            if !topics_listed {
-                if models_condition(next).map(|(_, r)| r).as_deref()
-                    != Some(models::refresh::reason::DEPENDENCY_FAILED)
-                {
-                    status::set_models_condition(
-                        next,
-                        "Unknown",
-                        models::refresh::reason::DEPENDENCY_FAILED,
-                        "waiting for the connection test to list the topics (TopicsResolved); the catalog is kept as it is".into(),
-                        &time,
-                        conn.metadata.generation,
-                    );
-                }
-                return None;
-            }
-            let job = task::Job {
-                owner: models::store::Owner {
-                    namespace: conn.namespace().unwrap_or_default(),
-                    name: conn.name_any(),
-                    uid: uid.clone(),
-                },
-                generation: conn.metadata.generation,
-                request,
-                spec: conn.spec.clone(),
-                secrets: secrets.clone(),
-                timeout: ctx.refresh_timeout,
-                shard_bytes: ctx.shard_bytes,
-            };
-            let key = (job.owner.namespace.clone(), job.owner.name.clone());
-            let run_ctx = ctx.clone();
-            let started = ctx.refreshes.start(&uid, key, async move {
-                task::run(job, &run_ctx.kafka, run_ctx.client.clone()).await
-            });
-            if started {
-                info!(namespace = ?conn.namespace(), name = %conn.name_any(), "model refresh started");
-            }
-            None
-        }
+    fn retain(&self, live: impl Fn(&str) -> bool) {
+        self.0
+            .lock()
+            .expect("superseded lock")
+            .retain(|uid, _| live(uid));
     }
 }
 
@@ -848,7 +473,7 @@ mod tests {
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
-                controller: FIELD_MANAGER.into(),
+                controller: MANAGER.into(),
                 instance: None,
             },
         );
@@ -866,8 +491,10 @@ mod tests {
                 1,
                 tokio::sync::mpsc::unbounded_channel().0,
             )),
-            shard_bytes: models::catalog::MAX_SHARD_BYTES,
+            shard_bytes: crate::models::catalog::MAX_SHARD_BYTES,
             refresh_timeout: Duration::from_secs(5),
+            clock: system_clock,
+            superseded: Superseded::default(),
         };
         (Arc::new(ctx), handle)
     }
@@ -998,6 +625,22 @@ mod tests {
                 .encode()
                 .contains("kconn_reconciles_total{result=\"error\"} 1"));
         }
+    }
+
+    #[test]
+    fn versions_made_old_by_its_own_writes_are_known_until_the_next_write() {
+        let old = Superseded::default();
+        assert!(!old.contains("u", Some("1")));
+        // Read at 1, announced at 2, outcome at 3: 1 and 2 are old, 3 is not.
+        old.record("u", Some("1".into()), Some("2".into()), "3");
+        assert!(old.contains("u", Some("1")) && old.contains("u", Some("2")));
+        assert!(!old.contains("u", Some("3")) && !old.contains("u", None));
+        assert!(!old.contains("v", Some("1")), "per connection");
+        // A write that changed nothing (the same version back) makes nothing old.
+        old.record("u", Some("3".into()), None, "3");
+        assert!(!old.contains("u", Some("3")) && !old.contains("u", Some("1")));
+        old.forget("u");
+        assert!(!old.contains("u", Some("3")));
     }
 
     #[tokio::test]

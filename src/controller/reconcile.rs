@@ -1,0 +1,369 @@
+//! One reconcile, as a pipeline: observe (I/O only) → decide (pure, [`plan::decide`]) → act (the
+//! announcement and the test) → settle (pure, [`plan::settle`]) → apply (the Event, the one status
+//! write, the refresh start) → metrics. The clock is read once, at the start.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use tracing::{info, instrument, warn};
+
+use super::plan::{self, Done, Next, Object, Plan, ReadyGauge, Seen};
+use super::{bounded, Context, Error, Guarded};
+use crate::api::{
+    KafkaConnection, KafkaConnectionStatus, ObservedSecret, Reason, TestedBy, API_VERSION, KIND,
+    MANAGER,
+};
+use crate::http::{CheckLabel, ResultLabel};
+use crate::kafka::Kafka;
+use crate::models::{self, refresh::Refreshed, task};
+use crate::secrets::SecretStore;
+use crate::{checks, status, validate};
+
+/// One reconcile of one object.
+#[instrument(skip_all, fields(namespace = obj.namespace().as_deref().unwrap_or(""), name = %obj.name_any()))]
+pub async fn reconcile<K: Kafka + 'static>(
+    obj: Arc<Guarded>,
+    ctx: Arc<Context<K>>,
+) -> Result<Action, Error> {
+    let now = (ctx.clock)();
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let seen = observe(&obj, &ns, &ctx).await?;
+    let view = seen.view();
+    let plan = plan::decide(&view, &now);
+    let (done, announced) = act(&plan, &view, &seen, &ns, &ctx, &now).await?;
+    let next = plan::settle(&view, &plan, &done, &now);
+    apply(&ctx, &obj, &ns, &seen, &plan, announced, &next).await?;
+    record(
+        &ctx,
+        &ns,
+        &obj.name_any(),
+        &plan,
+        &done,
+        &next,
+        seen.refreshed.as_ref(),
+    );
+    Ok(match next.requeue {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}
+
+/// What observe read, owned; [`Observed::view`] lends it to the pure steps.
+struct Observed<'a> {
+    object: Object<'a>,
+    uid: String,
+    /// The status of an unreadable object, read untyped.
+    untyped_status: Option<KafkaConnectionStatus>,
+    assignment: crate::agents::Assignment,
+    tested_by: TestedBy,
+    secrets: Option<SecretStore>,
+    observed_secrets: Vec<ObservedSecret>,
+    cache_behind: bool,
+    /// The resourceVersion read.
+    version: Option<String>,
+    refreshed: Option<Refreshed>,
+    /// The spec validated once: the schedule and the test both take it.
+    validated: Option<Result<validate::ValidSpec, Vec<validate::Problem>>>,
+}
+
+impl Observed<'_> {
+    fn view(&self) -> Seen<'_> {
+        Seen {
+            object: self.object,
+            uid: &self.uid,
+            prev: match self.object {
+                Object::Readable(conn) => conn.status.as_ref(),
+                Object::Unreadable { .. } => self.untyped_status.as_ref(),
+            },
+            assignment: &self.assignment,
+            tested_by: &self.tested_by,
+            secrets: &self.observed_secrets,
+            cache_behind: self.cache_behind,
+            refreshed: self.refreshed.as_ref(),
+            valid: self.validated.as_ref().and_then(|v| v.as_ref().ok()),
+        }
+    }
+}
+
+/// I/O only: who handles it (the agents' membership as last seen), the Secrets of an object this
+/// process may test, the untyped status of an object that cannot be read, a finished refresh.
+async fn observe<'a, K: Kafka>(
+    obj: &'a Guarded,
+    ns: &str,
+    ctx: &Context<K>,
+) -> Result<Observed<'a>, Error> {
+    let name = obj.name_any();
+    let uid = obj.uid().unwrap_or_default();
+    let object = match &obj.0 {
+        Ok(conn) => Object::Readable(conn),
+        Err(invalid) => Object::Unreadable {
+            error: &invalid.error,
+            generation: invalid.metadata.generation,
+        },
+    };
+    let pool = match object {
+        Object::Readable(conn) => conn.spec.agent.as_ref().map(|a| a.name.as_str()),
+        Object::Unreadable { .. } => None,
+    };
+    let assignment = ctx.agents.assignment(&uid, pool);
+    let me = ctx.agents.me();
+    let mut seen = Observed {
+        object,
+        untyped_status: None,
+        assignment,
+        tested_by: TestedBy {
+            agent: me.pool,
+            pod: me.identity,
+        },
+        secrets: None,
+        observed_secrets: Vec::new(),
+        cache_behind: ctx
+            .superseded
+            .contains(&uid, obj.resource_version().as_deref()),
+        version: obj.resource_version(),
+        refreshed: None,
+        validated: None,
+        uid,
+    };
+    match object {
+        Object::Unreadable { .. }
+            if seen.assignment == crate::agents::Assignment::Mine && !seen.cache_behind =>
+        {
+            // Read untyped: the object is exactly what this version cannot read as a KafkaConnection.
+            let resource = kube::api::ApiResource::erase::<KafkaConnection>(&());
+            let api =
+                Api::<kube::api::DynamicObject>::namespaced_with(ctx.client.clone(), ns, &resource);
+            ctx.metrics.api("status_get", 1);
+            seen.untyped_status = bounded(ctx, api.get_status(&name))
+                .await?
+                .data
+                .get("status")
+                .cloned()
+                .and_then(|v| serde_json::from_value(v).ok());
+        }
+        Object::Readable(conn)
+            if plan::needs_secrets(object, &seen.assignment, seen.cache_behind) =>
+        {
+            let names = conn.spec.secret_names();
+            ctx.metrics.api("secret_get", names.len() as u64);
+            let secrets = bounded(ctx, SecretStore::fetch(&ctx.client, ns, &names)).await?;
+            seen.observed_secrets = secrets.observed();
+            seen.secrets = Some(secrets);
+            seen.validated = Some(validate::outcome(&conn.spec, &[]));
+            seen.refreshed = ctx.refreshes.take_done(&seen.uid);
+        }
+        _ => {}
+    }
+    Ok(seen)
+}
+
+/// The announcement (when the plan says so) and the test.
+async fn act<K: Kafka>(
+    plan: &Plan,
+    view: &Seen<'_>,
+    seen: &Observed<'_>,
+    ns: &str,
+    ctx: &Context<K>,
+    now: &Time,
+) -> Result<(Done, Option<String>), Error> {
+    let (Plan::Test(trigger), Object::Readable(conn), Some(secrets), Some(valid)) =
+        (plan, seen.object, &seen.secrets, &seen.validated)
+    else {
+        return Ok((Done::default(), None));
+    };
+    info!(?trigger, "testing");
+    let (announced, announced_version) = if plan.announces() {
+        let testing = plan::announcement(view, now);
+        let version = write_status(ctx, ns, &conn.name_any(), &testing).await?;
+        if let Some(version) = &version {
+            ctx.superseded
+                .record(&seen.uid, seen.version.clone(), None, version);
+        }
+        (Some(testing), version)
+    } else {
+        (None, None)
+    };
+    let started = Instant::now();
+    let input = checks::TestInput {
+        spec: &conn.spec,
+        valid,
+        secrets,
+        now: std::time::SystemTime::from(now.0),
+        group_id: checks::group_id(&conn.spec, ns, &conn.name_any()),
+    };
+    let report = checks::run(&input, &ctx.kafka).await;
+    let done = Done {
+        announced,
+        report: Some(report),
+        took: started.elapsed(),
+    };
+    Ok((done, announced_version))
+}
+
+/// The Event, the one status write, the refresh start, and what this process remembers.
+async fn apply<K: Kafka + 'static>(
+    ctx: &Arc<Context<K>>,
+    obj: &Guarded,
+    ns: &str,
+    seen: &Observed<'_>,
+    plan: &Plan,
+    announced: Option<String>,
+    next: &Next,
+) -> Result<(), Error> {
+    let name = obj.name_any();
+    if let Some(event) = &next.event {
+        publish(ctx, obj, event).await;
+    }
+    if let Some(status) = &next.status {
+        // The versions read and announced are now old: a reconcile that reads them again reads a
+        // cache that has not caught up.
+        if let Some(version) = write_status(ctx, ns, &name, status).await? {
+            ctx.superseded
+                .record(&seen.uid, seen.version.clone(), announced, &version);
+        }
+    }
+    if *plan == Plan::NotMine {
+        ctx.refreshes.forget(&seen.uid);
+        ctx.superseded.forget(&seen.uid);
+    }
+    if let (Some(request), Object::Readable(conn), Some(secrets)) =
+        (&next.refresh, seen.object, &seen.secrets)
+    {
+        start_refresh(ctx, conn, &seen.uid, secrets, request.clone());
+    }
+    Ok(())
+}
+
+/// Every metric of one reconcile, in one place.
+fn record<K: Kafka>(
+    ctx: &Context<K>,
+    ns: &str,
+    name: &str,
+    plan: &Plan,
+    done: &Done,
+    next: &Next,
+    refreshed: Option<&Refreshed>,
+) {
+    let m = &ctx.metrics;
+    let result = match plan {
+        Plan::NotMine => Some("not_owned"),
+        Plan::Suspended => Some("suspended"),
+        Plan::Test(_) => Some("tested"),
+        Plan::Wait(_) | Plan::CacheBehind => Some("waited"),
+        Plan::ReportNoAgent { .. } | Plan::ReportInvalid => None,
+    };
+    if let Some(result) = result {
+        m.reconciles
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+    for row in done.report.iter().flat_map(|r| &r.checks) {
+        m.check_duration
+            .get_or_create(&CheckLabel {
+                check: row.name.clone(),
+            })
+            .observe(row.duration_ms as f64 / 1000.0);
+        if row.reason == Reason::AuthenticationFailed {
+            m.failed_logins.inc();
+        }
+    }
+    if let Some(done) = refreshed {
+        let (_, reason, _) = models::refresh::condition_after(done);
+        m.refreshes
+            .get_or_create(&ResultLabel {
+                result: reason.as_str().into(),
+            })
+            .inc();
+        if let Ok(w) = &done.result {
+            m.catalog_bytes_written.inc_by(w.bytes_written);
+        }
+        info!(reason = reason.as_str(), "model refresh finished");
+    }
+    let key = format!("{ns}/{name}");
+    match &next.ready {
+        ReadyGauge::Drop => m.set_ready(&key, None),
+        ReadyGauge::Keep => {}
+        ReadyGauge::Set(ready) => m.set_ready(&key, Some(ready)),
+    }
+}
+
+/// The KafkaConnections of a namespace, read and written untyped.
+fn untyped<K: Kafka>(ctx: &Context<K>, ns: &str) -> Api<kube::api::DynamicObject> {
+    let resource = kube::api::ApiResource::erase::<KafkaConnection>(&());
+    Api::namespaced_with(ctx.client.clone(), ns, &resource)
+}
+
+/// Writes the status (server-side apply, forced: status is this manager's alone); returns the
+/// object's resourceVersion after the write.
+async fn write_status(
+    ctx: &Context<impl Kafka>,
+    ns: &str,
+    name: &str,
+    status: &KafkaConnectionStatus,
+) -> Result<Option<String>, Error> {
+    // Untyped: the answer of an object this version cannot read is still an answer.
+    let api = untyped(ctx, ns);
+    let patch = serde_json::json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
+    ctx.metrics.api("status_patch", 1);
+    let params = PatchParams::apply(MANAGER).force();
+    let written = bounded(ctx, api.patch_status(name, &params, &Patch::Apply(&patch))).await?;
+    Ok(written.metadata.resource_version)
+}
+
+/// Publishes the Event of a Ready transition. An Event that cannot be published is not worth failing
+/// the reconcile for.
+async fn publish<K: Kafka>(ctx: &Context<K>, obj: &Guarded, event: &status::ReadyEvent) {
+    let ev = Event {
+        type_: if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: event.reason.clone(),
+        note: Some(event.note.chars().take(1000).collect()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    ctx.metrics.api("event_create", 1);
+    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+        warn!(error = %e, "cannot publish an Event");
+    }
+}
+
+/// Starts a model refresh in the background; its outcome comes back through a reconcile.
+fn start_refresh<K: Kafka + 'static>(
+    ctx: &Arc<Context<K>>,
+    conn: &KafkaConnection,
+    uid: &str,
+    secrets: &SecretStore,
+    request: Option<String>,
+) {
+    let job = task::Job {
+        owner: models::store::Owner {
+            namespace: conn.namespace().unwrap_or_default(),
+            name: conn.name_any(),
+            uid: uid.to_string(),
+        },
+        generation: conn.metadata.generation,
+        request,
+        spec: conn.spec.clone(),
+        secrets: secrets.clone(),
+        timeout: ctx.refresh_timeout,
+        shard_bytes: ctx.shard_bytes,
+    };
+    let key = (job.owner.namespace.clone(), job.owner.name.clone());
+    let run_ctx = ctx.clone();
+    let started = ctx.refreshes.start(uid, key, async move {
+        task::run(job, &run_ctx.kafka, run_ctx.client.clone()).await
+    });
+    if started {
+        info!("model refresh started");
+    }
+}

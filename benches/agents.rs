@@ -153,8 +153,8 @@ async fn main() {
                 "  killed {victim} (owned {}): its connections re-tested by the others {} after the kill (bound: Lease {LEASE_SECS} s + grace {} s + interval {INTERVAL_SECS} s + 10 % jitter = {:.0} s)",
                 of_victim.len(),
                 secs(moved),
-                kconn::agents::GRACE.as_secs(),
-                LEASE_SECS as f64 + kconn::agents::GRACE.as_secs_f64() + INTERVAL_SECS as f64 * 1.1
+                kconn::testing::agents::GRACE.as_secs(),
+                LEASE_SECS as f64 + kconn::testing::agents::GRACE.as_secs_f64() + INTERVAL_SECS as f64 * 1.1
             );
         }
         drop(members);

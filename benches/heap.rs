@@ -11,8 +11,8 @@ mod support;
 use std::time::{Duration, Instant, SystemTime};
 
 use kconn::api::KafkaConnection;
-use kconn::checks::{self, TestInput};
-use kconn::secrets::SecretStore;
+use kconn::testing::checks::{self, TestInput};
+use kconn::testing::secrets::SecretStore;
 use support::Env;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -24,15 +24,15 @@ fn env_or(name: &str, default: usize) -> usize {
 
 /// The heap in use, MiB (what `kconn_heap_in_use_bytes` reports).
 fn heap_mib() -> f64 {
-    let (in_use, _) = kconn::http::heap().expect("heap counters need glibc on Linux");
+    let (in_use, _) = kconn::testing::http::heap().expect("heap counters need glibc on Linux");
     in_use as f64 / 1024.0 / 1024.0
 }
 
 fn main() {
     // Kerberos connections run their Kafka session in a child process started from this executable
     // with the subcommand `kconn` would get.
-    if std::env::args().nth(1).as_deref() == Some(kconn::kafka::probe::SUBCOMMAND) {
-        std::process::exit(kconn::commands::child().into());
+    if std::env::args().nth(1).as_deref() == Some(kconn::testing::kafka::probe::SUBCOMMAND) {
+        std::process::exit(kconn::testing::commands::child().into());
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -152,12 +152,12 @@ async fn bench() {
         for i in 1..=tests {
             let input = TestInput {
                 spec: &conn.spec,
-                valid: &kconn::validate::outcome(&conn.spec, &[]),
+                valid: &kconn::testing::validate::outcome(&conn.spec, &[]),
                 secrets: &secrets,
                 now: SystemTime::now(),
                 group_id: checks::group_id(&conn.spec, "heap", "heap"),
             };
-            let report = checks::run(&input, &kconn::kafka::RdKafka).await;
+            let report = checks::run(&input, &kconn::testing::kafka::RdKafka).await;
             if i == 1 {
                 let auth = report.checks.iter().find(|c| c.name == "Authenticated");
                 line += &format!(
@@ -199,8 +199,8 @@ async fn sampling(rounds: usize, every: usize) {
         )
         .await;
     }
-    let settings = kconn::kafka::ClientSettings::plaintext(vec![bootstrap.to_string()]);
-    let topics = vec![kconn::kafka::Topic {
+    let settings = kconn::testing::kafka::ClientSettings::plaintext(vec![bootstrap.to_string()]);
+    let topics = vec![kconn::testing::kafka::Topic {
         name: topic.clone(),
         partitions: 3,
         replication_factor: 1,
@@ -209,9 +209,13 @@ async fn sampling(rounds: usize, every: usize) {
     let line = tokio::task::spawn_blocking(move || {
         let mut line = format!("{:>15}: heap MiB", "sampling");
         for i in 1..=rounds {
-            let samples =
-                kconn::kafka::sample::newest(&settings, &topics, 10, Duration::from_secs(20))
-                    .expect("sampling");
+            let samples = kconn::testing::kafka::sample::newest(
+                &settings,
+                &topics,
+                10,
+                Duration::from_secs(20),
+            )
+            .expect("sampling");
             assert_eq!(samples[&topics[0].name].len(), 10);
             if i == 1 || i % every == 0 {
                 line += &format!(" {:.2}@{i}", heap_mib());

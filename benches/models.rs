@@ -20,9 +20,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kconn::api::KafkaConnection;
-use kconn::kafka::RdKafka;
-use kconn::models::store::Owner;
-use kconn::models::task::{self, Job};
+use kconn::testing::kafka::RdKafka;
+use kconn::testing::models::store::Owner;
+use kconn::testing::models::task::{self, Job};
 use kube::api::{Api, PostParams};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use support::Env;
@@ -100,7 +100,8 @@ fn serve_mock(n: usize) {
 fn refresh(bootstrap: &str, prefix: &str, ns: &str, name: &str, uid: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
-            std::env::var("KCONN_LOG").unwrap_or_else(|_| "warn,kconn::models=info".into()),
+            std::env::var("KCONN_LOG")
+                .unwrap_or_else(|_| "warn,kconn::testing::models=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -127,7 +128,7 @@ fn refresh(bootstrap: &str, prefix: &str, ns: &str, name: &str, uid: &str) {
             spec: conn.spec,
             secrets: Default::default(),
             timeout: Duration::from_secs(600),
-            shard_bytes: kconn::models::catalog::MAX_SHARD_BYTES,
+            shard_bytes: kconn::testing::models::catalog::MAX_SHARD_BYTES,
         };
         let mut figures = Vec::new();
         let mut models = 0;
@@ -165,12 +166,12 @@ fn synthetic(n: &str, ns: &str, name: &str, uid: &str) {
             let started = Instant::now();
             let mut outcomes = Vec::with_capacity(n);
             for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-                let samples: Vec<(String, Vec<kconn::models::Sample>)> = chunk
+                let samples: Vec<(String, Vec<kconn::testing::models::Sample>)> = chunk
                     .iter()
                     .map(|t| {
                         let topic = format!("bench.t{t:06}");
                         let s = (0..MESSAGES)
-                            .map(|i| kconn::models::Sample {
+                            .map(|i| kconn::testing::models::Sample {
                                 partition: 0,
                                 offset: i as i64,
                                 key: Some(i.to_string().into_bytes()),
@@ -182,8 +183,8 @@ fn synthetic(n: &str, ns: &str, name: &str, uid: &str) {
                     })
                     .collect();
                 for (topic, s) in samples {
-                    let model = kconn::models::build(&topic, &s, false).unwrap();
-                    outcomes.push(kconn::models::report::ModelOutcome {
+                    let model = kconn::testing::models::build(&topic, &s, false).unwrap();
+                    outcomes.push(kconn::testing::models::report::ModelOutcome {
                         topic,
                         model: Some(model),
                         error: None,
@@ -193,7 +194,7 @@ fn synthetic(n: &str, ns: &str, name: &str, uid: &str) {
             let written = task::store_catalog(
                 &owner,
                 outcomes,
-                kconn::models::catalog::MAX_SHARD_BYTES,
+                kconn::testing::models::catalog::MAX_SHARD_BYTES,
                 client.clone(),
             )
             .await

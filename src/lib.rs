@@ -7,23 +7,28 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod agents;
+// The API types and the command line are the public surface; `testing` is what the integration
+// tests and benchmarks reach into. Everything else is private to the crate.
 pub mod api;
-pub mod checks;
 pub mod cli;
-pub mod commands;
-pub mod controller;
-pub mod demo;
-pub mod http;
-pub mod kafka;
-pub mod kerberos;
-pub mod manifest;
-pub mod models;
-pub mod output;
-pub mod process;
-pub mod schedule;
-pub mod secrets;
-pub mod status;
-pub mod topics;
-pub mod validate;
-pub mod watch;
+#[doc(hidden)]
+pub mod testing;
+
+mod agents;
+mod checks;
+mod commands;
+mod controller;
+mod demo;
+mod http;
+mod kafka;
+mod kerberos;
+mod manifest;
+mod models;
+mod output;
+mod process;
+mod schedule;
+mod secrets;
+mod status;
+mod topics;
+mod validate;
+mod watch;

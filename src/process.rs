@@ -28,12 +28,6 @@ pub fn no_core_dumps() -> Result<(), std::io::Error> {
     Ok(())
 }
 
-/// Whether this process may dump core (for tests: `no_core_dumps` took effect).
-pub fn dumpable() -> bool {
-    // SAFETY: PR_GET_DUMPABLE takes no pointer and returns the flag.
-    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 }
-}
-
 /// For a child process: be killed when the parent dies, so that a crashed operator leaves no probe
 /// holding a connection's credentials. Returns false when the parent died while this was set up.
 pub fn die_with_parent() -> bool {

@@ -491,11 +491,41 @@ pub fn outcome(
     }
 }
 
-/// Checks every rule; returns what it computed, or every broken rule (not just the first).
+/// Checks every rule; returns what it computed, or every broken rule (not just the first). One
+/// function per section of the spec, each adding its problems.
 pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
     let mut problems = Vec::new();
+    let bootstrap = bootstrap_servers(spec, &mut problems);
+    let topics = topics(spec, &mut problems);
+    authentication(spec, &mut problems);
+    tls(spec, &mut problems);
+    names(spec, &mut problems);
+    let (interval, timeout) = check(spec, &mut problems);
+    let (refresh_at, time_zone) = models(spec, &mut problems);
+    match (
+        problems.is_empty(),
+        topics,
+        interval,
+        timeout,
+        refresh_at,
+        time_zone,
+    ) {
+        (true, Some(topics), Some(interval), Some(timeout), Some(refresh_at), Some(time_zone)) => {
+            Ok(ValidSpec {
+                bootstrap,
+                topics,
+                interval,
+                timeout,
+                refresh_at,
+                time_zone,
+            })
+        }
+        _ => Err(problems),
+    }
+}
 
-    // spec.bootstrapServers
+/// `spec.bootstrapServers`: 1 to 64 entries, each `host:port`.
+fn bootstrap_servers(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) -> Vec<HostPort> {
     let servers = &spec.bootstrap_servers;
     if servers.is_empty() {
         problems.push(Problem::new(
@@ -527,9 +557,12 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             )),
         }
     }
+    bootstrap
+}
 
-    // spec.topics
-    let topics = match TopicMatcher::new(&spec.topics) {
+/// `spec.topics`: the expression compiles.
+fn topics(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) -> Option<TopicMatcher> {
+    match TopicMatcher::new(&spec.topics) {
         Ok(m) => Some(m),
         Err(e) => {
             let (why, hint) = match &e {
@@ -554,9 +587,11 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             ));
             None
         }
-    };
+    }
+}
 
-    // spec.authentication
+/// `spec.authentication`: exactly one of sasl and kerberos, valid principals, names and Secret keys.
+fn authentication(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) {
     if let Some(auth) = &spec.authentication {
         match (&auth.sasl, &auth.kerberos) {
             (Some(_), Some(_)) => problems.push(Problem::new(
@@ -575,18 +610,14 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
         }
         if let Some(sasl) = &auth.sasl {
             let r = &sasl.secret_ref;
-            secret_name(
-                &mut problems,
-                "spec.authentication.sasl.secretRef.name",
-                &r.name,
-            );
+            secret_name(problems, "spec.authentication.sasl.secretRef.name", &r.name);
             secret_key(
-                &mut problems,
+                problems,
                 "spec.authentication.sasl.secretRef.usernameKey",
                 &r.username_key,
             );
             secret_key(
-                &mut problems,
+                problems,
                 "spec.authentication.sasl.secretRef.passwordKey",
                 &r.password_key,
             );
@@ -612,40 +643,38 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
                 ));
             }
             secret_name(
-                &mut problems,
+                problems,
                 "spec.authentication.kerberos.keytabSecretRef.name",
                 &krb.keytab_secret_ref.name,
             );
             secret_key(
-                &mut problems,
+                problems,
                 "spec.authentication.kerberos.keytabSecretRef.key",
                 &krb.keytab_secret_ref.key,
             );
             secret_name(
-                &mut problems,
+                problems,
                 "spec.authentication.kerberos.krb5ConfSecretRef.name",
                 &krb.krb5_conf_secret_ref.name,
             );
             secret_key(
-                &mut problems,
+                problems,
                 "spec.authentication.kerberos.krb5ConfSecretRef.key",
                 &krb.krb5_conf_secret_ref.key,
             );
         }
     }
+}
 
-    // spec.tls
+/// `spec.tls`: Secret references and the server name.
+fn tls(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) {
     if let Some(tls) = &spec.tls {
         if let Some(ca) = &tls.ca_secret_ref {
-            secret_name(&mut problems, "spec.tls.caSecretRef.name", &ca.name);
-            secret_key(&mut problems, "spec.tls.caSecretRef.key", &ca.key);
+            secret_name(problems, "spec.tls.caSecretRef.name", &ca.name);
+            secret_key(problems, "spec.tls.caSecretRef.key", &ca.key);
         }
         if let Some(cert) = &tls.client_cert_secret_ref {
-            secret_name(
-                &mut problems,
-                "spec.tls.clientCertSecretRef.name",
-                &cert.name,
-            );
+            secret_name(problems, "spec.tls.clientCertSecretRef.name", &cert.name);
         }
         if let Some(name) = tls.server_name.as_deref().filter(|n| !n.is_empty()) {
             if !is_dns_name(name) {
@@ -658,8 +687,10 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             }
         }
     }
+}
 
-    // spec.consumer.groupId
+/// `spec.consumer.groupId`, `spec.agent.name` and `spec.displayName`: names and their lengths.
+fn names(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) {
     if let Some(group) = &spec.consumer.group_id {
         if group.chars().count() > 249 {
             problems.push(Problem::new(
@@ -673,8 +704,6 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             ));
         }
     }
-
-    // spec.agent.name
     if let Some(agent) = &spec.agent {
         if !is_dns_label(&agent.name) {
             problems.push(Problem::new(
@@ -685,20 +714,28 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             ));
         }
     }
+    if let Some(name) = &spec.display_name {
+        if name.chars().count() > 253 {
+            problems.push(Problem::new(
+                "spec.displayName",
+                Reason::InvalidName,
+                format!(
+                    "displayName is {} characters long; the limit is 253",
+                    name.chars().count()
+                ),
+                "shorten spec.displayName",
+            ));
+        }
+    }
+}
 
-    // spec.check
-    let interval = duration(
-        &mut problems,
-        "spec.check.interval",
-        &spec.check.interval,
-        "5m",
-    );
-    let timeout = duration(
-        &mut problems,
-        "spec.check.timeout",
-        &spec.check.timeout,
-        "30s",
-    );
+/// `spec.check`: the interval and the timeout, the timeout no longer than the interval.
+fn check(
+    spec: &KafkaConnectionSpec,
+    problems: &mut Vec<Problem>,
+) -> (Option<Duration>, Option<Duration>) {
+    let interval = duration(problems, "spec.check.interval", &spec.check.interval, "5m");
+    let timeout = duration(problems, "spec.check.timeout", &spec.check.timeout, "30s");
     if let (Some(i), Some(t)) = (interval, timeout) {
         if t > i {
             problems.push(Problem::new(
@@ -712,8 +749,14 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             ));
         }
     }
+    (interval, timeout)
+}
 
-    // spec.models
+/// `spec.models`: the refresh time and zone, the sample size and the large-catalog threshold.
+fn models(
+    spec: &KafkaConnectionSpec,
+    problems: &mut Vec<Problem>,
+) -> (Option<(u8, u8)>, Option<Tz>) {
     let m = &spec.models;
     let refresh_at =
         match parse_hh_mm(&m.refresh_at) {
@@ -756,40 +799,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             "set at least 1 (the default is 10000)",
         ));
     }
-    if let Some(name) = &spec.display_name {
-        if name.chars().count() > 253 {
-            problems.push(Problem::new(
-                "spec.displayName",
-                Reason::InvalidName,
-                format!(
-                    "displayName is {} characters long; the limit is 253",
-                    name.chars().count()
-                ),
-                "shorten spec.displayName",
-            ));
-        }
-    }
-
-    match (
-        problems.is_empty(),
-        topics,
-        interval,
-        timeout,
-        refresh_at,
-        time_zone,
-    ) {
-        (true, Some(topics), Some(interval), Some(timeout), Some(refresh_at), Some(time_zone)) => {
-            Ok(ValidSpec {
-                bootstrap,
-                topics,
-                interval,
-                timeout,
-                refresh_at,
-                time_zone,
-            })
-        }
-        _ => Err(problems),
-    }
+    (refresh_at, time_zone)
 }
 
 fn host_port_hint(e: &HostPortError) -> String {

@@ -159,7 +159,7 @@ async fn one_pool_shares_connections_and_takes_over_from_a_dead_member() {
     let killed_at = Instant::now();
     drop(members.remove("c"));
     let bound = Duration::from_secs(4)
-        + kconn::agents::GRACE
+        + kconn::testing::agents::GRACE
         + Duration::from_secs(INTERVAL_SECS * 11 / 10);
     let all = wait_all(
         &conns,

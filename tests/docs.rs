@@ -86,7 +86,7 @@ fn every_metric_annotation_and_flag_is_documented() {
         .map(|rest| rest.split('"').nth(1).unwrap())
         .collect();
     assert!(names.len() >= 9, "{names:?}");
-    let exposed = kconn::http::Metrics::default().encode();
+    let exposed = kconn::testing::http::Metrics::default().encode();
     for name in names {
         let family = format!("kconn_{name}");
         // A family with labels is exposed only once it has a value: then the doc's spelling decides.
@@ -110,7 +110,7 @@ fn every_metric_annotation_and_flag_is_documented() {
     for annotation in [
         kconn::api::TEST_REQUESTED_AT,
         kconn::api::REFRESH_REQUESTED_AT,
-        kconn::models::store::CONNECTION_ANNOTATION,
+        kconn::testing::models::store::CONNECTION_ANNOTATION,
     ] {
         assert!(
             doc.contains(&format!("`{annotation}`")),

@@ -149,12 +149,15 @@ async fn every_bad_input_the_validator_knows_is_refused_by_the_api_server_naming
     let client = support::kube_client(support::Env::get().var("KUBE_CONTEXT_ADMIN")).await;
     support::install_crd(&client).await;
     let ns = support::namespace(&client).await;
-    for (i, case) in kconn::validate::bad_inputs().into_iter().enumerate() {
+    for (i, case) in kconn::testing::validate::bad_inputs()
+        .into_iter()
+        .enumerate()
+    {
         let mut spec = serde_json::json!({"bootstrapServers": ["b1.kafka:9092"], "topics": {"expression": "orders\\..*"}});
-        kconn::validate::merge(&mut spec, &case.patch);
+        kconn::testing::validate::merge(&mut spec, &case.patch);
         let answer = create_raw(&client, &ns, &format!("bad-{i}"), spec).await;
         match case.api_server {
-            kconn::validate::ApiServer::Refuses => {
+            kconn::testing::validate::ApiServer::Refuses => {
                 let e = answer.expect_err(case.what);
                 assert_eq!(e.code, 422, "{}: {e:?}", case.what);
                 // The server names list fields without the index ("spec.bootstrapServers").
@@ -172,7 +175,7 @@ async fn every_bad_input_the_validator_knows_is_refused_by_the_api_server_naming
                     e.message
                 );
             }
-            kconn::validate::ApiServer::Accepts(why) => {
+            kconn::testing::validate::ApiServer::Accepts(why) => {
                 answer.unwrap_or_else(|e| panic!("{} ({why}): {e:?}", case.what));
             }
         }

@@ -175,7 +175,7 @@ fn fuzz_keytab() {
         |input| {
             match input {
                 KeytabInput::Valid(entries) => {
-                    let got = kconn::kerberos::keytab::parse(&keytab_bytes(&entries))
+                    let got = kconn::testing::kerberos::keytab::parse(&keytab_bytes(&entries))
                         .map_err(|e| TestCaseError::fail(format!("valid keytab refused: {e}")))?;
                     let want: Vec<(String, u16, u32)> = entries
                         .iter()
@@ -189,8 +189,8 @@ fn fuzz_keytab() {
                 }
                 KeytabInput::Bytes(bytes) => {
                     // Never a panic; an error names a position inside the data.
-                    if let Err(kconn::kerberos::keytab::KeytabError::Truncated(at)) =
-                        kconn::kerberos::keytab::parse(&bytes)
+                    if let Err(kconn::testing::kerberos::keytab::KeytabError::Truncated(at)) =
+                        kconn::testing::kerberos::keytab::parse(&bytes)
                     {
                         prop_assert!(at <= bytes.len(), "position {} past {}", at, bytes.len());
                     }
@@ -256,7 +256,7 @@ fn fuzz_krb5_conf() {
         |(t, _)| t.as_bytes().to_vec(),
         |b| String::from_utf8(b.to_vec()).ok().map(|t| (t, None)),
         |(text, expected)| {
-            let parsed = kconn::kerberos::conf::parse(&text);
+            let parsed = kconn::testing::kerberos::conf::parse(&text);
             match expected {
                 Some((default, realms, dns)) => {
                     let conf = parsed.map_err(|e| {
@@ -304,7 +304,7 @@ fn fuzz_bootstrap_servers() {
         text_encode,
         text_decode,
         |s| {
-            let parsed = kconn::validate::parse_host_port(&s);
+            let parsed = kconn::testing::validate::parse_host_port(&s);
             // The CRD's pattern (enforced by the API server) never refuses what kconn accepts, and
             // accepts nothing kconn refuses for its shape or port. It is looser about the host itself
             // (an IPv6 literal's characters but not the address, no per-label rules): such a value
@@ -312,7 +312,7 @@ fn fuzz_bootstrap_servers() {
             let matched = pattern.is_match(&s);
             let host_only = matches!(
                 parsed,
-                Err(kconn::validate::HostPortError::InvalidHost { .. })
+                Err(kconn::testing::validate::HostPortError::InvalidHost { .. })
             );
             prop_assert!(
                 matched == parsed.is_ok() || (matched && host_only),
@@ -379,7 +379,9 @@ fn fuzz_topic_expressions() {
             match input {
                 TopicInput::Any(expression, glob) => {
                     let start = Instant::now();
-                    if let Ok(m) = kconn::topics::TopicMatcher::new(&selector(&expression, glob)) {
+                    if let Ok(m) =
+                        kconn::testing::topics::TopicMatcher::new(&selector(&expression, glob))
+                    {
                         for t in ["orders.eu", "", "__consumer_offsets", &"a".repeat(249)] {
                             m.matches(t);
                         }
@@ -412,7 +414,7 @@ fn fuzz_topic_expressions() {
                     if glob.trim().is_empty() || glob.len() > 256 {
                         return Ok(());
                     }
-                    let m = kconn::topics::TopicMatcher::new(&selector(&glob, true))
+                    let m = kconn::testing::topics::TopicMatcher::new(&selector(&glob, true))
                         .map_err(|e| TestCaseError::fail(format!("{glob:?} refused: {e}")))?;
                     prop_assert!(
                         m.matches(&name) || name.starts_with("__"),
@@ -422,9 +424,11 @@ fn fuzz_topic_expressions() {
                     );
                 }
                 TopicInput::Literal(name) => {
-                    let m =
-                        kconn::topics::TopicMatcher::new(&selector(&regex::escape(&name), false))
-                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let m = kconn::testing::topics::TopicMatcher::new(&selector(
+                        &regex::escape(&name),
+                        false,
+                    ))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     let internal = name.starts_with("__");
                     prop_assert_eq!(m.matches(&name), !internal);
                     prop_assert!(!m.matches(&format!("{name}x")), "not a whole-name match");
@@ -520,7 +524,7 @@ fn fuzz_model_inferrer() {
         |s| serde_json::to_vec(s).unwrap(),
         |b| serde_json::from_slice::<Vec<Value>>(b).ok(),
         |samples| {
-            let schema = kconn::models::infer::infer(samples.iter());
+            let schema = kconn::testing::models::infer::infer(samples.iter());
             for s in &samples {
                 prop_assert!(conforms(&schema, s), "{} does not conform to {}", s, schema);
             }

@@ -62,8 +62,8 @@ fn the_argocd_health_check_reads_each_sample_status() {
 #[test]
 fn a_status_the_operator_writes_for_a_failed_login_is_degraded() {
     use kconn::api::{CheckReport, CheckResult, TestedBy};
-    use kconn::checks::TestReport;
-    use kconn::status;
+    use kconn::testing::checks::TestReport;
+    use kconn::testing::status;
     let report = TestReport {
         checks: vec![CheckReport {
             name: "Authenticated".into(),

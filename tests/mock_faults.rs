@@ -8,8 +8,8 @@
 use std::time::{Duration, SystemTime};
 
 use kconn::api::KafkaConnection;
-use kconn::checks::{self, TestInput};
-use kconn::secrets::SecretStore;
+use kconn::testing::checks::{self, TestInput};
+use kconn::testing::secrets::SecretStore;
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -42,7 +42,7 @@ const ROUNDS: usize = 10;
 const SAMPLED: u32 = 10;
 
 /// The messages sampled for the one topic, when its model was built.
-fn sampled_count(models: &[kconn::models::report::ModelOutcome]) -> Option<u32> {
+fn sampled_count(models: &[kconn::testing::models::report::ModelOutcome]) -> Option<u32> {
     match models {
         [one] => one.model.as_ref().map(|m| m.sampled),
         _ => None,
@@ -87,7 +87,7 @@ async fn ten_percent_request_errors_never_break_the_test_and_it_converges() {
     }))
     .unwrap();
     let secrets = SecretStore::default();
-    let valid = kconn::validate::outcome(&conn.spec, &[]);
+    let valid = kconn::testing::validate::outcome(&conn.spec, &[]);
     let input = || TestInput {
         spec: &conn.spec,
         valid: &valid,
@@ -95,7 +95,7 @@ async fn ten_percent_request_errors_never_break_the_test_and_it_converges() {
         now: SystemTime::now(),
         group_id: checks::group_id(&conn.spec, "faults", "mock"),
     };
-    let undisturbed = checks::run(&input(), &kconn::kafka::RdKafka).await;
+    let undisturbed = checks::run(&input(), &kconn::testing::kafka::RdKafka).await;
     let baseline = rows(&undisturbed);
     assert_eq!(baseline.len(), 12);
     assert!(
@@ -123,7 +123,7 @@ async fn ten_percent_request_errors_never_break_the_test_and_it_converges() {
         }
         let report = tokio::time::timeout(
             Duration::from_secs(60),
-            checks::run(&input(), &kconn::kafka::RdKafka),
+            checks::run(&input(), &kconn::testing::kafka::RdKafka),
         )
         .await
         .unwrap_or_else(|_| panic!("round {round}: the test did not end within 60 s"));
@@ -139,7 +139,7 @@ async fn ten_percent_request_errors_never_break_the_test_and_it_converges() {
         if let Some(session) = report.session.clone() {
             let (models, error) = tokio::time::timeout(
                 Duration::from_secs(60),
-                kconn::models::report::sample_models(&conn, session),
+                kconn::testing::models::report::sample_models(&conn, session),
             )
             .await
             .unwrap_or_else(|_| panic!("round {round}: sampling did not end within 60 s"));
@@ -158,14 +158,14 @@ async fn ten_percent_request_errors_never_break_the_test_and_it_converges() {
     for key in KEYS {
         cluster.clear_request_errors(key);
     }
-    let after = checks::run(&input(), &kconn::kafka::RdKafka).await;
+    let after = checks::run(&input(), &kconn::testing::kafka::RdKafka).await;
     assert_eq!(
         rows(&after),
         baseline,
         "the report did not return to the undisturbed one"
     );
     let (models, error) =
-        kconn::models::report::sample_models(&conn, after.session.clone().unwrap()).await;
+        kconn::testing::models::report::sample_models(&conn, after.session.clone().unwrap()).await;
     assert!(
         error.is_none() && sampled_count(&models) == Some(SAMPLED),
         "sampling did not recover: {error:?} {models:?}"
@@ -207,14 +207,14 @@ async fn mock_with_messages(
 
 /// Samples the mock's "sampled" topic (off the async runtime) and counts the messages read.
 async fn sample(bootstrap: &str, partitions: u32, timeout: Duration) -> Result<usize, String> {
-    let settings = kconn::kafka::ClientSettings::plaintext(vec![bootstrap.to_string()]);
-    let topics = [kconn::kafka::Topic {
+    let settings = kconn::testing::kafka::ClientSettings::plaintext(vec![bootstrap.to_string()]);
+    let topics = [kconn::testing::kafka::Topic {
         name: "sampled".into(),
         partitions,
         replication_factor: 1,
     }];
     tokio::task::spawn_blocking(move || {
-        kconn::kafka::sample::newest(&settings, &topics, 100, timeout)
+        kconn::testing::kafka::sample::newest(&settings, &topics, 100, timeout)
             .map(|samples| samples["sampled"].len())
             .map_err(|e| e.to_string())
     })
@@ -301,7 +301,7 @@ fn group_request_that_timed_out_before_its_coordinator_came_up_does_not_abort() 
 }
 
 fn group_request_timed_out_then_coordinator_up() {
-    use kconn::kafka::ffi;
+    use kconn::testing::kafka::ffi;
     use rdkafka::mocking::MockCoordinator;
     use rdkafka::producer::BaseProducer;
     use rdkafka::producer::Producer;
@@ -362,12 +362,12 @@ async fn a_cluster_advertising_hundreds_of_brokers_costs_a_bounded_test() {
     let secrets = SecretStore::default();
     let input = TestInput {
         spec: &conn.spec,
-        valid: &kconn::validate::outcome(&conn.spec, &[]),
+        valid: &kconn::testing::validate::outcome(&conn.spec, &[]),
         secrets: &secrets,
         now: SystemTime::now(),
         group_id: checks::group_id(&conn.spec, "faults", "many"),
     };
-    let report = checks::run(&input, &kconn::kafka::RdKafka).await;
+    let report = checks::run(&input, &kconn::testing::kafka::RdKafka).await;
     let row = |name: &str| report.checks.iter().find(|c| c.name == name).unwrap();
     assert_eq!(
         report.cluster.as_ref().map(|c| c.brokers),

@@ -7,9 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use kconn::kafka::sample::newest;
-use kconn::kafka::ClientSettings;
-use kconn::models;
+use kconn::testing::kafka::sample::newest;
+use kconn::testing::kafka::ClientSettings;
+use kconn::testing::models;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use support::{config, unique, Env};
 
@@ -67,7 +67,7 @@ async fn the_newest_messages_become_a_model_and_nothing_is_committed() {
 
     let groups_before = group_count(bootstrap);
     let settings = ClientSettings::plaintext(vec![bootstrap.to_string()]);
-    let topic_of = |name: &str, partitions| kconn::kafka::Topic {
+    let topic_of = |name: &str, partitions| kconn::testing::kafka::Topic {
         name: name.to_string(),
         partitions,
         replication_factor: 1,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kconn::api::{KafkaConnection, KafkaConnectionStatus, RefreshSchedule};
-use kconn::models::{catalog, store, Model};
+use kconn::testing::models::{catalog, store, Model};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use support::operator::{self as op, condition, wait_status};
@@ -320,7 +320,8 @@ async fn the_catalog_is_stored_refreshed_and_reports_changes() {
         s.models.as_ref().and_then(|m| m.schedule) == Some(RefreshSchedule::Daily)
     })
     .await;
-    let next = kconn::models::refresh::to_chrono(&s.models.unwrap().next_refresh_time.unwrap());
+    let next =
+        kconn::testing::models::refresh::to_chrono(&s.models.unwrap().next_refresh_time.unwrap());
     let local = next.with_timezone(&chrono_tz::Europe::Berlin);
     assert_eq!(local.format("%H:%M").to_string(), "03:30", "{local}");
 

@@ -133,7 +133,7 @@ fn a_256_character_regex_over_100000_topic_names() {
     assert_eq!(expression.chars().count(), 256);
     let selector: TopicSelector =
         serde_json::from_value(serde_json::json!({"expression": expression})).unwrap();
-    let matcher = kconn::topics::TopicMatcher::new(&selector).unwrap();
+    let matcher = kconn::testing::topics::TopicMatcher::new(&selector).unwrap();
     let names: Vec<String> = (0..100_000)
         .map(|i| match i % 4 {
             0 => format!("team{:02}.orders.v{}", i % 30, i % 7),

@@ -249,7 +249,9 @@ fn an_advertised_broker_whose_certificate_names_another_host_is_refused() {
 /// presents a certificate (from the trusted CA) that names neither serverName nor its host.
 #[tokio::test]
 async fn librdkafka_verifies_every_broker_certificate_against_server_name() {
-    use kconn::kafka::{ClientSettings, Kafka, KafkaFailure, ProbeRequest, RdKafka, TlsMaterial};
+    use kconn::testing::kafka::{
+        ClientSettings, Kafka, KafkaFailure, ProbeRequest, RdKafka, TlsMaterial,
+    };
     let env = Env::get();
     let ca = std::fs::read_to_string(env.tls("ca.crt")).unwrap();
     let probe = |bootstrap: &str, name: &str| {

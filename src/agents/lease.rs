@@ -78,6 +78,7 @@ impl Agent {
     }
 
     /// An agent that counts itself live without a Lease (tests of the controller alone).
+    #[cfg(test)]
     pub fn alone(me: Member) -> Self {
         Self {
             live: Mutex::new(vec![me.clone()]),

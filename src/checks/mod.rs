@@ -11,7 +11,6 @@ mod session;
 mod spec;
 pub mod tls;
 
-pub use network::MAX_ADVERTISED;
 pub use spec::spec_valid;
 
 use std::time::SystemTime;
@@ -134,7 +133,7 @@ pub async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
 
 #[cfg(test)]
 mod tests {
-    use super::network::advertised_row as advertised_listeners;
+    use super::network::{advertised_row as advertised_listeners, MAX_ADVERTISED};
     use super::*;
     use crate::kafka::ClusterView;
     use std::net::SocketAddr;

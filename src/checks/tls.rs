@@ -259,7 +259,37 @@ pub fn describe_expiry(secs: i64) -> String {
     }
 }
 
-/// Runs handshakes with every `(host, addr)` in parallel on blocking threads.
+/// How many handshakes run at once (each holds a blocking thread while it waits).
+const PARALLEL_HANDSHAKES: usize = 32;
+
+/// Runs `each` on a blocking thread for every `(host, addr)`, at most [`PARALLEL_HANDSHAKES`] at
+/// once, the results in the order of the targets.
+async fn on_blocking_threads<T: Send + 'static>(
+    targets: Vec<(String, SocketAddr)>,
+    each: impl Fn(String, SocketAddr) -> Result<T, TlsError> + Clone + Send + 'static,
+) -> Vec<Result<T, TlsError>> {
+    use futures::StreamExt;
+    let tasks: Vec<_> = targets
+        .into_iter()
+        .map(|(host, addr)| {
+            let each = each.clone();
+            tokio::task::spawn_blocking(move || each(host, addr))
+        })
+        .collect();
+    futures::stream::iter(tasks)
+        .buffered(PARALLEL_HANDSHAKES)
+        .map(|r| {
+            r.unwrap_or_else(|e| {
+                Err(TlsError::Handshake(format!(
+                    "the handshake task failed: {e}"
+                )))
+            })
+        })
+        .collect()
+        .await
+}
+
+/// Runs handshakes with every `(host, addr)`, verifying `server_name` or else the host.
 pub async fn handshake_all(
     targets: Vec<(String, SocketAddr)>,
     server_name: Option<String>,
@@ -267,66 +297,38 @@ pub async fn handshake_all(
     timeout: Duration,
     now: SystemTime,
 ) -> Vec<Result<Handshake, TlsError>> {
-    let tasks = targets.into_iter().map(|(host, addr)| {
-        let material = material.clone();
+    on_blocking_threads(targets, move |host, addr| {
         let name = server_name.clone().unwrap_or(host);
-        tokio::task::spawn_blocking(move || handshake(addr, &name, &material, timeout, now))
-    });
-    futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|e| {
-                Err(TlsError::Handshake(format!(
-                    "the handshake task failed: {e}"
-                )))
-            })
-        })
-        .collect()
+        handshake(addr, &name, &material, timeout, now)
+    })
+    .await
 }
 
 /// Verifies the certificate of each advertised broker `(host, address)` as a client of this connection
 /// would: the chain against the trusted CAs, the name against `tls.serverName` or else the host the
-/// broker advertises (kconn's librdkafka sessions accept either). At most 32 at once.
+/// broker advertises (kconn's librdkafka sessions accept either).
 pub async fn verify_all(
     targets: Vec<(String, SocketAddr)>,
     material: TlsMaterial,
     timeout: Duration,
     now: SystemTime,
 ) -> Vec<Result<(), TlsError>> {
-    use futures::StreamExt;
-    let each: Vec<_> = targets
-        .into_iter()
-        .map(|(host, addr)| {
-            let material = material.clone();
-            tokio::task::spawn_blocking(move || {
-                let first = material.server_name.clone().unwrap_or_else(|| host.clone());
-                match handshake(addr, &first, &material, timeout, now) {
-                    Err(TlsError::HostnameMismatch(_)) if first != host => {
-                        handshake(addr, &host, &material, timeout, now).map_err(|e| match e {
-                            TlsError::HostnameMismatch(_) => {
-                                TlsError::HostnameMismatch(format!("{first:?} or {host:?}"))
-                            }
-                            other => other,
-                        })
+    on_blocking_threads(targets, move |host, addr| {
+        let first = material.server_name.clone().unwrap_or_else(|| host.clone());
+        match handshake(addr, &first, &material, timeout, now) {
+            Err(TlsError::HostnameMismatch(_)) if first != host => {
+                handshake(addr, &host, &material, timeout, now).map_err(|e| match e {
+                    TlsError::HostnameMismatch(_) => {
+                        TlsError::HostnameMismatch(format!("{first:?} or {host:?}"))
                     }
                     other => other,
-                }
-                .map(|_| ())
-            })
-        })
-        .collect();
-    futures::stream::iter(each)
-        .buffered(32)
-        .map(|r| {
-            r.unwrap_or_else(|e| {
-                Err(TlsError::Handshake(format!(
-                    "the handshake task failed: {e}"
-                )))
-            })
-        })
-        .collect()
-        .await
+                })
+            }
+            other => other,
+        }
+        .map(|_| ())
+    })
+    .await
 }
 
 /// Test support: a self-signed certificate valid from `from_days` to `to_days` around now, with its key.

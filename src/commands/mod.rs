@@ -1,5 +1,9 @@
-//! What the command bodies share, below the argument parser (`cli`): exit codes, the async
-//! runtime, and the hidden child command.
+//! The commands' arguments and bodies, below the argument parser (`cli`), and what they share: exit
+//! codes, the async runtime, a kubeconfig client, and the hidden child command.
+
+pub mod check;
+pub mod models;
+pub mod run;
 
 /// Exit code: every check passed or warned.
 pub const EXIT_OK: u8 = 0;
@@ -33,4 +37,20 @@ pub fn child() -> u8 {
             timeout,
         )
     })
+}
+
+/// A client for a kubeconfig context (`None`: the current one).
+pub async fn kube_client(context: Option<&str>) -> Result<kube::Client, String> {
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let what = match context {
+        Some(c) => format!("kubeconfig context {c:?}"),
+        None => "kubeconfig".to_string(),
+    };
+    let config = kube::Config::from_kubeconfig(&options)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    kube::Client::try_from(config).map_err(|e| format!("{what}: {e}"))
 }

@@ -384,7 +384,8 @@ impl Watch {
     }
 }
 
-/// After an error: count it and try again in 15 s.
+/// After an error: count it, and try again in 15 s, unless no retry can help (an object without a
+/// namespace: its next change brings it back).
 pub fn error_policy<K: Kafka>(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context<K>>) -> Action {
     ctx.metrics
         .reconciles
@@ -392,8 +393,13 @@ pub fn error_policy<K: Kafka>(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Contex
             result: "error".into(),
         })
         .inc();
-    warn!(category = error.category(), error = %error, "requeueing after an error");
-    Action::requeue(Duration::from_secs(15))
+    warn!(category = error.category(), error = %error, "reconcile failed");
+    match error {
+        Error::NoNamespace => Action::await_change(),
+        Error::Kube(_) | Error::Timeout(_) | Error::Agent(_) | Error::Http(_) => {
+            Action::requeue(Duration::from_secs(15))
+        }
+    }
 }
 
 /// The system clock: what [`Context::clock`] holds outside tests.
@@ -625,6 +631,86 @@ mod tests {
                 .encode()
                 .contains("kconn_reconciles_total{result=\"error\"} 1"));
         }
+        // No retry mends an object without a namespace: its next change brings it back.
+        let (ctx, _handle) = context(API_TIMEOUT);
+        assert_eq!(
+            error_policy(object("a:1"), &Error::NoNamespace, ctx),
+            Action::await_change()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_object_is_read_untyped_then_reported_once() {
+        let invalid = kube::core::error_boundary::InvalidObject {
+            error: "unknown variant `Sauce`, expected one of `Source`, `Sink`, `Both`".into(),
+            metadata: kube::api::ObjectMeta {
+                name: Some("orders".into()),
+                namespace: Some("team".into()),
+                uid: Some("u-2".into()),
+                generation: Some(3),
+                resource_version: Some("7".into()),
+                ..Default::default()
+            },
+        };
+        let (ctx, mut handle) = context(API_TIMEOUT);
+        let run = tokio::spawn(reconcile(
+            Arc::new(DeserializeGuard(Err(invalid))),
+            ctx.clone(),
+        ));
+        // What the API server holds: an object this version cannot read, with no status yet.
+        let stored = serde_json::json!({"apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+            "metadata": {"name": "orders", "namespace": "team", "uid": "u-2", "resourceVersion": "7"},
+            "spec": {"role": "Sauce"}});
+        let (get, send) = handle.next_request().await.expect("the status is read");
+        assert_eq!(get.method(), ::http::Method::GET);
+        assert!(get
+            .uri()
+            .path()
+            .ends_with("/kafkaconnections/orders/status"));
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&stored).unwrap()))
+                .unwrap(),
+        );
+        let (patch, send) = handle.next_request().await.expect("the status is written");
+        assert_eq!(patch.method(), ::http::Method::PATCH);
+        let body = patch.into_body().collect_bytes().await.unwrap();
+        let written: serde_json::Value = serde_yaml::from_slice(&body).unwrap();
+        let stalled = written["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Stalled")
+            .unwrap()
+            .clone();
+        assert_eq!(stalled["status"], "True");
+        assert_eq!(stalled["reason"], "InvalidObject");
+        assert!(stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown variant `Sauce`"));
+        let mut answered = stored.clone();
+        answered["metadata"]["resourceVersion"] = "8".into();
+        answered["status"] = written["status"].clone();
+        send.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&answered).unwrap()))
+                .unwrap(),
+        );
+        assert_eq!(run.await.unwrap().unwrap(), Action::await_change());
+        // Read again from a cache that still holds version 7: nothing is read or written.
+        let again = kube::core::error_boundary::InvalidObject {
+            error: "unknown variant `Sauce`".into(),
+            metadata: kube::api::ObjectMeta {
+                name: Some("orders".into()),
+                namespace: Some("team".into()),
+                uid: Some("u-2".into()),
+                resource_version: Some("7".into()),
+                ..Default::default()
+            },
+        };
+        let result = reconcile(Arc::new(DeserializeGuard(Err(again))), ctx).await;
+        assert_eq!(result.unwrap(), Action::requeue(plan::CACHE_BEHIND_RETRY));
     }
 
     #[test]

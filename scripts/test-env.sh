@@ -133,6 +133,9 @@ export KAFKA_SERVICE_NAME=kafka
 export KAFKA_CLUSTER3=127.0.0.1:${C3_PLAIN[0]},127.0.0.1:${C3_PLAIN[1]},127.0.0.1:${C3_PLAIN[2]}
 export KAFKA_CLUSTER3_BROKERS="127.0.0.1:${C3_PLAIN[0]} 127.0.0.1:${C3_PLAIN[1]} 127.0.0.1:${C3_PLAIN[2]}"
 export KAFKA_VERSION=$KAFKA_VERSION
+# The classpath of Kafka's own Java tools (org.apache.kafka.tools.TopicCommand and others), and kcat.
+export KAFKA_CLASSPATH="$KAFKA_LIB/*"
+export KCAT=$(command -v kcat)
 export KUBECONFIG=$RUN/kubeconfig
 export KUBE_CONTEXT_ADMIN=admin
 export KUBE_CONTEXT_UNPRIVILEGED=unprivileged

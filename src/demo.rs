@@ -105,6 +105,7 @@ pub fn run(hold: bool, output: crate::output::Format) -> u8 {
                 topics: report.topics,
                 models,
                 models_error,
+                binding: None,
             }],
         },
         output,

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod testing;
 
 mod agents;
+mod binding;
 mod checks;
 mod commands;
 mod controller;

@@ -54,6 +54,10 @@ pub struct ConnectionReport {
     /// Why models could not be sampled, when they were asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models_error: Option<String>,
+    /// The binding Secret a passing test would publish (`kconn check --binding`); never part of
+    /// the report's output.
+    #[serde(skip)]
+    pub binding: Option<crate::binding::Manifest>,
 }
 
 impl ConnectionReport {

@@ -261,7 +261,7 @@ pub fn after_test(
             &facts,
         ),
     };
-    let conditions = vec![
+    let conditions: Vec<Condition> = vec![
         ready,
         condition(
             prev_conditions,
@@ -311,7 +311,16 @@ pub fn after_test(
                     &facts,
                 )
             }),
-    ];
+    ]
+    .into_iter()
+    // The binding is decided after the test (controller::plan): keep what the last one said.
+    .chain(
+        prev_conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::BindingReady)
+            .cloned(),
+    )
+    .collect();
     KafkaConnectionStatus {
         observed_generation: facts.generation,
         conditions,
@@ -327,6 +336,7 @@ pub fn after_test(
         topics: report.topics.clone(),
         models: prev.and_then(|p| p.models.clone()),
         observed_secrets: facts.observed_secrets.clone(),
+        binding: prev.and_then(|p| p.binding.clone()),
     }
 }
 
@@ -410,29 +420,45 @@ pub fn set_models_condition(
     now: &Time,
     generation: Option<i64>,
 ) {
-    let facts = Facts {
-        generation,
-        now: now.clone(),
-        tested_by: TestedBy::default(),
-        observed_secrets: Vec::new(),
-        handled_request: None,
-    };
-    let c = condition(
-        &next.conditions,
+    set_condition(
+        next,
         ConditionType::ModelsLoaded,
-        status,
-        reason,
-        message,
-        &facts,
+        (status, reason, message),
+        now,
+        generation,
     );
-    match next
-        .conditions
-        .iter_mut()
-        .find(|x| x.type_ == ConditionType::ModelsLoaded)
-    {
+}
+
+/// Sets a condition the test itself does not compute (ModelsLoaded, BindingReady), keeping its
+/// `lastTransitionTime` when its status stays.
+pub fn set_condition(
+    next: &mut KafkaConnectionStatus,
+    type_: ConditionType,
+    (status, reason, message): (ConditionStatus, Reason, String),
+    now: &Time,
+    generation: Option<i64>,
+) {
+    let c = Condition {
+        last_transition_time: next
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone()),
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: checks::clip(&message, checks::MAX_ROW_TEXT),
+        observed_generation: generation,
+    };
+    match next.conditions.iter_mut().find(|x| x.type_ == type_) {
         Some(old) => *old = c,
         None => next.conditions.push(c),
     }
+}
+
+/// Removes a condition (BindingReady once `spec.binding` is gone).
+pub fn remove_condition(next: &mut KafkaConnectionStatus, type_: ConditionType) {
+    next.conditions.retain(|c| c.type_ != type_);
 }
 
 /// `ModelsLoaded` while `spec.models.suspend` pauses refreshing: its status stays, the reason says why.
@@ -480,6 +506,14 @@ pub fn topics_listed(s: &KafkaConnectionStatus) -> bool {
     s.conditions
         .iter()
         .any(|c| c.type_ == ConditionType::TopicsResolved && c.status == ConditionStatus::True)
+}
+
+/// The reason of Ready (empty when there is none).
+pub fn ready_reason(s: &KafkaConnectionStatus) -> &str {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::Ready)
+        .map_or("", |c| c.reason.as_str())
 }
 
 /// The status of Ready, for the metric (`Unknown` when there is none).

@@ -2,6 +2,7 @@
 //! a stable reason, what is wrong and how to fix it. The SpecValid check, `kconn check --offline` and
 //! the controller all use this module; the CRD's CEL rules mirror the same rules for the API server.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -442,6 +443,41 @@ pub fn bad_inputs() -> Vec<BadInput> {
             Reason::OutOfRange,
             Refuses,
         ),
+        case(
+            "bad binding Secret name",
+            json!({"binding": {"secretName": "Orders_Kafka"}}),
+            "spec.binding.secretName",
+            Reason::InvalidName,
+            Refuses,
+        ),
+        case(
+            "relative binding mount path",
+            json!({"binding": {"mountPath": "bindings/orders"}}),
+            "spec.binding.mountPath",
+            Reason::InvalidField,
+            Refuses,
+        ),
+        case(
+            "binding mount path with ..",
+            json!({"binding": {"mountPath": "/bindings/../etc"}}),
+            "spec.binding.mountPath",
+            Reason::InvalidField,
+            Refuses,
+        ),
+        case(
+            "33 binding labels",
+            json!({"binding": {"labels": (0..33).map(|i| (format!("l{i}"), "v".to_string())).collect::<BTreeMap<_, _>>()}}),
+            "spec.binding.labels",
+            Reason::OutOfRange,
+            Refuses,
+        ),
+        case(
+            "bad binding label",
+            json!({"binding": {"labels": {"team/": "orders"}}}),
+            "spec.binding.labels",
+            Reason::InvalidName,
+            Accepts("label keys and values are checked on the Secret, when it is written"),
+        ),
     ]
 }
 
@@ -500,6 +536,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
     authentication(spec, &mut problems);
     tls(spec, &mut problems);
     names(spec, &mut problems);
+    binding(spec, &mut problems);
     let (interval, timeout) = check(spec, &mut problems);
     let (refresh_at, time_zone) = models(spec, &mut problems);
     match (
@@ -729,6 +766,88 @@ fn names(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) {
     }
 }
 
+/// `spec.binding`: the Secret's name, an absolute mount path, and labels and annotations the API
+/// server will take on a Secret.
+fn binding(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) {
+    let Some(b) = &spec.binding else { return };
+    if let Some(name) = &b.secret_name {
+        if !is_dns_subdomain(name) {
+            problems.push(Problem::new(
+                "spec.binding.secretName",
+                Reason::InvalidName,
+                format!("{name:?} is not a valid Secret name"),
+                "use lower-case letters, digits, '-' and '.', at most 253 characters; or omit it for <name>-binding",
+            ));
+        }
+    }
+    if let Some(path) = &b.mount_path {
+        let plain = path.len() <= 1024
+            && path.starts_with('/')
+            && path[1..].split('/').all(|part| {
+                !part.is_empty()
+                    && !part.starts_with('.')
+                    && part
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
+            });
+        if !plain {
+            problems.push(Problem::new(
+                "spec.binding.mountPath",
+                Reason::InvalidField,
+                format!("{path:?} is not an absolute path of plain names"),
+                "write where applications mount the Secret, e.g. /bindings/orders-kafka (no '..', no spaces)",
+            ));
+        }
+    }
+    for (field, map) in [
+        ("spec.binding.labels", &b.labels),
+        ("spec.binding.annotations", &b.annotations),
+    ] {
+        if map.len() > MAX_BINDING_METADATA {
+            problems.push(Problem::new(
+                field,
+                Reason::OutOfRange,
+                format!("{} entries; the limit is {MAX_BINDING_METADATA}", map.len()),
+                "keep the labels and annotations applications select the Secret by",
+            ));
+        }
+        let labels = field.ends_with("labels");
+        if let Some((key, _)) = map.iter().find(|(k, v)| {
+            !is_qualified_name(k) || (labels && !(v.is_empty() || is_label_value(v)))
+        }) {
+            problems.push(Problem::new(
+                field,
+                Reason::InvalidName,
+                format!("{key:?} (or its value) is not valid on a Secret"),
+                "keys are [prefix/]name, a DNS prefix and a name of letters, digits, '-', '_' and '.' up to 63 characters; label values likewise",
+            ));
+        }
+    }
+}
+
+/// Labels and annotations a binding Secret takes from the spec, at most.
+const MAX_BINDING_METADATA: usize = 32;
+
+/// A label or annotation key: an optional DNS-subdomain prefix and `/`, then a name.
+fn is_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    prefix.is_none_or(is_dns_subdomain) && is_label_value(name)
+}
+
+/// A label value (and the name part of a key): 1 to 63 of letters, digits, `-`, `_`, `.`,
+/// beginning and ending with a letter or digit.
+fn is_label_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 63
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+}
+
 /// `spec.check`: the interval and the timeout, the timeout no longer than the interval.
 fn check(
     spec: &KafkaConnectionSpec,
@@ -915,7 +1034,7 @@ mod tests {
     #[test]
     fn every_bad_input_names_its_field_and_reason() {
         let cases = bad_inputs();
-        assert_eq!(cases.len(), 24);
+        assert_eq!(cases.len(), 29);
         for case in cases {
             let spec = spec_with(|s| merge(s, &case.patch));
             let problems = validate(&spec).expect_err(case.what);

@@ -357,6 +357,19 @@ fn rbac_is_the_documented_role_and_no_more() {
     assert_eq!(secrets["verbs"], serde_json::json!(["get"]));
     assert!(args_of(&docs).contains(&"--secret-watch=false".into()));
 
+    // Without bindings: no write on Secrets at all.
+    let docs = documents(&template("ops", &["bindings=false"]).unwrap());
+    let without: Vec<Value> = documented
+        .iter()
+        .filter(|r| {
+            r["verbs"] != serde_json::json!(["create", "patch", "delete"])
+                || r["resources"] != serde_json::json!(["secrets"])
+        })
+        .cloned()
+        .collect();
+    assert_eq!(without.len(), documented.len() - 1);
+    assert_eq!(find(&docs, "Role", "kconn")["rules"], Value::Array(without));
+
     // Two namespaces: a Role and a RoleBinding in each, and nothing cluster-scoped.
     let docs = documents(
         &template(
@@ -457,13 +470,15 @@ async fn every_render_mode_grants_its_namespaces_and_no_more() {
                 ("delete", "configmaps", "kube-system", "no"),
             ],
         ),
-        // No Secret watch: Secrets by name only.
+        // No Secret watch and no bindings: Secrets by name only, never written.
         (
-            vec![one.as_str(), "secretWatch=false"],
+            vec![one.as_str(), "secretWatch=false", "bindings=false"],
             vec![
                 ("get", "secrets", a, "yes"),
                 ("list", "secrets", a, "no"),
                 ("watch", "secrets", a, "no"),
+                ("create", "secrets", a, "no"),
+                ("patch", "secrets", a, "no"),
                 ("get", "secrets", b, "no"),
             ],
         ),
@@ -473,14 +488,16 @@ async fn every_render_mode_grants_its_namespaces_and_no_more() {
             vec![
                 ("get", "secrets", "kube-system", "yes"),
                 ("delete", "configmaps", "kube-system", "yes"),
-                ("delete", "secrets", a, "no"),
+                ("patch", "secrets", a, "yes"),
+                ("update", "secrets", a, "no"),
                 ("update", "kafkaconnections.kconn.dev", a, "no"),
                 ("create", "leases.coordination.k8s.io", a, "no"),
             ],
         ),
     ];
     for (i, (sets, table)) in modes.into_iter().enumerate() {
-        let release = format!("kconn-rbac-{i}");
+        // Unique per run: a ClusterRole a failed run left behind must not stop this one.
+        let release = format!("kconn-rbac-{i}-{}", std::process::id());
         let mut args = vec!["install", &release, chart_path(), "-n", ops];
         for set in &sets {
             args.extend(["--set", set]);
@@ -642,7 +659,9 @@ async fn an_installed_chart_runs_the_operator_under_its_own_rbac() {
             watched.as_str(),
             "no",
         ),
-        ("delete", "secrets", watched.as_str(), "no"),
+        ("patch", "secrets", watched.as_str(), "yes"),
+        ("update", "secrets", watched.as_str(), "no"),
+        ("patch", "secrets", ops.as_str(), "no"),
         (
             "create",
             "leases.coordination.k8s.io",

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::ByteString;
 use kconn::api::KafkaConnection;
 use kube::api::{Api, ListParams, PostParams};
 use support::operator::{self as op, wait_status, Operator};
@@ -79,56 +78,48 @@ fn canary_keytab(env: &Env) -> Vec<u8> {
     kt
 }
 
-fn secret(name: &str, data: &[(&str, Vec<u8>)]) -> Secret {
-    let data: BTreeMap<String, ByteString> = data
-        .iter()
-        .map(|(k, v)| (k.to_string(), ByteString(v.clone())))
-        .collect();
-    serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": data})).unwrap()
-}
-
 /// The Secrets and connections of the scenario: (secrets, connection name → spec).
 fn scenario(env: &Env) -> (Vec<Secret>, Vec<(&'static str, serde_json::Value)>) {
     let user = env.var("KAFKA_SASL_USER").as_bytes().to_vec();
     let file = |p: &str| std::fs::read(p).unwrap();
     let secrets = vec![
-        secret(
+        support::secret(
             "good-user",
             &[
                 ("username", user.clone()),
                 ("password", env.var("KAFKA_SASL_PASSWORD").into()),
             ],
         ),
-        secret(
+        support::secret(
             "canary-user",
             &[
                 ("username", user.clone()),
                 ("password", CANARY_PASSWORD.into()),
             ],
         ),
-        secret(
+        support::secret(
             "binary-user",
             &[
                 ("username", user),
                 ("password", vec![0xff, 0xfe, b'p', 0x80, 0x00, 0xc3]),
             ],
         ),
-        secret(
+        support::secret(
             "client-tls",
             &[
                 ("tls.crt", file(&env.tls("client.crt"))),
                 ("tls.key", file(&env.tls("client.key"))),
             ],
         ),
-        secret("ca", &[("ca.crt", file(&env.tls("ca.crt")))]),
-        secret(
+        support::secret("ca", &[("ca.crt", file(&env.tls("ca.crt")))]),
+        support::secret(
             "krb",
             &[
                 ("krb5.keytab", file(env.var("KAFKA_CLIENT_KEYTAB"))),
                 ("krb5.conf", file(env.var("KRB5_CONFIG"))),
             ],
         ),
-        secret(
+        support::secret(
             "krb-canary",
             &[
                 ("krb5.keytab", canary_keytab(env)),
@@ -164,13 +155,19 @@ fn scenario(env: &Env) -> (Vec<Secret>, Vec<(&'static str, serde_json::Value)>) 
         "tls": {"caSecretRef": {"name": "ca", "key": "ca.crt"}, "clientCertSecretRef": {"name": "client-tls"}},
         "check": {"interval": "10m", "timeout": "20s"}
     });
+    // Connections that publish a binding Secret: the credentials may be there, and nowhere else.
+    with_tls["binding"] = serde_json::json!({});
+    let mut mtls = mtls;
+    mtls["binding"] = serde_json::json!({});
+    let mut krb_good = krb("krb");
+    krb_good["binding"] = serde_json::json!({});
     let connections = vec![
         ("scram-good", sasl("good-user", "KAFKA_SASL_PLAINTEXT")),
         ("scram-canary", sasl("canary-user", "KAFKA_SASL_PLAINTEXT")),
         ("scram-binary", sasl("binary-user", "KAFKA_SASL_PLAINTEXT")),
         ("scram-tls", with_tls),
         ("mtls", mtls),
-        ("krb-good", krb("krb")),
+        ("krb-good", krb_good),
         ("krb-canary", krb("krb-canary")),
     ];
     (secrets, connections)

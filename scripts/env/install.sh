@@ -2,8 +2,9 @@
 # Sourced by scripts/test-env.sh (the dispatcher); not run on its own.
 # ---------------------------------------------------------------------------------------------- install
 # A JDK, not only a JRE: scripts/kafka/Setup.java runs as a single-file source program.
+# kcat: a librdkafka client nobody here wrote, for the binding Secret's librdkafka.properties.
 APT_PACKAGES=(openjdk-17-jdk-headless maven krb5-kdc krb5-admin-server krb5-user libsasl2-modules-gssapi-mit
-  openssl curl ca-certificates)
+  openssl curl ca-certificates kcat)
 
 install() {
   local missing=() p

@@ -8,6 +8,8 @@ mod vocab;
 
 pub use vocab::{Check, ConditionStatus, ConditionType, Reason, MANAGER};
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
@@ -128,7 +130,44 @@ pub struct KafkaConnectionSpec {
     /// Pause all testing and model refreshing. Status keeps its last values.
     #[serde(default)]
     pub suspend: bool,
+
+    /// Publish what a passing test used as a Secret that applications mount (bootstrap servers,
+    /// protocol, credentials, CA, `client.properties` and `librdkafka.properties`). Present means
+    /// publish; removing it removes the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<BindingSpec>,
 }
+
+/// The binding Secret: the Service Binding "provisioned service" shape, with keys compatible with
+/// Strimzi's KafkaAccess. Written only from a test that passed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingSpec {
+    /// Name of the Secret, in the connection's namespace. Default: `<metadata.name>-binding`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_name_rule())]
+    pub secret_name: Option<String>,
+    /// Where applications mount the Secret as a volume: `librdkafka.properties` names its certificate,
+    /// key and keytab files under it. Default: `/bindings/<secretName>` (the Service Binding
+    /// convention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 1024))]
+    #[x_kube(validation = kube::core::Rule::new(format!("self.matches(r'''{MOUNT_PATH_PATTERN}''')")).message("binding.mountPath must be an absolute path of letters, digits, '.', '_', '-' and '/', without '..'").reason(kube::core::Reason::FieldValueInvalid))]
+    pub mount_path: Option<String>,
+    /// Labels of the Secret (at most 32).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of the Secret (at most 32).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// An absolute mount path: `/`-separated parts of letters, digits, `.`, `_` and `-`, none starting
+/// with `.` (so no `..`).
+pub const MOUNT_PATH_PATTERN: &str = r"^(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$";
 
 /// CEL rule: every bootstrap server is `host:port` ([`HOST_PORT_PATTERN`]).
 fn bootstrap_servers_rule() -> kube::core::Rule {
@@ -597,6 +636,16 @@ pub struct KafkaConnectionStatus {
     /// The Secrets (and their resourceVersion) the last test used; a change re-tests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub observed_secrets: Vec<ObservedSecret>,
+    /// The binding Secret applications mount (the Service Binding "provisioned service" field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<BindingStatus>,
+}
+
+/// `status.binding`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct BindingStatus {
+    /// The name of the Secret, in the connection's namespace.
+    pub name: String,
 }
 
 /// One row of the test report.

@@ -110,6 +110,8 @@ words! {
         TopicsResolved = "TopicsResolved",
         /// The model catalog.
         ModelsLoaded = "ModelsLoaded",
+        /// The binding Secret holds what the last test used (`spec.binding`).
+        BindingReady = "BindingReady",
     }
 }
 
@@ -324,5 +326,17 @@ words! {
         CatalogWriteFailed = "CatalogWriteFailed",
         /// Ready turned True again (the reason of the Normal Event).
         Recovered = "Recovered",
+        /// The binding Secret holds what the last test, which passed, used.
+        BindingPublished = "BindingPublished",
+        /// The last test failed: the binding Secret keeps what the last passing test used.
+        BindingStale = "BindingStale",
+        /// No test has passed yet: there is no binding Secret.
+        BindingNotPublished = "BindingNotPublished",
+        /// A tested value cannot be written into the binding's client files.
+        BindingInvalid = "BindingInvalid",
+        /// A Secret of the binding's name exists and is not this connection's.
+        BindingNameTaken = "BindingNameTaken",
+        /// The API server refused or failed the binding Secret's write.
+        BindingWriteFailed = "BindingWriteFailed",
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::{kube_client, runtime, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 use crate::kafka::RdKafka;
 use crate::secrets::SecretStore;
-use crate::{api, checks, manifest, models, output, validate};
+use crate::{api, binding, checks, manifest, models, output, validate};
 
 /// `kconn check` arguments.
 #[derive(Debug, clap::Args)]
@@ -31,6 +31,11 @@ pub struct CheckArgs {
     /// of from the manifests.
     #[arg(long, value_name = "CONTEXT", conflicts_with = "offline")]
     pub context: Option<String>,
+    /// Print the binding Secret each passing connection would publish (`spec.binding`, or its
+    /// defaults), instead of the report: what the operator will write, before it does. It holds the
+    /// credentials. A connection that fails is named on stderr, with its first failed check.
+    #[arg(long, conflicts_with_all = ["offline", "models"])]
+    pub binding: bool,
 }
 
 /// `kconn check`: every KafkaConnection in the inputs; `--offline` validates only, without network.
@@ -51,6 +56,7 @@ pub fn run(args: &CheckArgs) -> u8 {
                 &args.namespace,
                 args.context.as_deref(),
                 args.models,
+                args.binding,
             )) {
                 Ok(report) => report,
                 Err(e) => {
@@ -61,11 +67,56 @@ pub fn run(args: &CheckArgs) -> u8 {
             None => return EXIT_BAD_INPUT,
         }
     };
-    if let Err(e) = output::print(&report, args.output) {
+    let printed = match args.binding {
+        true => print_bindings(&report, args.output),
+        false => output::print(&report, args.output),
+    };
+    if let Err(e) = printed {
         eprintln!("error: cannot write the report: {e}");
         return EXIT_BAD_INPUT;
     }
     exit_code(&manifests, &report)
+}
+
+/// The binding Secrets of the passing connections, as YAML documents (or a JSON list); the failing
+/// ones named on stderr.
+fn print_bindings(report: &output::Report, format: output::Format) -> std::io::Result<()> {
+    let mut secrets = Vec::new();
+    for c in &report.connections {
+        match (
+            &c.binding,
+            c.checks
+                .iter()
+                .find(|r| r.result == api::CheckResult::Failed),
+        ) {
+            (Some(manifest), None) => {
+                let mut v = serde_json::to_value(&manifest.0).map_err(std::io::Error::other)?;
+                v["apiVersion"] = "v1".into();
+                v["kind"] = "Secret".into();
+                secrets.push(v);
+            }
+            (_, Some(failed)) => eprintln!(
+                "error: {}/{}: no binding: the test failed ({}: {})",
+                c.namespace, c.name, failed.name, failed.message
+            ),
+            (None, None) => eprintln!(
+                "error: {}/{}: no binding: the test did not reach the cluster",
+                c.namespace, c.name
+            ),
+        }
+    }
+    let text = match format {
+        output::Format::Json => {
+            serde_json::to_string_pretty(&secrets).map_err(std::io::Error::other)? + "\n"
+        }
+        output::Format::Yaml | output::Format::Table => secrets
+            .iter()
+            .map(|s| serde_yaml::to_string(s).map_err(std::io::Error::other))
+            .collect::<Result<Vec<_>, _>>()?
+            .join("---\n"),
+    };
+    use std::io::Write;
+    std::io::stdout().write_all(text.as_bytes())
 }
 
 /// 2 for unreadable input or no connection at all, 1 when a check failed, else 0.
@@ -116,6 +167,7 @@ pub fn offline_report(manifests: &manifest::Manifests) -> output::Report {
                 topics: None,
                 models: Vec::new(),
                 models_error: None,
+                binding: None,
             }
         })
         .collect();
@@ -128,6 +180,7 @@ pub async fn online_report(
     default_namespace: &str,
     context: Option<&str>,
     with_models: bool,
+    with_binding: bool,
 ) -> Result<output::Report, String> {
     let secrets: Vec<_> = manifests.secrets.iter().map(|(_, s)| s).collect();
     let mut stores = Vec::with_capacity(manifests.connections.len());
@@ -187,6 +240,22 @@ pub async fn online_report(
                 ),
                 _ => (Vec::new(), None),
             };
+            // What the operator would publish: from a test that passed, with what it used.
+            let binding = match (&doc.object, &report.session) {
+                (Some(conn), Some(session)) if with_binding && !report.failed() => {
+                    let spec = conn.spec.binding.clone().unwrap_or_default();
+                    let mut conn = conn.clone();
+                    conn.metadata.name = Some(doc.name.clone());
+                    conn.metadata.namespace = Some(doc.namespace.clone());
+                    binding::render(&doc.name, &conn.spec, &spec, &session.settings)
+                        .map_err(|e| {
+                            eprintln!("error: {}/{}: no binding: {e}", doc.namespace, doc.name)
+                        })
+                        .ok()
+                        .map(|b| binding::Manifest(binding::secret(&conn, None, &spec, &b)))
+                }
+                _ => None,
+            };
             output::ConnectionReport {
                 name: doc.name.clone(),
                 namespace: doc.namespace.clone(),
@@ -197,6 +266,7 @@ pub async fn online_report(
                 topics: report.topics,
                 models,
                 models_error,
+                binding,
             }
         });
     Ok(output::Report {

@@ -58,6 +58,8 @@ pub struct Context<K: Kafka = RdKafka> {
     pub clock: fn() -> Time,
     /// Versions of each connection that this process's own writes made old.
     pub superseded: Superseded,
+    /// What this process last wrote into each connection's binding Secret.
+    pub published: Published,
 }
 
 /// How `kconn run` runs.
@@ -188,6 +190,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         refresh_timeout: options.refresh_timeout,
         clock: system_clock,
         superseded: Superseded::default(),
+        published: Published::default(),
     });
     // Each test holds a Kafka client (a few threads) for its duration: `concurrency` bounds how many
     // run at once across every watch.
@@ -265,6 +268,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
             janitor.metrics.retain_ready(|key| keys.contains(key));
             janitor.refreshes.retain(|uid| uids.contains(uid));
             janitor.superseded.retain(|uid| uids.contains(uid));
+            janitor.published.retain(|uid| uids.contains(uid));
         }
     });
     info!(
@@ -418,49 +422,71 @@ async fn bounded<T>(
     }
 }
 
-/// The resourceVersions of each connection that this process's own status writes made old: a
-/// reconcile that reads one of them reads a cache that has not caught up with what this process
-/// wrote, and decides nothing from it. Exact (resourceVersions are only compared for equality), and
-/// bounded: at most two per connection (the one read, and the announcement's).
-#[derive(Debug, Default)]
-pub struct Superseded(std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>);
+/// What this process remembers of each connection, by uid; the janitor drops what belongs to
+/// deleted connections.
+#[derive(Debug)]
+pub struct PerConnection<T>(std::sync::Mutex<std::collections::HashMap<String, T>>);
 
-impl Superseded {
-    fn contains(&self, uid: &str, resource_version: Option<&str>) -> bool {
-        let Some(rv) = resource_version else {
-            return false;
-        };
+impl<T> Default for PerConnection<T> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+impl<T: Clone> PerConnection<T> {
+    fn get(&self, uid: &str) -> Option<T> {
         self.0
             .lock()
-            .expect("superseded lock")
+            .expect("per-connection lock")
             .get(uid)
-            .is_some_and(|old| old.iter().any(|o| o == rv))
+            .cloned()
     }
 
-    /// After writes that took the object from `read` through `between` to `latest`.
-    fn record(&self, uid: &str, read: Option<String>, between: Option<String>, latest: &str) {
-        let old: Vec<String> = [read, between]
-            .into_iter()
-            .flatten()
-            .filter(|rv| rv != latest)
-            .collect();
+    fn remember(&self, uid: &str, value: T) {
         self.0
             .lock()
-            .expect("superseded lock")
-            .insert(uid.to_string(), old);
+            .expect("per-connection lock")
+            .insert(uid.to_string(), value);
     }
 
     fn forget(&self, uid: &str) {
-        self.0.lock().expect("superseded lock").remove(uid);
+        self.0.lock().expect("per-connection lock").remove(uid);
     }
 
     fn retain(&self, live: impl Fn(&str) -> bool) {
         self.0
             .lock()
-            .expect("superseded lock")
+            .expect("per-connection lock")
             .retain(|uid, _| live(uid));
     }
 }
+
+/// The resourceVersions of each connection that this process's own status writes made old: a
+/// reconcile that reads one of them reads a cache that has not caught up with what this process
+/// wrote, and decides nothing from it. Exact (resourceVersions are only compared for equality), and
+/// bounded: at most two per connection (the one read, and the announcement's).
+pub type Superseded = PerConnection<Vec<String>>;
+
+impl Superseded {
+    fn contains(&self, uid: &str, resource_version: Option<&str>) -> bool {
+        resource_version
+            .is_some_and(|rv| self.get(uid).is_some_and(|old| old.iter().any(|o| o == rv)))
+    }
+
+    /// After writes that took the object from `read` through `between` to `latest`.
+    fn record(&self, uid: &str, read: Option<String>, between: Option<String>, latest: &str) {
+        let old = [read, between]
+            .into_iter()
+            .flatten()
+            .filter(|rv| rv != latest)
+            .collect();
+        self.remember(uid, old);
+    }
+}
+
+/// A fingerprint of the binding Secret this process last wrote, per connection: a passing test that
+/// changed nothing writes nothing. In memory only; a restart writes each binding once.
+pub type Published = PerConnection<u64>;
 
 #[cfg(test)]
 mod tests {
@@ -501,6 +527,7 @@ mod tests {
             refresh_timeout: Duration::from_secs(5),
             clock: system_clock,
             superseded: Superseded::default(),
+            published: Published::default(),
         };
         (Arc::new(ctx), handle)
     }

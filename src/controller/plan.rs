@@ -10,9 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::agents::Assignment;
 use crate::api::{
-    KafkaConnection, KafkaConnectionStatus, ObservedSecret, TestedBy, REFRESH_REQUESTED_AT,
-    TEST_REQUESTED_AT,
+    BindingStatus, ConditionStatus, ConditionType, KafkaConnection, KafkaConnectionStatus,
+    ObservedSecret, Reason, TestedBy, REFRESH_REQUESTED_AT, TEST_REQUESTED_AT,
 };
+use crate::binding::{self, Binding};
 use crate::checks::TestReport;
 use crate::models::refresh::{self, Refreshed};
 use crate::schedule::{self, Trigger};
@@ -240,6 +241,22 @@ pub struct Next {
     pub ready: ReadyGauge,
     /// Look again after this long; `None`: only at the next change.
     pub requeue: Option<Duration>,
+    /// What becomes of the binding Secret.
+    pub binding: Option<BindingStep>,
+}
+
+/// What becomes of the binding Secret (`spec.binding`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindingStep {
+    /// Write it from the test that just passed, and remove the one of an earlier name.
+    Publish {
+        /// The Secret's name and data.
+        binding: Binding,
+        /// The Secret of the name `spec.binding.secretName` had before, to remove.
+        replaces: Option<String>,
+    },
+    /// `spec.binding` is gone: remove the Secret.
+    Remove(String),
 }
 
 impl Next {
@@ -250,6 +267,7 @@ impl Next {
             refresh: None,
             ready,
             requeue: None,
+            binding: None,
         }
     }
 }
@@ -359,6 +377,7 @@ fn tested_or_waited(
             }
         }
     }
+    let binding = binding_step(seen, conn, done, &mut next, &end);
     let tested = done.report.is_some();
     let event = tested
         .then(|| status::ready_transition(prev, &next))
@@ -394,6 +413,84 @@ fn tested_or_waited(
         event,
         refresh,
         requeue: Some(requeue),
+        binding,
+    }
+}
+
+/// The binding after a test: published from one that passed (with what it used), kept as it was
+/// after one that failed, removed with `spec.binding`. Only a test changes it.
+fn binding_step(
+    seen: &Seen<'_>,
+    conn: &KafkaConnection,
+    done: &Done,
+    next: &mut KafkaConnectionStatus,
+    end: &Time,
+) -> Option<BindingStep> {
+    let name = conn.metadata.name.as_deref().unwrap_or_default();
+    let generation = conn.metadata.generation;
+    let previous = seen
+        .prev
+        .and_then(|p| p.binding.as_ref())
+        .map(|b| b.name.clone());
+    let Some(spec) = &conn.spec.binding else {
+        next.binding = None;
+        status::remove_condition(next, ConditionType::BindingReady);
+        return previous.map(BindingStep::Remove);
+    };
+    let report = done.report.as_ref()?;
+    let secret = binding::secret_name(name, spec);
+    let failed_because = status::ready_reason(next).to_string();
+    let mut set = |state, reason, message: String| {
+        status::set_condition(
+            next,
+            ConditionType::BindingReady,
+            (state, reason, message),
+            end,
+            generation,
+        )
+    };
+    let session = report.session.as_ref().filter(|_| !report.failed());
+    let Some(session) = session else {
+        match &previous {
+            Some(kept) => set(
+                ConditionStatus::False,
+                Reason::BindingStale,
+                format!("the last test failed ({failed_because}); Secret {kept} keeps what the last passing test used"),
+            ),
+            None => set(
+                ConditionStatus::False,
+                Reason::BindingNotPublished,
+                "no test has passed yet: the binding Secret is published after the first that does".into(),
+            ),
+        }
+        return None;
+    };
+    match binding::render(name, &conn.spec, spec, &session.settings) {
+        Ok(rendered) => {
+            set(
+                ConditionStatus::True,
+                Reason::BindingPublished,
+                format!(
+                    "Secret {secret} holds what the last test used; mount it at {}",
+                    binding::mount_path(&secret, spec)
+                ),
+            );
+            next.binding = Some(BindingStatus {
+                name: secret.clone(),
+            });
+            Some(BindingStep::Publish {
+                binding: rendered,
+                replaces: previous.filter(|p| *p != secret),
+            })
+        }
+        Err(e) => {
+            set(
+                ConditionStatus::False,
+                Reason::BindingInvalid,
+                format!("{e}: use a credential without line breaks (the binding is not published)"),
+            );
+            None
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -12,11 +13,11 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
-use super::plan::{self, Done, Next, Object, Plan, ReadyGauge, Seen};
+use super::plan::{self, BindingStep, Done, Next, Object, Plan, ReadyGauge, Seen};
 use super::{bounded, Context, Error, Guarded};
 use crate::api::{
-    KafkaConnection, KafkaConnectionStatus, ObservedSecret, Reason, TestedBy, API_VERSION, KIND,
-    MANAGER,
+    ConditionStatus, ConditionType, KafkaConnection, KafkaConnectionStatus, ObservedSecret, Reason,
+    TestedBy, API_VERSION, KIND, MANAGER,
 };
 use crate::http::{CheckLabel, ResultLabel};
 use crate::kafka::Kafka;
@@ -219,7 +220,31 @@ async fn apply<K: Kafka + 'static>(
     if let Some(event) = &next.event {
         publish(ctx, obj, event).await;
     }
-    if let Some(status) = &next.status {
+    // The binding first: the status says how it went.
+    let mut status = next.status.clone();
+    if let (Some(step), Object::Readable(conn)) = (&next.binding, seen.object) {
+        if let Err((reason, message)) = apply_binding(ctx, ns, conn, &seen.uid, step).await {
+            let mut failed = status
+                .or_else(|| seen.view().prev.cloned())
+                .unwrap_or_default();
+            if reason == Reason::BindingNameTaken {
+                failed.binding = None;
+            }
+            let at = failed
+                .last_test_time
+                .clone()
+                .unwrap_or_else(|| (ctx.clock)());
+            status::set_condition(
+                &mut failed,
+                ConditionType::BindingReady,
+                (ConditionStatus::False, reason, message),
+                &at,
+                conn.metadata.generation,
+            );
+            status = Some(failed);
+        }
+    }
+    if let Some(status) = &status {
         // The versions read and announced are now old: a reconcile that reads them again reads a
         // cache that has not caught up.
         if let Some(version) = write_status(ctx, ns, &name, status).await? {
@@ -230,6 +255,7 @@ async fn apply<K: Kafka + 'static>(
     if *plan == Plan::NotMine {
         ctx.refreshes.forget(&seen.uid);
         ctx.superseded.forget(&seen.uid);
+        ctx.published.forget(&seen.uid);
     }
     if let (Some(request), Object::Readable(conn), Some(secrets)) =
         (&next.refresh, seen.object, &seen.secrets)
@@ -292,6 +318,106 @@ fn record<K: Kafka>(
         ReadyGauge::Keep => {}
         ReadyGauge::Set(ready) => m.set_ready(&key, Some(ready)),
     }
+}
+
+/// Writes or removes the binding Secret. A Secret of that name that is not this connection's is
+/// never touched. A binding identical to the last one this process wrote is not written again.
+async fn apply_binding<K: Kafka>(
+    ctx: &Context<K>,
+    ns: &str,
+    conn: &KafkaConnection,
+    uid: &str,
+    step: &BindingStep,
+) -> Result<(), (Reason, String)> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let owned = |meta: &kube::api::ObjectMeta| {
+        meta.owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid && o.controller == Some(true))
+    };
+    let write_failed = |e: Error| {
+        (
+            Reason::BindingWriteFailed,
+            format!("the binding Secret could not be written: {e}"),
+        )
+    };
+    // Removes `name` when it is this connection's.
+    let remove = |name: String| {
+        let api = api.clone();
+        async move {
+            ctx.metrics.api("secret_get", 1);
+            let found = bounded(ctx, api.get_metadata_opt(&name))
+                .await
+                .map_err(write_failed)?;
+            if found.is_some_and(|s| owned(&s.metadata)) {
+                ctx.metrics.api("secret_delete", 1);
+                bounded(ctx, api.delete(&name, &Default::default()))
+                    .await
+                    .map_err(write_failed)?;
+            }
+            Ok::<(), (Reason, String)>(())
+        }
+    };
+    match step {
+        BindingStep::Remove(name) => {
+            ctx.published.forget(uid);
+            remove(name.clone()).await
+        }
+        BindingStep::Publish { binding, replaces } => {
+            let spec = conn.spec.binding.clone().unwrap_or_default();
+            let secret = crate::binding::secret(conn, Some(uid), &spec, binding);
+            let fingerprint = fingerprint(&secret);
+            if ctx.published.get(uid) == Some(fingerprint) {
+                return Ok(());
+            }
+            ctx.metrics.api("secret_get", 1);
+            let found = bounded(ctx, api.get_metadata_opt(&binding.name))
+                .await
+                .map_err(write_failed)?;
+            if found.is_some_and(|s| !owned(&s.metadata)) {
+                ctx.published.forget(uid);
+                return Err((
+                    Reason::BindingNameTaken,
+                    format!(
+                        "Secret {} exists and is not this connection's: choose another spec.binding.secretName, or delete that Secret",
+                        binding.name
+                    ),
+                ));
+            }
+            ctx.metrics.api("secret_patch", 1);
+            let params = PatchParams::apply(MANAGER).force();
+            if let Err(e) = bounded(
+                ctx,
+                api.patch(&binding.name, &params, &Patch::Apply(&secret)),
+            )
+            .await
+            {
+                ctx.published.forget(uid);
+                return Err(write_failed(e));
+            }
+            ctx.published.remember(uid, fingerprint);
+            info!(secret = %binding.name, "binding published");
+            match replaces {
+                Some(old) => remove(old.clone()).await,
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// A fingerprint of what a Secret holds, kept in memory only (never written anywhere).
+fn fingerprint(secret: &Secret) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    secret.metadata.name.hash(&mut h);
+    secret.metadata.labels.hash(&mut h);
+    secret.metadata.annotations.hash(&mut h);
+    for (k, v) in secret.data.iter().flatten() {
+        k.hash(&mut h);
+        v.0.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The KafkaConnections of a namespace, read and written untyped.

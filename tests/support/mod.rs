@@ -66,6 +66,15 @@ impl Env {
     }
 }
 
+/// A Secret named `name` holding `data` (no namespace: the Api it is created through gives it one).
+pub fn secret(name: &str, data: &[(&str, Vec<u8>)]) -> k8s_openapi::api::core::v1::Secret {
+    let data: std::collections::BTreeMap<String, k8s_openapi::ByteString> = data
+        .iter()
+        .map(|(k, v)| (k.to_string(), k8s_openapi::ByteString(v.clone())))
+        .collect();
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": data})).unwrap()
+}
+
 /// A name no other test (or earlier run) uses, prefixed `test.` so the test users have rights on it.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

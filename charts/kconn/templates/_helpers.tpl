@@ -58,6 +58,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [list, create, patch, delete]
+{{- if .Values.bindings }}
+# Binding Secrets (spec.binding): written only when the connection owns them.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create, patch, delete]
+{{- end }}
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]

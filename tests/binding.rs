@@ -266,6 +266,25 @@ async fn every_mode_publishes_a_binding_that_java_and_librdkafka_clients_use_as_
     };
     pods.create(&dry_run, &pod).await.unwrap();
 
+    // A binding Secret deleted by hand comes back with the next passing test.
+    secrets
+        .delete("ssl-binding", &Default::default())
+        .await
+        .unwrap();
+    conns
+        .patch(
+            "ssl",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                "kconn.dev/test-requested-at": "after-delete"}}})),
+        )
+        .await
+        .unwrap();
+    support::wait_until("the deleted binding back", DEADLINE, || async {
+        secrets.get_opt("ssl-binding").await.unwrap()
+    })
+    .await;
+
     // Rotation: another account's credentials pass the next test and reach the binding.
     let patch = |who: &str| {
         serde_json::json!({"data": {

@@ -225,3 +225,36 @@ fn kconn_turns_core_dumps_off_for_itself() {
         "soft and hard core limits"
     );
 }
+
+/// `kconn demo`: librdkafka's in-process cluster does not serve DescribeCluster, DescribeGroups or
+/// DescribeConfigs. Its ApiVersions answer says so, and the report is honest and clean: Authorized and
+/// ProducerSettings are Skipped as NotSupportedByBroker, with no warning and no request left to time
+/// out, and every other check passes or does not apply.
+#[test]
+fn the_demo_report_is_clean_on_brokers_without_the_admin_requests() {
+    let out = kconn(&["demo", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["connections"][0]["checks"].as_array().unwrap();
+    let row = |name: &str| {
+        let r = rows.iter().find(|r| r["name"] == name).unwrap();
+        (r["result"].as_str().unwrap(), r["reason"].as_str().unwrap())
+    };
+    assert_eq!(row("Authorized"), ("Skipped", "NotSupportedByBroker"));
+    assert_eq!(row("ProducerSettings"), ("Skipped", "NotSupportedByBroker"));
+    let authorized = rows.iter().find(|r| r["name"] == "Authorized").unwrap();
+    let message = authorized["message"].as_str().unwrap();
+    assert!(
+        message.contains("DescribeGroups") && !message.contains("in time"),
+        "{message}"
+    );
+    for r in rows {
+        assert!(
+            r["result"] == "Passed"
+                || (r["result"] == "Skipped"
+                    && ["NotApplicable", "NotSupportedByBroker"]
+                        .contains(&r["reason"].as_str().unwrap())),
+            "{r}"
+        );
+    }
+}

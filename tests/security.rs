@@ -266,6 +266,7 @@ async fn librdkafka_verifies_every_broker_certificate_against_server_name() {
             group: None,
             authorization: false,
             min_insync: false,
+            unserved: Default::default(),
         };
         async move {
             RdKafka

@@ -196,6 +196,8 @@ words! {
         NotApplicable = "NotApplicable",
         /// A check this one depends on failed.
         DependencyFailed = "DependencyFailed",
+        /// The brokers do not serve the request the check needs (their ApiVersions answer says so).
+        NotSupportedByBroker = "NotSupportedByBroker",
         /// This version of kconn does not run the check yet.
         NotImplemented = "NotImplemented",
         /// The whole test ran out of `check.timeout` before this check finished.

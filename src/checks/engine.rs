@@ -98,12 +98,27 @@ pub(super) struct Test<'a, K: Kafka> {
     pub view: Option<ClusterView>,
     /// Advertised brokers that could not be reached, when that is why the metadata failed.
     pub advertised_failure: Option<Vec<String>>,
+    /// Which requests the brokers serve (their ApiVersions answer), once asked.
+    pub api_versions: Option<Result<crate::kafka::api_versions::Versions, String>>,
 }
 
 impl<'a, K: Kafka> Test<'a, K> {
     /// The valid spec; steps run only when SpecValid passed.
     pub fn valid(&self) -> &'a ValidSpec {
         self.valid.expect("a step runs only once SpecValid passed")
+    }
+
+    /// The brokers' ApiVersions answer, asked once per test (within the per-address budget).
+    pub async fn api_versions(&mut self) -> &Result<crate::kafka::api_versions::Versions, String> {
+        if self.api_versions.is_none() {
+            let material = self.settings.as_ref().and_then(|s| s.tls.clone());
+            let left = self
+                .deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(self.per_address);
+            self.api_versions = Some(network::api_versions(&self.reached, material, left).await);
+        }
+        self.api_versions.as_ref().expect("asked above")
     }
 
     /// A row that ran out of the test's time.
@@ -174,6 +189,7 @@ pub(super) async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestRepor
         kerberos_files: None,
         view: None,
         advertised_failure: None,
+        api_versions: None,
     };
     for &check in Check::ALL {
         let row = match test.skip(check) {
@@ -251,6 +267,7 @@ mod tests {
             kerberos_files: None,
             view: None,
             advertised_failure: None,
+            api_versions: None,
         }
     }
 

@@ -117,37 +117,31 @@ async fn reach(host: String, port: u16, timeout: Duration) -> Result<SocketAddr,
 /// How many addresses one test resolves and connects to at once.
 const REACH_CONCURRENCY: usize = 32;
 
-/// The highest Produce API version the first reachable bootstrap server supports (raw ApiVersions,
-/// over TLS when `tls` is set).
-pub async fn produce_max_version(
+/// The ApiVersions answer of the first reachable bootstrap server (over TLS when the listener is
+/// encrypted): which requests the brokers serve, API key to (min, max) version.
+pub async fn api_versions(
     reached: &[(String, SocketAddr)],
     tls: Option<TlsMaterial>,
     timeout: Duration,
-) -> Result<i16, String> {
+) -> Result<crate::kafka::api_versions::Versions, String> {
     let Some((host, addr)) = reached.first().cloned() else {
         return Err("no reachable bootstrap server".into());
     };
-    let task = tokio::task::spawn_blocking(move || {
-        let versions = match &tls {
-            Some(material) => {
-                let name = material.server_name.clone().unwrap_or(host);
-                let mut stream = super::tls::connect(addr, &name, material, timeout)
-                    .map_err(|e| e.to_string())?;
-                api_versions::exchange(&mut stream)?
-            }
-            None => {
-                let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
-                    .map_err(|e| e.to_string())?;
-                stream
-                    .set_read_timeout(Some(timeout))
-                    .map_err(|e| e.to_string())?;
-                api_versions::exchange(&mut stream)?
-            }
-        };
-        versions
-            .get(&api_versions::PRODUCE)
-            .map(|(_, max)| *max)
-            .ok_or_else(|| "the brokers list no Produce API".to_string())
+    let task = tokio::task::spawn_blocking(move || match &tls {
+        Some(material) => {
+            let name = material.server_name.clone().unwrap_or(host);
+            let mut stream =
+                super::tls::connect(addr, &name, material, timeout).map_err(|e| e.to_string())?;
+            api_versions::exchange(&mut stream)
+        }
+        None => {
+            let mut stream =
+                std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+            stream
+                .set_read_timeout(Some(timeout))
+                .map_err(|e| e.to_string())?;
+            api_versions::exchange(&mut stream)
+        }
     });
     task.await
         .unwrap_or_else(|e| Err(format!("the ApiVersions task failed: {e}")))

@@ -6,7 +6,7 @@ use crate::api::{
     Acks, Check, CheckReport, CheckResult, Compression, ProducerSettings, Reason, Role,
 };
 use crate::kafka::ffi::{ApiError, Op};
-use crate::kafka::ClusterView;
+use crate::kafka::{ClusterView, NOT_SERVED};
 
 use super::row;
 /// The Authorized step: the role's permissions, from what the session described.
@@ -24,25 +24,30 @@ pub(super) fn authorized_step<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
 /// The ProducerSettings step: acks against the topics' min.insync.replicas, and the codec against
 /// what the brokers support (zstd needs Produce v7, asked of a reachable bootstrap server).
 pub(super) async fn producer_settings_step<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
-    let Some(view) = &t.view else {
-        return skipped(
+    let unreached = || {
+        skipped(
             Check::ProducerSettings,
             Reason::DependencyFailed,
             "TopicsResolved did not run",
-        );
+        )
     };
-    let producer = &t.input.spec.producer;
-    let produce_max = if producer.compression == Compression::Zstd {
-        let material = t.settings.as_ref().and_then(|s| s.tls.clone());
-        let left = t
-            .deadline
-            .saturating_duration_since(tokio::time::Instant::now())
-            .min(t.per_address);
-        Some(network::produce_max_version(&t.reached, material, left).await)
+    if t.view.is_none() {
+        return unreached();
+    }
+    let produce_max = if t.input.spec.producer.compression == Compression::Zstd {
+        Some(t.api_versions().await.clone().and_then(|versions| {
+            versions
+                .get(&crate::kafka::api_versions::PRODUCE)
+                .map(|(_, max)| *max)
+                .ok_or_else(|| "the brokers list no Produce API".to_string())
+        }))
     } else {
         None
     };
-    producer_settings(producer, view, produce_max)
+    match &t.view {
+        Some(view) => producer_settings(&t.input.spec.producer, view, produce_max),
+        None => unreached(),
+    }
 }
 
 /// Whether `ops` allow `needed` (ALL allows everything; READ, WRITE, DELETE and ALTER imply DESCRIBE).
@@ -90,6 +95,8 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
     let mut missing: Vec<String> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     let mut granted: Vec<String> = Vec::new();
+    // What the brokers do not serve: not the user's to fix, and not a warning.
+    let mut not_served: Vec<String> = Vec::new();
     let mut timed_out = false;
     let described = view.topic_ops.len();
     let needed: Vec<Op> = [(role.reads(), Op::Read), (role.writes(), Op::Write)]
@@ -118,13 +125,14 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
                 lacking.len(),
                 list(&lacking)
             ));
+        } else if let Some(e) = failed.filter(|e| e.code == NOT_SERVED) {
+            not_served.push(format!("{} (topic permissions)", e.message));
         } else if let Some(e) = failed {
             timed_out |= unanswered(e);
             unknown.push(format!("topic permissions could not be read ({})", why(e)));
         } else if unreported > 0 {
-            unknown.push(format!(
-                "the brokers did not report topic permissions ({verb} not verified)"
-            ));
+            not_served
+                .push("the brokers do not report topic permissions (KIP-430, Kafka 2.3+)".into());
         } else if described > 0 {
             granted.push(format!(
                 "{verb} {described} topic{}",
@@ -144,13 +152,15 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
             Some(Err(ApiError { code, .. })) if code == "GroupAuthorizationFailed" => missing.push(
                 format!("may not use consumer group {group} (not even describe it)"),
             ),
+            Some(Err(e)) if e.code == NOT_SERVED => {
+                not_served.push(format!("{} (the permissions on group {group})", e.message))
+            }
             Some(Err(e)) => {
                 timed_out |= unanswered(e);
                 unknown.push(format!("group permissions could not be read ({})", why(e)))
             }
-            Some(Ok(None)) | None => {
-                unknown.push("the brokers did not report group permissions".into())
-            }
+            Some(Ok(None)) | None => not_served
+                .push("the brokers do not report group permissions (KIP-430, Kafka 2.3+)".into()),
         }
     }
 
@@ -165,6 +175,11 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
     }
 
     unknown.dedup();
+    not_served.dedup();
+    if !missing.is_empty() || !unknown.is_empty() {
+        // A finding or a real doubt decides the row; what is not served is named with it.
+        unknown.append(&mut not_served);
+    }
     let field = if missing.iter().any(|m| m.contains("group"))
         && !missing.iter().any(|m| m.contains("topics"))
     {
@@ -204,6 +219,20 @@ pub fn authorized(role: Role, group: &str, view: &ClusterView) -> CheckReport {
             Reason::PermissionsUnverified,
             message,
             Some(hint.into()),
+            None,
+        );
+    }
+    if !not_served.is_empty() {
+        let mut message = not_served.join("; ");
+        if !granted.is_empty() {
+            message = format!("may {}; {message}", granted.join(", "));
+        }
+        return row(
+            Check::Authorized,
+            CheckResult::Skipped,
+            Reason::NotSupportedByBroker,
+            message,
+            Some("these brokers cannot tell kconn what the principal may do (managed services leave these requests out); nothing in the spec to fix: check the principal's rights with the service's own tools or console".into()),
             None,
         );
     }
@@ -271,6 +300,7 @@ pub fn producer_settings(
     let mut too_low: Vec<String> = Vec::new();
     let mut unreadable = 0;
     let mut denied = 0;
+    let mut not_served = 0;
     if matches!(producer.acks, Acks::MajorityIsr | Acks::AllIsr) {
         for (topic, min_insync) in &view.min_insync {
             let rf = replication.get(topic.as_str()).copied().unwrap_or(0);
@@ -283,6 +313,7 @@ pub fn producer_settings(
                     }
                 }
                 Err(e) if e.code.contains("Authorization") => denied += 1,
+                Err(e) if e.code == NOT_SERVED => not_served += 1,
                 Ok(None) | Err(_) => unreadable += 1,
             }
         }
@@ -315,6 +346,15 @@ pub fn producer_settings(
         warnings.push(format!(
             "min.insync.replicas of {unreadable} topics could not be read{why}"
         ));
+    }
+    let unserved = (not_served > 0).then(|| {
+        format!(
+            "the brokers do not serve DescribeConfigs: min.insync.replicas of {not_served} topic{} cannot be read, so acks {acks_name} is not verified",
+            if not_served == 1 { "" } else { "s" }
+        )
+    });
+    if !failed.is_empty() || !warnings.is_empty() {
+        warnings.extend(unserved.clone());
     }
     if !failed.is_empty() {
         let mut message = failed.join("; ");
@@ -351,6 +391,16 @@ pub fn producer_settings(
             None,
         );
     }
+    if let Some(unserved) = unserved {
+        return row(
+            Check::ProducerSettings,
+            CheckResult::Skipped,
+            Reason::NotSupportedByBroker,
+            format!("{unserved}; compression {}", producer.compression.as_str()),
+            Some("nothing in the spec to fix: check the topics' min.insync.replicas with the service's own tools or console".into()),
+            None,
+        );
+    }
     let durability = match producer.acks {
         Acks::None => "acks None: writes are not confirmed and can be lost".to_string(),
         Acks::Leader => "acks Leader: a leader failure can lose confirmed writes".to_string(),
@@ -375,7 +425,6 @@ pub fn producer_settings(
 }
 
 use super::engine::{skipped, Test};
-use super::network;
 use crate::kafka::Kafka;
 #[cfg(test)]
 mod tests {
@@ -503,7 +552,8 @@ mod tests {
     }
 
     #[test]
-    fn unreported_permissions_are_a_warning() {
+    fn permissions_the_brokers_do_not_report_or_serve_are_skipped_not_warned() {
+        // Brokers before Kafka 2.3 answer without KIP-430 permissions.
         let row = authorized(
             Role::Source,
             "g",
@@ -511,9 +561,35 @@ mod tests {
         );
         assert_eq!(
             (row.result, row.reason.as_str()),
-            (CheckResult::Warning, Reason::PermissionsUnverified.as_str())
+            (CheckResult::Skipped, Reason::NotSupportedByBroker.as_str())
         );
-        assert!(row.hint.as_deref().unwrap().contains("kafka-acls --list"));
+        assert!(row.message.contains("KIP-430"), "{}", row.message);
+        // A broker without DescribeGroups: topics verified, the group named as not served.
+        let mut v = view(
+            &[("a", 1)],
+            &[("a", Some(&[Op::Read][..]))],
+            Some(Err(ApiError {
+                code: crate::kafka::NOT_SERVED.into(),
+                message: "the brokers do not serve DescribeGroups".into(),
+            })),
+        );
+        let row = authorized(Role::Source, "g", &v);
+        assert_eq!(
+            (row.result, row.reason.as_str()),
+            (CheckResult::Skipped, Reason::NotSupportedByBroker.as_str())
+        );
+        assert!(
+            row.message
+                .starts_with("may read 1 topic; the brokers do not serve DescribeGroups"),
+            "{}",
+            row.message
+        );
+        // A finding still decides: a topic it may not read fails, whatever is not served.
+        v.topic_ops = vec![("a".into(), Ok(Some(vec![Op::Describe])))];
+        assert_eq!(
+            authorized(Role::Source, "g", &v).result,
+            CheckResult::Failed
+        );
     }
 
     #[test]

@@ -5,8 +5,17 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
+/// What a broker serves: API key to its (min, max) version.
+pub type Versions = BTreeMap<i16, (i16, i16)>;
+
 /// API key of Produce.
 pub const PRODUCE: i16 = 0;
+/// API key of DescribeGroups.
+pub const DESCRIBE_GROUPS: i16 = 15;
+/// API key of DescribeConfigs.
+pub const DESCRIBE_CONFIGS: i16 = 32;
+/// API key of DescribeCluster.
+pub const DESCRIBE_CLUSTER: i16 = 60;
 const API_VERSIONS: i16 = 18;
 
 /// The ApiVersions v0 request with correlation id 1 and client id `kconn`.

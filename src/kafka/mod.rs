@@ -221,6 +221,44 @@ pub struct ProbeRequest {
     pub authorization: bool,
     /// Read `min.insync.replicas` of the matched topics.
     pub min_insync: bool,
+    /// Admin requests the brokers do not serve (their ApiVersions answer): not asked.
+    #[serde(default)]
+    pub unserved: Unserved,
+}
+
+/// Admin requests the brokers do not serve, from their ApiVersions answer. What one of them would
+/// have answered is an error with code [`NOT_SERVED`] instead of a request that waits in vain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unserved {
+    /// DescribeCluster (the cluster's permissions).
+    pub describe_cluster: bool,
+    /// DescribeConfigs (`min.insync.replicas`).
+    pub describe_configs: bool,
+    /// DescribeGroups (the consumer group's permissions).
+    pub describe_groups: bool,
+}
+
+/// The code of an answer the brokers cannot give: they do not serve the request.
+pub const NOT_SERVED: &str = "NotSupportedByBroker";
+
+impl Unserved {
+    /// What a broker's supported API keys leave out.
+    pub fn from_versions(versions: &crate::kafka::api_versions::Versions) -> Self {
+        let missing = |key: &i16| !versions.contains_key(key);
+        Self {
+            describe_cluster: missing(&api_versions::DESCRIBE_CLUSTER),
+            describe_configs: missing(&api_versions::DESCRIBE_CONFIGS),
+            describe_groups: missing(&api_versions::DESCRIBE_GROUPS),
+        }
+    }
+}
+
+/// The answer to a request the brokers do not serve.
+fn not_served(request: &str) -> ffi::ApiError {
+    ffi::ApiError {
+        code: NOT_SERVED.into(),
+        message: format!("the brokers do not serve {request}"),
+    }
 }
 
 pub use ffi::PerTopic;
@@ -454,6 +492,7 @@ pub(crate) fn fetch(
         .collect();
     view.controller_id = ffi::controller_id(native, Duration::from_millis(500).min(left()));
     let cluster = match view.controller_id {
+        _ if request.unserved.describe_cluster => Err(not_served("DescribeCluster")),
         None => Err(ffi::ApiError {
             code: "ControllerUnknown".into(),
             message: "the cluster names no active controller, so permissions and configs cannot be asked for".into(),
@@ -494,7 +533,13 @@ pub(crate) fn fetch(
                 .collect(),
         };
     }
-    if request.min_insync {
+    if request.min_insync && request.unserved.describe_configs {
+        let e = not_served("DescribeConfigs");
+        view.min_insync = described
+            .iter()
+            .map(|n| (n.clone(), Err(e.clone())))
+            .collect();
+    } else if request.min_insync {
         view.min_insync = match ffi::topic_min_insync(native, &described, left()) {
             Ok(list) => list,
             Err(e) => described
@@ -506,7 +551,12 @@ pub(crate) fn fetch(
     // Last: when the group coordinator is down this request waits for it until the time is up, and
     // everything else has been asked by then. (The librdkafka abort a late coordinator caused after
     // such a timeout is fixed in vendor/rdkafka-sys, see its PATCHED.md.)
-    if request.authorization {
+    if request.authorization && request.unserved.describe_groups {
+        view.group_ops = request
+            .group
+            .as_ref()
+            .map(|_| Err(not_served("DescribeGroups")));
+    } else if request.authorization {
         if let Some(group) = &request.group {
             view.group_ops = Some(loop {
                 let answer = ffi::describe_group(native, group, left());
@@ -683,6 +733,28 @@ impl ProducerContext for Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_the_brokers_do_not_list_are_not_served() {
+        use api_versions::{DESCRIBE_CLUSTER, DESCRIBE_CONFIGS, DESCRIBE_GROUPS, PRODUCE};
+        let all: api_versions::Versions =
+            [PRODUCE, DESCRIBE_GROUPS, DESCRIBE_CONFIGS, DESCRIBE_CLUSTER]
+                .into_iter()
+                .map(|k| (k, (0, 3)))
+                .collect();
+        assert_eq!(Unserved::from_versions(&all), Unserved::default());
+        let mut some = all.clone();
+        some.remove(&DESCRIBE_CLUSTER);
+        some.remove(&DESCRIBE_CONFIGS);
+        assert_eq!(
+            Unserved::from_versions(&some),
+            Unserved {
+                describe_cluster: true,
+                describe_configs: true,
+                describe_groups: false
+            }
+        );
+    }
 
     #[test]
     fn tidy_librdkafka_messages() {

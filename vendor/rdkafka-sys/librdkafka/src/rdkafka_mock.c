@@ -2827,6 +2827,11 @@ rd_kafka_mock_cluster_t *rd_kafka_mock_cluster_new(rd_kafka_t *rk,
                 bootstraps_len += strlen(mrkb->advertised_listener) + 6 + 1;
         }
 
+        /* kconn: like a real cluster, one broker (the first) is the active
+         * controller. Unset, the controller id was 0, a broker that does not
+         * exist, and admin requests sent to the controller waited in vain. */
+        mcluster->controller_id = 1;
+
         mtx_init(&mcluster->lock, mtx_plain);
 
         TAILQ_INIT(&mcluster->topics);

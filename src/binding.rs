@@ -6,20 +6,17 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 
 use crate::api::{
-    Acks, BindingSpec, KafkaConnection, KafkaConnectionSpec, API_VERSION, KIND, MANAGER,
+    owner_reference, Acks, BindingSpec, KafkaConnectionSpec, CONNECTION_ANNOTATION, MANAGER,
 };
 use crate::kafka::ClientSettings;
 use crate::secrets::SecretBytes;
 
 /// The Secret type of a binding (the Service Binding specification's `type` key is `kafka`).
 pub const SECRET_TYPE: &str = "servicebinding.io/kafka";
-
-/// The annotation on a binding Secret naming the connection it was published for.
-pub const CONNECTION_ANNOTATION: &str = "kconn.dev/connection";
 
 /// The name of a connection's binding Secret.
 pub fn secret_name(connection: &str, binding: &BindingSpec) -> String {
@@ -57,34 +54,25 @@ impl fmt::Debug for Binding {
 }
 
 /// The binding Secret of `conn`: of the Service Binding type, with the spec's labels and annotations
-/// (kconn's own win), owned by the connection when its `uid` is known.
+/// (kconn's own win), in the connection's namespace, owned by it when its `uid` is known.
 pub fn secret(
-    conn: &KafkaConnection,
+    namespace: &str,
+    connection: &str,
     uid: Option<&str>,
     spec: &BindingSpec,
     binding: &Binding,
 ) -> Secret {
-    let name = conn.metadata.name.clone().unwrap_or_default();
     let mut labels = spec.labels.clone();
     labels.insert("app.kubernetes.io/managed-by".into(), MANAGER.into());
     let mut annotations = spec.annotations.clone();
-    annotations.insert(CONNECTION_ANNOTATION.into(), name.clone());
+    annotations.insert(CONNECTION_ANNOTATION.into(), connection.into());
     Secret {
         metadata: ObjectMeta {
             name: Some(binding.name.clone()),
-            namespace: conn.metadata.namespace.clone(),
+            namespace: Some(namespace.into()),
             labels: Some(labels),
             annotations: Some(annotations),
-            owner_references: uid.map(|uid| {
-                vec![OwnerReference {
-                    api_version: API_VERSION.into(),
-                    kind: KIND.into(),
-                    name,
-                    uid: uid.to_string(),
-                    controller: Some(true),
-                    block_owner_deletion: None,
-                }]
-            }),
+            owner_references: uid.map(|uid| vec![owner_reference(connection, uid)]),
             ..Default::default()
         },
         type_: Some(SECRET_TYPE.into()),

@@ -27,6 +27,36 @@ pub const KIND: &str = "KafkaConnection";
 pub const TEST_REQUESTED_AT: &str = "kconn.dev/test-requested-at";
 /// Annotation whose new value asks for a model refresh now.
 pub const REFRESH_REQUESTED_AT: &str = "kconn.dev/refresh-requested-at";
+/// Annotation naming the connection an object (a catalog shard, a binding Secret) was written for
+/// (names may be too long for a label).
+pub const CONNECTION_ANNOTATION: &str = "kconn.dev/connection";
+
+/// The owner reference of an object a connection controls (its catalog, its binding).
+pub fn owner_reference(
+    connection: &str,
+    uid: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: API_VERSION.into(),
+        kind: KIND.into(),
+        name: connection.into(),
+        uid: uid.into(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    }
+}
+
+/// Whether the connection `uid` is the controller owner of an object: the only objects kconn
+/// rewrites or deletes (a label anyone can set would not do).
+pub fn controlled_by(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    uid: &str,
+) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true))
+}
 
 /// Maximum number of bootstrap servers.
 pub const MAX_BOOTSTRAP_SERVERS: usize = 64;

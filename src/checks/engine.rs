@@ -103,6 +103,27 @@ pub(super) struct Test<'a, K: Kafka> {
 }
 
 impl<'a, K: Kafka> Test<'a, K> {
+    /// A test about to start: its deadline is `spec.check.timeout` from now.
+    fn new(input: &'a TestInput<'a>, kafka: &'a K) -> Self {
+        let valid = input.valid.as_ref().ok();
+        let timeout = valid.map_or(Duration::from_secs(30), |v| v.timeout);
+        Test {
+            input,
+            kafka,
+            valid,
+            deadline: tokio::time::Instant::now() + timeout,
+            per_address: (timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(10)),
+            report: TestReport::default(),
+            settings: None,
+            resolved: Vec::new(),
+            reached: Vec::new(),
+            kerberos_files: None,
+            view: None,
+            advertised_failure: None,
+            api_versions: None,
+        }
+    }
+
     /// The valid spec; steps run only when SpecValid passed.
     pub fn valid(&self) -> &'a ValidSpec {
         self.valid.expect("a step runs only once SpecValid passed")
@@ -174,23 +195,7 @@ impl<'a, K: Kafka> Test<'a, K> {
 
 /// Runs the whole test. Never returns an error: every outcome is a row.
 pub(super) async fn run<K: Kafka>(input: &TestInput<'_>, kafka: &K) -> TestReport {
-    let valid = input.valid.as_ref().ok();
-    let timeout = valid.map_or(Duration::from_secs(30), |v| v.timeout);
-    let mut test = Test {
-        input,
-        kafka,
-        valid,
-        deadline: tokio::time::Instant::now() + timeout,
-        per_address: (timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(10)),
-        report: TestReport::default(),
-        settings: None,
-        resolved: Vec::new(),
-        reached: Vec::new(),
-        kerberos_files: None,
-        view: None,
-        advertised_failure: None,
-        api_versions: None,
-    };
+    let mut test = Test::new(input, kafka);
     for &check in Check::ALL {
         let row = match test.skip(check) {
             Some(row) => row,
@@ -247,28 +252,13 @@ mod tests {
         kafka: &'a Fake,
         rows: &[(Check, CheckResult, Reason, &str)],
     ) -> Test<'a, Fake> {
-        let valid = input.valid.as_ref().ok();
-        let mut report = TestReport::default();
+        let mut test = Test::new(input, kafka);
         for (check, result, reason, message) in rows {
-            report
+            test.report
                 .checks
                 .push(row(*check, *result, *reason, *message, None, None));
         }
-        Test {
-            input,
-            kafka,
-            valid,
-            deadline: tokio::time::Instant::now(),
-            per_address: Duration::from_secs(1),
-            report,
-            settings: None,
-            resolved: Vec::new(),
-            reached: Vec::new(),
-            kerberos_files: None,
-            view: None,
-            advertised_failure: None,
-            api_versions: None,
-        }
+        test
     }
 
     #[tokio::test]

@@ -244,15 +244,20 @@ pub async fn online_report(
             let binding = match (&doc.object, &report.session) {
                 (Some(conn), Some(session)) if with_binding && !report.failed() => {
                     let spec = conn.spec.binding.clone().unwrap_or_default();
-                    let mut conn = conn.clone();
-                    conn.metadata.name = Some(doc.name.clone());
-                    conn.metadata.namespace = Some(doc.namespace.clone());
                     binding::render(&doc.name, &conn.spec, &spec, &session.settings)
                         .map_err(|e| {
                             eprintln!("error: {}/{}: no binding: {e}", doc.namespace, doc.name)
                         })
                         .ok()
-                        .map(|b| binding::Manifest(binding::secret(&conn, None, &spec, &b)))
+                        .map(|b| {
+                            binding::Manifest(binding::secret(
+                                &doc.namespace,
+                                &doc.name,
+                                None,
+                                &spec,
+                                &b,
+                            ))
+                        })
                 }
                 _ => None,
             };

@@ -38,7 +38,7 @@ pub async fn reconcile<K: Kafka + 'static>(
     let plan = plan::decide(&view, &now);
     let (done, announced) = act(&plan, &view, &seen, &ns, &ctx, &now).await?;
     let next = plan::settle(&view, &plan, &done, &now);
-    apply(&ctx, &obj, &ns, &seen, &plan, announced, &next).await?;
+    apply(&ctx, &obj, &seen, &plan, announced, &next, &now).await?;
     record(
         &ctx,
         &ns,
@@ -57,6 +57,7 @@ pub async fn reconcile<K: Kafka + 'static>(
 /// What observe read, owned; [`Observed::view`] lends it to the pure steps.
 struct Observed<'a> {
     object: Object<'a>,
+    namespace: String,
     uid: String,
     /// The status of an unreadable object, read untyped.
     untyped_status: Option<KafkaConnectionStatus>,
@@ -115,6 +116,7 @@ async fn observe<'a, K: Kafka>(
     let me = ctx.agents.me();
     let mut seen = Observed {
         object,
+        namespace: ns.to_string(),
         untyped_status: None,
         assignment,
         tested_by: TestedBy {
@@ -210,41 +212,40 @@ async fn act<K: Kafka>(
 async fn apply<K: Kafka + 'static>(
     ctx: &Arc<Context<K>>,
     obj: &Guarded,
-    ns: &str,
     seen: &Observed<'_>,
     plan: &Plan,
     announced: Option<String>,
     next: &Next,
+    now: &Time,
 ) -> Result<(), Error> {
-    let name = obj.name_any();
+    let (ns, name) = (seen.namespace.as_str(), obj.name_any());
     if let Some(event) = &next.event {
         publish(ctx, obj, event).await;
     }
     // The binding first: the status says how it went.
-    let mut status = next.status.clone();
+    let mut binding_failed = None;
     if let (Some(step), Object::Readable(conn)) = (&next.binding, seen.object) {
         if let Err((reason, message)) = apply_binding(ctx, ns, conn, &seen.uid, step).await {
-            let mut failed = status
+            let mut failed = next
+                .status
+                .clone()
                 .or_else(|| seen.view().prev.cloned())
                 .unwrap_or_default();
             if reason == Reason::BindingNameTaken {
                 failed.binding = None;
             }
-            let at = failed
-                .last_test_time
-                .clone()
-                .unwrap_or_else(|| (ctx.clock)());
             status::set_condition(
                 &mut failed,
                 ConditionType::BindingReady,
                 (ConditionStatus::False, reason, message),
-                &at,
+                now,
                 conn.metadata.generation,
             );
-            status = Some(failed);
+            binding_failed = Some(failed);
         }
     }
-    if let Some(status) = &status {
+    let status = binding_failed.as_ref().or(next.status.as_ref());
+    if let Some(status) = status {
         // The versions read and announced are now old: a reconcile that reads them again reads a
         // cache that has not caught up.
         if let Some(version) = write_status(ctx, ns, &name, status).await? {
@@ -330,12 +331,7 @@ async fn apply_binding<K: Kafka>(
     step: &BindingStep,
 ) -> Result<(), (Reason, String)> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let owned = |meta: &kube::api::ObjectMeta| {
-        meta.owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.uid == uid && o.controller == Some(true))
-    };
+    let owned = |meta: &kube::api::ObjectMeta| crate::api::controlled_by(meta, uid);
     let write_failed = |e: Error| {
         (
             Reason::BindingWriteFailed,
@@ -366,7 +362,7 @@ async fn apply_binding<K: Kafka>(
         }
         BindingStep::Publish { binding, replaces } => {
             let spec = conn.spec.binding.clone().unwrap_or_default();
-            let secret = crate::binding::secret(conn, Some(uid), &spec, binding);
+            let secret = crate::binding::secret(ns, &conn.name_any(), Some(uid), &spec, binding);
             let fingerprint = fingerprint(&secret);
             ctx.metrics.api("secret_get", 1);
             let found = bounded(ctx, api.get_metadata_opt(&binding.name))

@@ -6,18 +6,16 @@ use crate::api::MANAGER;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::catalog::{self, Catalog, SHARD_KEY};
 use super::Model;
-use crate::api::{API_VERSION, KIND};
 
 /// Label holding the owning connection's uid.
 pub const CONNECTION_UID_LABEL: &str = "kconn.dev/connection-uid";
-/// Annotation holding the owning connection's name (names may be too long for a label).
-pub const CONNECTION_ANNOTATION: &str = "kconn.dev/connection";
+pub use crate::api::CONNECTION_ANNOTATION;
 /// The connection that owns a catalog.
 #[derive(Debug, Clone)]
 pub struct Owner {
@@ -69,19 +67,10 @@ pub async fn existing(api: &Api<ConfigMap>, uid: &str) -> Result<Vec<ConfigMap>,
     let mut shards: Vec<ConfigMap> = list
         .items
         .into_iter()
-        .filter(|cm| owned_by(cm, uid))
+        .filter(|cm| crate::api::controlled_by(&cm.metadata, uid))
         .collect();
     shards.sort_by_key(|cm| shard_index(cm.metadata.name.as_deref().unwrap_or_default()));
     Ok(shards)
-}
-
-/// Whether `uid` is the controller owner of `cm`.
-fn owned_by(cm: &ConfigMap, uid: &str) -> bool {
-    cm.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.uid == uid && o.controller == Some(true))
 }
 
 fn content(cm: &ConfigMap) -> Option<&[u8]> {
@@ -127,14 +116,7 @@ fn shard_object(owner: &Owner, name: &str, gzip: &[u8]) -> ConfigMap {
                 CONNECTION_ANNOTATION.into(),
                 owner.name.clone(),
             )])),
-            owner_references: Some(vec![OwnerReference {
-                api_version: API_VERSION.into(),
-                kind: KIND.into(),
-                name: owner.name.clone(),
-                uid: owner.uid.clone(),
-                controller: Some(true),
-                block_owner_deletion: None,
-            }]),
+            owner_references: Some(vec![crate::api::owner_reference(&owner.name, &owner.uid)]),
             ..Default::default()
         },
         binary_data: Some(BTreeMap::from([(

@@ -1,17 +1,17 @@
 # syntax=docker/dockerfile:1
 # kconn: a release build on Debian bookworm, and a slim runtime image that carries what librdkafka loads at
-# run time: OpenSSL, Cyrus SASL with its GSSAPI plugin, the MIT Kerberos libraries and kinit (librdkafka
-# and kconn's KerberosTicket check run it). tests/dockerfile.rs checks this list against the binary.
+# run time: OpenSSL, Cyrus SASL with its GSSAPI plugin, libcurl (the OIDC token flow of SASL/OAUTHBEARER),
+# the MIT Kerberos libraries and kinit (librdkafka and kconn's KerberosTicket check run it). tests/dockerfile.rs checks this list against the binary.
 #
 #   docker build -t <registry>/kconn:0.1.0 .
 #   docker run --rm <registry>/kconn:0.1.0 check --offline -f /examples
 
 ARG RUST_VERSION=1.89
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
-# librdkafka is built from source by rdkafka-sys, against the system's SSL, SASL, zlib and zstd.
+# librdkafka is built from source by rdkafka-sys, against the system's SSL, SASL, curl, zlib and zstd.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc g++ make pkg-config perl libssl-dev libsasl2-dev \
-      zlib1g-dev libzstd-dev \
+      zlib1g-dev libzstd-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -36,6 +36,7 @@ RUN apt-get update \
       krb5-user \
       zlib1g \
       libzstd1 \
+      libcurl4 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 kconn \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --shell /usr/sbin/nologin kconn

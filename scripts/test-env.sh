@@ -5,6 +5,8 @@
 #     StandardAuthorizer with a super user and users with partial rights;
 #   - a second Kafka cluster of 3 brokers (PLAINTEXT) for real replication and min.insync.replicas;
 #   - an MIT Kerberos KDC with principals and keytabs for the broker and the clients;
+#   - an OIDC provider (scripts/oidc: the client-credentials grant, over http and https, and one with a
+#     foreign key) and an OAUTHBEARER listener that validates its JWTs (signature, issuer, audience);
 #   - a current Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager (garbage
 #     collection, namespace deletion), admin and unprivileged kubeconfig contexts, and kubectl, all
 #     built from the Go module proxy;
@@ -16,7 +18,8 @@
 #   scripts/test-env.sh down      stop every process this script started (by PID)
 #   scripts/test-env.sh env       print target/test-env/env
 #   scripts/test-env.sh kill NAME  SIGKILL one process (krb5kdc, kafka, kafka3-1..3, etcd, kube-apiserver,
-#                                  kube-controller-manager)
+#                                  kube-controller-manager, oidc, oidc-tls, oidc-foreign,
+#                                  oidc-issuer)
 #   scripts/test-env.sh start NAME start it again, with the same command, environment and ports
 #   scripts/test-env.sh pause NAME SIGSTOP it: it keeps its ports, accepts connections, answers nothing
 #   scripts/test-env.sh resume NAME SIGCONT it
@@ -51,7 +54,7 @@ die() { say "error: $*"; exit 1; }
 
 # One file per concern: install, TLS material, the KDC, Kafka, the Kubernetes control plane; ports and
 # processes in common.sh.
-for part in common install tls kdc kafka kube; do
+for part in common install tls kdc oidc kafka kube; do
   # shellcheck source=/dev/null
   . "$ROOT/scripts/env/$part.sh"
 done
@@ -73,6 +76,9 @@ up() {
   # BADADV: a PLAINTEXT listener that advertises a port nothing listens on (the advertised-listener trap).
   P_BADADV=$(free_port); P_NOWHERE=$(free_port)
   local P_FRONT P_MISNAMED; P_FRONT=$(free_port); P_MISNAMED=$(free_port)
+  local P_OAUTH P_OIDC P_OIDC_TLS P_OIDC_FOREIGN P_OIDC_ISSUER
+  P_OAUTH=$(free_port); P_OIDC=$(free_port); P_OIDC_TLS=$(free_port); P_OIDC_FOREIGN=$(free_port)
+  P_OIDC_ISSUER=$(free_port)
   local C3_CTL=() C3_PLAIN=() i
   for i in 1 2 3; do C3_CTL+=("$(free_port)"); C3_PLAIN+=("$(free_port)"); done
 
@@ -88,6 +94,13 @@ up() {
     plain_users+=" user_${u%%:*}=\"${u#*:}\""
     scram+=(--add-scram "SCRAM-SHA-256=[name=\"${u%%:*}\",password=\"${u#*:}\"]" --add-scram "SCRAM-SHA-512=[name=\"${u%%:*}\",password=\"${u#*:}\"]")
   done
+
+  # OAuth clients: kconn-oauth (ACLs on test.*), kconn-oauth-other (tokens for another audience),
+  # kconn-oauth-norights (no ACLs). The brokers fetch the provider's JWKS when they start.
+  local OAUTH_SECRET OAUTH_OTHER_SECRET OAUTH_NORIGHTS_SECRET
+  OAUTH_SECRET=$(rand); OAUTH_OTHER_SECRET=$(rand); OAUTH_NORIGHTS_SECRET=$(rand)
+  say "OIDC providers on 127.0.0.1:$P_OIDC (http), :$P_OIDC_TLS (https), :$P_OIDC_FOREIGN (a foreign key), :$P_OIDC_ISSUER (another issuer)"
+  start_oidc
 
   start_kafka
 
@@ -130,6 +143,20 @@ export KAFKA_CLIENT_PRINCIPAL=kconn-client@$REALM
 export KAFKA_OTHER_KEYTAB=$RUN/krb/other.keytab
 export KAFKA_OTHER_PRINCIPAL=kconn-other@$REALM
 export KAFKA_SERVICE_NAME=kafka
+export KAFKA_OAUTH=127.0.0.1:$P_OAUTH
+export OAUTH_TOKEN_URL=http://127.0.0.1:$P_OIDC/token
+export OAUTH_TLS_TOKEN_URL=https://127.0.0.1:$P_OIDC_TLS/token
+export OAUTH_FOREIGN_TOKEN_URL=http://127.0.0.1:$P_OIDC_FOREIGN/token
+export OAUTH_WRONG_ISSUER_TOKEN_URL=http://127.0.0.1:$P_OIDC_ISSUER/token
+export OAUTH_ISSUER=http://127.0.0.1:$P_OIDC
+export OAUTH_AUDIENCE=kafka
+export OAUTH_SCOPE=kafka
+export OAUTH_CLIENT_ID=kconn-oauth
+export OAUTH_CLIENT_SECRET=$OAUTH_SECRET
+export OAUTH_OTHER_AUDIENCE_CLIENT_ID=kconn-oauth-other
+export OAUTH_OTHER_AUDIENCE_CLIENT_SECRET=$OAUTH_OTHER_SECRET
+export OAUTH_NO_RIGHTS_CLIENT_ID=kconn-oauth-norights
+export OAUTH_NO_RIGHTS_CLIENT_SECRET=$OAUTH_NORIGHTS_SECRET
 export KAFKA_CLUSTER3=127.0.0.1:${C3_PLAIN[0]},127.0.0.1:${C3_PLAIN[1]},127.0.0.1:${C3_PLAIN[2]}
 export KAFKA_CLUSTER3_BROKERS="127.0.0.1:${C3_PLAIN[0]} 127.0.0.1:${C3_PLAIN[1]} 127.0.0.1:${C3_PLAIN[2]}"
 export KAFKA_VERSION=$KAFKA_VERSION

@@ -134,10 +134,11 @@ pub fn render(
         ("security.protocol", protocol.to_string()),
     ];
     let mut rdkafka: Vec<(&str, String)> = java.clone();
-    let mechanism = match (&settings.sasl, &settings.kerberos) {
-        (Some(sasl), _) => Some(sasl.mechanism.as_str()),
-        (None, Some(_)) => Some("GSSAPI"),
-        (None, None) => None,
+    let mechanism = match (&settings.sasl, &settings.kerberos, &settings.oauth) {
+        (Some(sasl), _, _) => Some(sasl.mechanism.as_str()),
+        (None, Some(_), _) => Some("GSSAPI"),
+        (None, None, Some(_)) => Some("OAUTHBEARER"),
+        (None, None, None) => None,
     };
     if let Some(mechanism) = mechanism {
         for key in ["sasl.mechanism", "saslMechanism"] {
@@ -185,6 +186,61 @@ pub fn render(
         rdkafka.push(("sasl.kerberos.service.name", krb.service_name.clone()));
         rdkafka.push(("sasl.kerberos.principal", krb.principal.clone()));
         rdkafka.push(("sasl.kerberos.keytab", keytab));
+    }
+    if let Some(oauth) = &settings.oauth {
+        let id = one_line(&oauth.client.id, "the OAuth client id")?;
+        let secret = one_line(&oauth.client.secret, "the OAuth client secret")?;
+        let url = oauth.endpoint.url();
+        put("clientId", id.as_bytes());
+        put("clientSecret", secret.as_bytes());
+        put("sasl.oauthbearer.token.endpoint.url", url.as_bytes());
+        put("tokenEndpointUrl", url.as_bytes());
+        let scope = oauth.client.scope.as_deref();
+        if let Some(scope) = scope {
+            put("scope", scope.as_bytes());
+        }
+        // The Java client: its own OAuth login (Kafka 3.1+), the client in the JAAS options, the
+        // extensions as extension_<key>, the token endpoint's CA as a PEM trust store file.
+        let mut jaas = format!(
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"{}\" clientSecret=\"{}\"",
+            jaas_quote(id),
+            jaas_quote(secret)
+        );
+        if let Some(scope) = scope {
+            jaas.push_str(&format!(" scope=\"{}\"", jaas_quote(scope)));
+        }
+        for (k, v) in &oauth.extensions {
+            jaas.push_str(&format!(" extension_{k}=\"{}\"", jaas_quote(v)));
+        }
+        if let Some(ca) = &oauth.ca_pem {
+            put("oauth.ca.crt", ca.as_bytes());
+            jaas.push_str(&format!(
+                " ssl.truststore.type=\"PEM\" ssl.truststore.location=\"{}\"",
+                jaas_quote(&format!("{mount}/oauth.ca.crt"))
+            ));
+        }
+        jaas.push(';');
+        put("sasl.jaas.config", jaas.as_bytes());
+        java.push((
+            "sasl.login.callback.handler.class",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler".into(),
+        ));
+        java.push(("sasl.oauthbearer.token.endpoint.url", url.clone()));
+        java.push(("sasl.jaas.config", jaas));
+        // librdkafka's own OIDC flow, as kconn's test used it.
+        rdkafka.push(("sasl.oauthbearer.method", "oidc".into()));
+        rdkafka.push(("sasl.oauthbearer.token.endpoint.url", url));
+        rdkafka.push(("sasl.oauthbearer.client.id", id.to_string()));
+        rdkafka.push(("sasl.oauthbearer.client.secret", secret.to_string()));
+        if let Some(scope) = scope {
+            rdkafka.push(("sasl.oauthbearer.scope", scope.to_string()));
+        }
+        if let Some(ext) = oauth.extensions_setting() {
+            rdkafka.push(("sasl.oauthbearer.extensions", ext));
+        }
+        if oauth.ca_pem.is_some() {
+            rdkafka.push(("https.ca.location", format!("{mount}/oauth.ca.crt")));
+        }
     }
     if let Some(tls) = &settings.tls {
         if let Some(ca) = &tls.ca_pem {
@@ -375,6 +431,7 @@ mod tests {
             }),
             kerberos: None,
             kerberos_env: None,
+            oauth: None,
         };
         let b = render(
             "orders",
@@ -455,6 +512,7 @@ mod tests {
                 krb5_conf: "[libdefaults]\n".into(),
             }),
             kerberos_env: None,
+            oauth: None,
         };
         let binding = BindingSpec {
             secret_name: Some("kafka-creds".into()),
@@ -476,6 +534,66 @@ mod tests {
     }
 
     #[test]
+    fn oauth_carries_the_client_the_token_url_with_its_audience_and_the_extensions() {
+        let settings = ClientSettings {
+            bootstrap: vec!["k:9092".into()],
+            sasl: None,
+            tls: None,
+            kerberos: None,
+            kerberos_env: None,
+            oauth: Some(crate::kafka::OAuthMaterial::example(
+                "https://idp.example.com/token",
+                Some("kafka"),
+                Some("-----BEGIN CERTIFICATE-----\nIDP\n-----END CERTIFICATE-----\n"),
+            )),
+        };
+        let binding = BindingSpec {
+            mount_path: Some("/etc/kafka".into()),
+            ..Default::default()
+        };
+        let b = render("orders", &spec("Source"), &binding, &settings).unwrap();
+        let url = "https://idp.example.com/token?audience=kafka";
+        for (key, value) in [
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("clientId", "pipeline"),
+            ("clientSecret", "s\"cr=t"),
+            ("scope", "kafka read"),
+            ("sasl.oauthbearer.token.endpoint.url", url),
+            ("tokenEndpointUrl", url),
+        ] {
+            assert_eq!(text(&b, key), value, "{key}");
+        }
+        assert!(text(&b, "oauth.ca.crt").contains("IDP"));
+        assert_eq!(
+            text(&b, "sasl.jaas.config"),
+            r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId="pipeline" clientSecret="s\"cr=t" scope="kafka read" extension_logicalCluster="lkc-1" ssl.truststore.type="PEM" ssl.truststore.location="/etc/kafka/oauth.ca.crt";"#
+        );
+        let java = text(&b, "client.properties");
+        assert!(java.contains("sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n"), "{java}");
+        assert!(
+            java.contains(&format!(
+                "sasl.oauthbearer.token.endpoint.url={}\n",
+                java_escape(url)
+            )),
+            "{java}"
+        );
+        let rd = text(&b, "librdkafka.properties");
+        for line in [
+            "sasl.mechanism=OAUTHBEARER",
+            "sasl.oauthbearer.method=oidc",
+            "sasl.oauthbearer.token.endpoint.url=https://idp.example.com/token?audience=kafka",
+            "sasl.oauthbearer.client.id=pipeline",
+            "sasl.oauthbearer.client.secret=s\"cr=t",
+            "sasl.oauthbearer.scope=kafka read",
+            "sasl.oauthbearer.extensions=logicalCluster=lkc-1",
+            "https.ca.location=/etc/kafka/oauth.ca.crt",
+        ] {
+            assert!(rd.lines().any(|l| l == line), "{line} in\n{rd}");
+        }
+    }
+
+    #[test]
     fn a_password_with_a_line_break_is_refused_by_name() {
         let settings = ClientSettings {
             bootstrap: vec!["k:9092".into()],
@@ -487,6 +605,7 @@ mod tests {
             tls: None,
             kerberos: None,
             kerberos_env: None,
+            oauth: None,
         };
         let e = render(
             "orders",

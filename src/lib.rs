@@ -25,6 +25,7 @@ mod kafka;
 mod kerberos;
 mod manifest;
 mod models;
+mod oauth;
 mod output;
 mod process;
 mod schedule;

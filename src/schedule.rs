@@ -57,18 +57,23 @@ pub fn jitter(d: Duration, key: &str) -> Duration {
 }
 
 /// The next delay after a failed test: doubling with the time the failure has lasted, from
-/// [`MIN_RETRY`] up to the interval. A rejected login waits the full interval: accounts get locked.
+/// [`MIN_RETRY`] up to the interval. A rejected login (or token request) waits the full interval:
+/// accounts get locked, and identity providers throttle clients that keep failing.
 pub fn retry_delay(status: &KafkaConnectionStatus, now: &Time, interval: Duration) -> Duration {
     let ready = status
         .conditions
         .iter()
         .find(|c| c.type_ == ConditionType::Ready);
+    let rejected = |reason: &str| {
+        matches!(
+            Reason::parse(reason),
+            Some(
+                Reason::AuthenticationFailed | Reason::TokenRequestRejected | Reason::TokenRefused
+            )
+        )
+    };
     match ready {
-        Some(c)
-            if c.status == ConditionStatus::False && c.reason == Reason::AuthenticationFailed =>
-        {
-            interval
-        }
+        Some(c) if c.status == ConditionStatus::False && rejected(&c.reason) => interval,
         Some(c) if c.status == ConditionStatus::False => {
             let failing_for = now
                 .0
@@ -282,13 +287,24 @@ mod tests {
             ),
             interval
         );
+        for rejected in [
+            Reason::AuthenticationFailed,
+            Reason::TokenRequestRejected,
+            Reason::TokenRefused,
+        ] {
+            assert_eq!(
+                retry_delay(&status(0, "False", rejected, 0), &t(1), interval),
+                interval,
+                "{rejected}"
+            );
+        }
         assert_eq!(
             retry_delay(
-                &status(0, "False", Reason::AuthenticationFailed, 0),
+                &status(0, "False", Reason::TokenEndpointUnreachable, 0),
                 &t(1),
                 interval
             ),
-            interval
+            MIN_RETRY
         );
         assert_eq!(
             retry_delay(&status(0, "True", "AllChecksPassed", 0), &t(1), interval),

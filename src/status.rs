@@ -31,6 +31,9 @@ pub fn needs_a_person(c: &CheckReport) -> bool {
                         | Reason::HostnameMismatch
                         | Reason::PrincipalUnknown
                         | Reason::KeytabRejected
+                        | Reason::TokenRequestRejected
+                        | Reason::TokenUnusable
+                        | Reason::TokenRefused
                         | Reason::NotAuthorized
                         | Reason::ProducerSettingsUnsafe
                 )
@@ -844,6 +847,15 @@ mod tests {
             (Check::KerberosTicket, Reason::KdcUnreachable, "False"),
             (Check::Authenticated, Reason::TestTimedOut, "False"),
             (Check::Authenticated, Reason::KafkaUnavailable, "False"),
+            (Check::TokenAcquired, Reason::TokenRequestRejected, "True"),
+            (Check::TokenAcquired, Reason::TokenUnusable, "True"),
+            (Check::Authenticated, Reason::TokenRefused, "True"),
+            (
+                Check::TokenAcquired,
+                Reason::TokenEndpointUnreachable,
+                "False",
+            ),
+            (Check::TokenAcquired, Reason::TokenEndpointFailed, "False"),
         ];
         for (check, why, stalled) in cases {
             let s = after_test(

@@ -184,7 +184,7 @@ pub fn parse_host_port(value: &str) -> Result<HostPort, HostPortError> {
 
 /// A DNS name (labels of letters, digits, `-` and `_`, starting and ending with a letter or digit as the
 /// CRD's pattern requires) or a dotted IPv4 address.
-fn is_dns_name(host: &str) -> bool {
+pub(crate) fn is_dns_name(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
         && host.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -266,6 +266,12 @@ pub fn bad_inputs() -> Vec<BadInput> {
     let kerberos = |principal: &str| {
         json!({"kerberos": {"principal": principal, "keytabSecretRef": {"name": "k", "key": "kt"},
             "krb5ConfSecretRef": {"name": "k", "key": "conf"}}})
+    };
+    let oauth = |extra: serde_json::Value| {
+        let mut o = json!({"tokenEndpoint": "https://idp.example.com/token",
+            "clientSecretRef": {"name": "oauth-client"}});
+        merge(&mut o, &extra);
+        o
     };
     let case = |what, patch, field, reason, api_server| BadInput {
         what,
@@ -472,6 +478,62 @@ pub fn bad_inputs() -> Vec<BadInput> {
             Refuses,
         ),
         case(
+            "oauth beside sasl",
+            json!({"authentication": {"oauth": oauth(json!({})), "sasl": {"mechanism": "PLAIN", "secretRef": {"name": "u"}}}}),
+            "spec.authentication",
+            Reason::ConflictingAuthentication,
+            Refuses,
+        ),
+        case(
+            "http token endpoint off loopback",
+            json!({"authentication": {"oauth": oauth(json!({"tokenEndpoint": "http://idp.example.com/token"}))}}),
+            "spec.authentication.oauth.tokenEndpoint",
+            Reason::InvalidField,
+            Refuses,
+        ),
+        case(
+            "token endpoint with user info",
+            json!({"authentication": {"oauth": oauth(json!({"tokenEndpoint": "https://app:secret@idp.example.com/token"}))}}),
+            "spec.authentication.oauth.tokenEndpoint",
+            Reason::InvalidField,
+            Refuses,
+        ),
+        case(
+            "token endpoint with a bad port",
+            json!({"authentication": {"oauth": oauth(json!({"tokenEndpoint": "https://idp.example.com:99999/token"}))}}),
+            "spec.authentication.oauth.tokenEndpoint",
+            Reason::InvalidField,
+            Accepts("the CRD checks the scheme and the characters; the validator parses the port"),
+        ),
+        case(
+            "17 oauth extensions",
+            json!({"authentication": {"oauth": oauth(json!({"extensions": (0..17).map(|i| (format!("k{}", char::from(b'a' + i)), "v".to_string())).collect::<BTreeMap<_, _>>()}))}}),
+            "spec.authentication.oauth.extensions",
+            Reason::OutOfRange,
+            Refuses,
+        ),
+        case(
+            "oauth extension value with a comma",
+            json!({"authentication": {"oauth": oauth(json!({"extensions": {"logicalCluster": "lkc-1,auth=x"}}))}}),
+            "spec.authentication.oauth.extensions",
+            Reason::InvalidField,
+            Refuses,
+        ),
+        case(
+            "oauth extension named auth",
+            json!({"authentication": {"oauth": oauth(json!({"extensions": {"auth": "Bearer x"}}))}}),
+            "spec.authentication.oauth.extensions",
+            Reason::InvalidField,
+            Refuses,
+        ),
+        case(
+            "oauth scope with a quote",
+            json!({"authentication": {"oauth": oauth(json!({"scope": "kafka \"admin\""}))}}),
+            "spec.authentication.oauth.scope",
+            Reason::InvalidField,
+            Accepts("scope characters are checked by the validator"),
+        ),
+        case(
             "bad binding label",
             json!({"binding": {"labels": {"team/": "orders"}}}),
             "spec.binding.labels",
@@ -502,6 +564,8 @@ pub fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
 pub struct ValidSpec {
     /// The bootstrap servers, parsed, in spec order.
     pub bootstrap: Vec<HostPort>,
+    /// The OAuth token endpoint (with the audience), when the spec uses OAUTHBEARER.
+    pub token_endpoint: Option<crate::oauth::TokenEndpoint>,
     /// The compiled topic expression.
     pub topics: TopicMatcher,
     /// The re-test interval.
@@ -533,7 +597,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
     let mut problems = Vec::new();
     let bootstrap = bootstrap_servers(spec, &mut problems);
     let topics = topics(spec, &mut problems);
-    authentication(spec, &mut problems);
+    let token_endpoint = authentication(spec, &mut problems);
     tls(spec, &mut problems);
     names(spec, &mut problems);
     binding(spec, &mut problems);
@@ -550,6 +614,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
         (true, Some(topics), Some(interval), Some(timeout), Some(refresh_at), Some(time_zone)) => {
             Ok(ValidSpec {
                 bootstrap,
+                token_endpoint,
                 topics,
                 interval,
                 timeout,
@@ -627,23 +692,39 @@ fn topics(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) -> Option<Top
     }
 }
 
-/// `spec.authentication`: exactly one of sasl and kerberos, valid principals, names and Secret keys.
-fn authentication(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) {
+/// `spec.authentication`: exactly one of sasl, kerberos and oauth, valid principals, names, Secret keys
+/// and the OAuth token endpoint (parsed, for the test).
+fn authentication(
+    spec: &KafkaConnectionSpec,
+    problems: &mut Vec<Problem>,
+) -> Option<crate::oauth::TokenEndpoint> {
+    let mut endpoint = None;
     if let Some(auth) = &spec.authentication {
-        match (&auth.sasl, &auth.kerberos) {
-            (Some(_), Some(_)) => problems.push(Problem::new(
-                "spec.authentication",
-                Reason::ConflictingAuthentication,
-                "both authentication.sasl and authentication.kerberos are set",
-                "keep the one your brokers' listener expects: sasl for PLAIN/SCRAM, kerberos for GSSAPI",
-            )),
-            (None, None) => problems.push(Problem::new(
+        let set = [
+            auth.sasl.is_some(),
+            auth.kerberos.is_some(),
+            auth.oauth.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count();
+        match set {
+            0 => problems.push(Problem::new(
                 "spec.authentication",
                 Reason::MissingAuthentication,
-                "authentication is set but names neither sasl nor kerberos",
-                "add authentication.sasl or authentication.kerberos, or remove authentication for an unauthenticated listener",
+                "authentication is set but names none of sasl, kerberos and oauth",
+                "add authentication.sasl, authentication.kerberos or authentication.oauth, or remove authentication for an unauthenticated listener",
             )),
-            _ => {}
+            1 => {}
+            _ => problems.push(Problem::new(
+                "spec.authentication",
+                Reason::ConflictingAuthentication,
+                "more than one of authentication.sasl, authentication.kerberos and authentication.oauth is set",
+                "keep the one your brokers' listener expects: sasl for PLAIN/SCRAM, kerberos for GSSAPI, oauth for OAUTHBEARER",
+            )),
+        }
+        if let Some(oauth) = &auth.oauth {
+            endpoint = self::oauth(oauth, problems);
         }
         if let Some(sasl) = &auth.sasl {
             let r = &sasl.secret_ref;
@@ -701,6 +782,98 @@ fn authentication(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) {
             );
         }
     }
+    endpoint
+}
+
+/// At most this many SASL extensions.
+pub const MAX_EXTENSIONS: usize = 16;
+
+/// `spec.authentication.oauth`: the token endpoint (parsed), the client's Secret, the scope, the
+/// audience and the extensions as librdkafka and the brokers take them.
+fn oauth(
+    oauth: &crate::api::OAuthAuthentication,
+    problems: &mut Vec<Problem>,
+) -> Option<crate::oauth::TokenEndpoint> {
+    let base = "spec.authentication.oauth";
+    let r = &oauth.client_secret_ref;
+    secret_name(problems, &format!("{base}.clientSecretRef.name"), &r.name);
+    secret_key(
+        problems,
+        &format!("{base}.clientSecretRef.clientIdKey"),
+        &r.client_id_key,
+    );
+    secret_key(
+        problems,
+        &format!("{base}.clientSecretRef.clientSecretKey"),
+        &r.client_secret_key,
+    );
+    if let Some(ca) = &oauth.ca_secret_ref {
+        secret_name(problems, &format!("{base}.caSecretRef.name"), &ca.name);
+        secret_key(problems, &format!("{base}.caSecretRef.key"), &ca.key);
+    }
+    // RFC 6749 3.3: scope tokens of printable ASCII but '"' and '\', separated by spaces.
+    if let Some(scope) = &oauth.scope {
+        if scope.len() > 1024
+            || scope
+                .bytes()
+                .any(|b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
+        {
+            problems.push(Problem::new(
+                format!("{base}.scope"),
+                Reason::InvalidField,
+                "the scope holds a character a scope cannot have, or is longer than 1024",
+                "write scope names separated by spaces, of printable ASCII without '\"' and '\\', e.g. \"kafka api://orders/.default\"",
+            ));
+        }
+    }
+    if let Some(audience) = &oauth.audience {
+        if audience.is_empty() || audience.len() > 256 || audience.chars().any(char::is_control) {
+            problems.push(Problem::new(
+                format!("{base}.audience"),
+                Reason::InvalidField,
+                "the audience is empty, longer than 256 or holds a control character",
+                "write the audience the brokers expect (their sasl.oauthbearer.expected.audience), or omit it",
+            ));
+        }
+    }
+    if oauth.extensions.len() > MAX_EXTENSIONS {
+        problems.push(Problem::new(
+            format!("{base}.extensions"),
+            Reason::OutOfRange,
+            format!("{} extensions; the limit is {MAX_EXTENSIONS}", oauth.extensions.len()),
+            "keep the extensions the brokers ask for (Confluent Cloud: logicalCluster and identityPoolId)",
+        ));
+    }
+    // RFC 7628 3.1: keys of letters ("auth" is the token's own); librdkafka separates values by ','.
+    if let Some((key, _)) = oauth.extensions.iter().find(|(k, v)| {
+        !extension_key(k)
+            || v.len() > 256
+            || v.bytes().any(|b| !(b' '..=b'~').contains(&b) || b == b',')
+    }) {
+        problems.push(Problem::new(
+            format!("{base}.extensions"),
+            Reason::InvalidField,
+            format!("extension {key:?} (or its value) cannot be sent"),
+            "keys are 1 to 64 letters (not \"auth\"); values are up to 256 printable ASCII characters without ','",
+        ));
+    }
+    match crate::oauth::TokenEndpoint::parse(&oauth.token_endpoint, oauth.audience.as_deref()) {
+        Ok(endpoint) => Some(endpoint),
+        Err(why) => {
+            problems.push(Problem::new(
+                format!("{base}.tokenEndpoint"),
+                Reason::InvalidField,
+                format!("{:?} is not a usable token endpoint: {why}", crate::checks::clip(&oauth.token_endpoint, 100)),
+                "write the provider's token endpoint (the token_endpoint of its /.well-known/openid-configuration), e.g. https://login.example.com/oauth2/token",
+            ));
+            None
+        }
+    }
+}
+
+/// A SASL extension key (RFC 7628): letters, not `auth`.
+fn extension_key(key: &str) -> bool {
+    (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphabetic()) && key != "auth"
 }
 
 /// `spec.tls`: Secret references and the server name.
@@ -1034,7 +1207,7 @@ mod tests {
     #[test]
     fn every_bad_input_names_its_field_and_reason() {
         let cases = bad_inputs();
-        assert_eq!(cases.len(), 29);
+        assert_eq!(cases.len(), 37);
         for case in cases {
             let spec = spec_with(|s| merge(s, &case.patch));
             let problems = validate(&spec).expect_err(case.what);

@@ -1,5 +1,5 @@
 //! The binding Secret, used as it is by clients nobody here wrote. For every listener and
-//! authentication mode of the test environment the operator publishes a binding; its keys are written
+//! authentication mode of the test environment (OAUTHBEARER included) the operator publishes a binding; its keys are written
 //! to a directory as a Secret volume would be (the binding's mount path); then Kafka's own Java tool
 //! (TopicCommand, with `client.properties`) and kcat (librdkafka, with `librdkafka.properties`) list
 //! the cluster through it. A rotated Secret reaches the binding, a failed test leaves it stale, and
@@ -50,6 +50,10 @@ fn modes(env: &Env, topic: &str) -> Vec<(&'static str, serde_json::Value)> {
         "principal": env.var("KAFKA_CLIENT_PRINCIPAL"), "serviceName": env.var("KAFKA_SERVICE_NAME"),
         "keytabSecretRef": {"name": "krb", "key": "krb5.keytab"},
         "krb5ConfSecretRef": {"name": "krb", "key": "krb5.conf"}}});
+    let mut oauth = base("KAFKA_OAUTH");
+    oauth["authentication"] = serde_json::json!({"oauth": {
+        "tokenEndpoint": env.var("OAUTH_TOKEN_URL"), "clientSecretRef": {"name": "oauth-client"},
+        "scope": env.var("OAUTH_SCOPE"), "extensions": {"logicalCluster": "lkc-test"}}});
     vec![
         ("plaintext", base("KAFKA_PLAINTEXT")),
         ("sasl-plain", sasl("KAFKA_SASL_PLAINTEXT", "PLAIN", "user")),
@@ -61,6 +65,7 @@ fn modes(env: &Env, topic: &str) -> Vec<(&'static str, serde_json::Value)> {
         ("mtls", mtls),
         ("sasl-ssl", sasl_ssl),
         ("gssapi", gssapi),
+        ("oauth", oauth),
     ]
 }
 
@@ -80,7 +85,12 @@ fn java_lists(env: &Env, dir: &Path, bootstrap: &str) -> Result<String, String> 
     let hosts = dir.join("hosts.empty");
     std::fs::write(&hosts, "").unwrap();
     let mut cmd = Command::new("java");
+    // Kafka 4 clients fetch OAuth tokens only from URLs this property allows (the README says so).
     cmd.arg(format!("-Djdk.net.hosts.file={}", hosts.display()))
+        .arg(format!(
+            "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={}",
+            env.var("OAUTH_TOKEN_URL")
+        ))
         .arg(format!(
             "-Djava.security.krb5.conf={}",
             dir.join("krb5.conf").display()
@@ -161,6 +171,13 @@ async fn every_mode_publishes_a_binding_that_java_and_librdkafka_clients_use_as_
             &[
                 ("tls.crt", file(&env.tls("client.crt"))),
                 ("tls.key", file(&env.tls("client.key"))),
+            ],
+        ),
+        support::secret(
+            "oauth-client",
+            &[
+                ("clientId", env.var("OAUTH_CLIENT_ID").into()),
+                ("clientSecret", env.var("OAUTH_CLIENT_SECRET").into()),
             ],
         ),
         support::secret(

@@ -1,7 +1,8 @@
 //! Every manifest in examples/ works against a real Kafka: each is pointed at the test environment's
 //! matching listener (its bootstrap servers replaced, the values of its Secrets filled from the
 //! environment under the same Secret names and keys), and `kconn check` passes it with the checks of
-//! its kind proved (`Authenticated`, plus `TlsHandshake` or `KerberosTicket` where they apply).
+//! its kind proved (`Authenticated`, plus `TlsHandshake`, `KerberosTicket` or `TokenAcquired` where
+//! they apply).
 // Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
 #![cfg(feature = "env-tests")]
 
@@ -46,6 +47,11 @@ const EXAMPLES: &[(&str, &str, &[&str])] = &[
         &["Authenticated", "TopicsResolved", "ProducerSettings"],
     ),
     (
+        "oauth.yaml",
+        "KAFKA_OAUTH",
+        &["TokenAcquired", "Authenticated"],
+    ),
+    (
         "pinned-agent.yaml",
         "KAFKA_PLAINTEXT",
         &["Authenticated", "TopicsResolved"],
@@ -78,6 +84,8 @@ fn secret_value(env: &Env, key: &str) -> Value {
         "tls.crt" => file(&env.tls("client.crt")),
         "tls.key" => file(&env.tls("client.key")),
         "krb5.conf" => file(env.var("KRB5_CONFIG")),
+        "clientId" => env.var("OAUTH_CLIENT_ID").into(),
+        "clientSecret" => env.var("OAUTH_CLIENT_SECRET").into(),
         other => panic!("no test value for the Secret key {other}: add one here"),
     }
 }
@@ -96,6 +104,15 @@ fn localized(file: &str, listener: &str) -> String {
             .split(',')
             .map(|s| Value::String(s.into()));
         v["spec"]["bootstrapServers"] = Value::Sequence(servers.collect());
+        // The environment's OAUTH listener is SASL_PLAINTEXT; its provider's https token endpoint
+        // has the test CA (ca.crt).
+        if let Some(oauth) = v["spec"]["authentication"].get_mut("oauth") {
+            oauth["tokenEndpoint"] = env.var("OAUTH_TLS_TOKEN_URL").into();
+            oauth["scope"] = env.var("OAUTH_SCOPE").into();
+            if let Value::Mapping(spec) = &mut v["spec"] {
+                spec.remove("tls");
+            }
+        }
         if let Some(krb) = v["spec"]["authentication"].get_mut("kerberos") {
             krb["principal"] = env.var("KAFKA_CLIENT_PRINCIPAL").into();
             let r = &krb["keytabSecretRef"];

@@ -65,7 +65,7 @@ async fn the_operator_keeps_a_connection_tested() {
     })
     .await;
     assert_eq!(s.observed_generation, created.metadata.generation);
-    assert_eq!(s.checks.len(), 12, "{s:#?}");
+    assert_eq!(s.checks.len(), kconn::api::Check::ALL.len(), "{s:#?}");
     assert_eq!(
         s.tested_by.as_ref().map(|t| t.pod.as_str()),
         Some("kconn-test-pod")

@@ -1,6 +1,7 @@
 //! No secret value reaches logs, status, Events, metrics or CLI output. Canary credentials (a wrong
-//! password, a keytab whose key bytes spell a marker, a password that is not UTF-8) and the test
-//! environment's real ones (the SASL password, the client's private key, the client keytab) are used by
+//! password, a keytab whose key bytes spell a marker, a password that is not UTF-8, an OAuth client
+//! secret) and the test environment's real ones (the SASL password, the client's private key, the client
+//! keytab, the OAuth client secret; and any OAuth token) are used by
 //! connections of every authentication kind, tested both by `kconn run` at its most verbose log level and
 //! by `kconn check` in every output format. Everything captured is then searched for each secret, raw
 //! and base64-encoded, and for every line of the private key's PEM body. The temporary directory the
@@ -51,6 +52,15 @@ fn needles(env: &Env) -> Vec<(String, String)> {
         &std::fs::read(env.var("KAFKA_CLIENT_KEYTAB")).unwrap(),
     );
     secret(&mut n, "the canary keytab", &canary_keytab(env));
+    secret(
+        &mut n,
+        "the OAuth client secret",
+        env.var("OAUTH_CLIENT_SECRET").as_bytes(),
+    );
+    // Any OAuth token: a JWT's header is base64url JSON, starting with '{"typ":' or '{"alg":'.
+    for header in ["eyJ0eXAiOi", "eyJhbGciOi", "eyJraWQiOi"] {
+        n.push(("an OAuth token (a JWT)".into(), header.into()));
+    }
     n.push((
         "the canary key bytes".into(),
         String::from_utf8_lossy(CANARY_KEY).into_owned(),
@@ -120,6 +130,20 @@ fn scenario(env: &Env) -> (Vec<Secret>, Vec<(&'static str, serde_json::Value)>) 
             ],
         ),
         support::secret(
+            "oauth-good",
+            &[
+                ("clientId", env.var("OAUTH_CLIENT_ID").into()),
+                ("clientSecret", env.var("OAUTH_CLIENT_SECRET").into()),
+            ],
+        ),
+        support::secret(
+            "oauth-canary",
+            &[
+                ("clientId", env.var("OAUTH_CLIENT_ID").into()),
+                ("clientSecret", CANARY_PASSWORD.into()),
+            ],
+        ),
+        support::secret(
             "krb-canary",
             &[
                 ("krb5.keytab", canary_keytab(env)),
@@ -147,6 +171,17 @@ fn scenario(env: &Env) -> (Vec<Secret>, Vec<(&'static str, serde_json::Value)>) 
             "check": {"interval": "10m", "timeout": "20s"}
         })
     };
+    let oauth = |secret: &str| {
+        serde_json::json!({
+            "bootstrapServers": [env.var("KAFKA_OAUTH")],
+            "topics": {"expression": "test\\..*"},
+            "authentication": {"oauth": {"tokenEndpoint": env.var("OAUTH_TOKEN_URL"),
+                "clientSecretRef": {"name": secret}, "scope": env.var("OAUTH_SCOPE")}},
+            "check": {"interval": "10m", "timeout": "20s"}
+        })
+    };
+    let mut oauth_good = oauth("oauth-good");
+    oauth_good["binding"] = serde_json::json!({});
     let mut with_tls = sasl("good-user", "KAFKA_SASL_SSL");
     with_tls["tls"] = serde_json::json!({"caSecretRef": {"name": "ca", "key": "ca.crt"}});
     let mtls = serde_json::json!({
@@ -169,6 +204,8 @@ fn scenario(env: &Env) -> (Vec<Secret>, Vec<(&'static str, serde_json::Value)>) 
         ("mtls", mtls),
         ("krb-good", krb_good),
         ("krb-canary", krb("krb-canary")),
+        ("oauth-good", oauth_good),
+        ("oauth-canary", oauth("oauth-canary")),
     ];
     (secrets, connections)
 }
@@ -262,6 +299,11 @@ async fn no_secret_value_is_ever_shown() {
         "{outcomes:?}"
     );
     assert_eq!(outcomes["krb-canary"].0, "False", "{outcomes:?}");
+    assert_eq!(outcomes["oauth-good"].0, "True", "{outcomes:?}");
+    assert_eq!(
+        outcomes["oauth-canary"].1, "TokenRequestRejected",
+        "{outcomes:?}"
+    );
 
     let mut captured: Vec<(String, String)> = Vec::new();
     captured.push(("/metrics".into(), op::get(&addr, "/metrics").1));

@@ -39,7 +39,9 @@ format_storage() { # config cluster_id [scram args...]
 }
 
 start_kafka_node() { # name config
+  # The OAUTH listener fetches the provider's JWKS; Kafka 4 fetches only from URLs allowed here.
   start_bg "$1" java "${JAVA_OPTS[@]}" -Dlog4j2.configurationFile="$RUN/log4j2.properties" \
+    -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls="http://127.0.0.1:$P_OIDC/jwks" \
     -Djava.security.krb5.conf="$RUN/krb/krb5.conf" -Dsun.security.krb5.disableReferrals=true \
     -cp "$KAFKA_LIB/*" kafka.Kafka "$2"
 }
@@ -56,9 +58,9 @@ start_kafka() {
     cat <<EOF
 process.roles=broker,controller
 controller.quorum.voters=1@127.0.0.1:$P_CTL
-listeners=CONTROLLER://127.0.0.1:$P_CTL,PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_BADADV,FRONT://127.0.0.1:$P_FRONT,MISNAMED://127.0.0.1:$P_MISNAMED
-advertised.listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_NOWHERE,FRONT://127.0.0.1:$P_MISNAMED,MISNAMED://127.0.0.1:$P_MISNAMED
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL,BADADV:PLAINTEXT,FRONT:SSL,MISNAMED:SSL
+listeners=CONTROLLER://127.0.0.1:$P_CTL,PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_BADADV,FRONT://127.0.0.1:$P_FRONT,MISNAMED://127.0.0.1:$P_MISNAMED,OAUTH://127.0.0.1:$P_OAUTH
+advertised.listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_NOWHERE,FRONT://127.0.0.1:$P_MISNAMED,MISNAMED://127.0.0.1:$P_MISNAMED,OAUTH://127.0.0.1:$P_OAUTH
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL,BADADV:PLAINTEXT,FRONT:SSL,MISNAMED:SSL,OAUTH:SASL_PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
@@ -89,6 +91,15 @@ listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;
+listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url=http://127.0.0.1:$P_OIDC/jwks
+listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.audience=kafka
+listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.issuer=http://127.0.0.1:$P_OIDC
+# Without this line Kafka 4.1's default validator checks no signature, issuer or audience (the env
+# tests keep a foreign-key and a wrong-audience token refused, so that this cannot come back).
+listener.name.oauth.sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator
 EOF
   } >"$K1/server.properties"
   chmod 600 "$K1/server.properties"
@@ -123,7 +134,7 @@ EOF
   for n in 1 2 3; do format_storage "$RUN/kafka3-$n/server.properties" "$id3" & fpids+=($!); done
   for n in "${fpids[@]}"; do wait "$n" || die "kafka storage format failed"; done
 
-  say "starting Kafka: 1 node with 5 client listeners, and a 3-broker cluster"
+  say "starting Kafka: 1 node with 6 client listeners, and a 3-broker cluster"
   start_kafka_node kafka "$K1/server.properties"
   for n in 1 2 3; do start_kafka_node "kafka3-$n" "$RUN/kafka3-$n/server.properties"; done
 }
@@ -131,7 +142,7 @@ EOF
 # Waits for every listener, then creates the ACLs and checks the 3-broker cluster (scripts/kafka/Setup.java).
 setup_kafka() {
   # Every listener: a broker that could not bind one exits, and wait_port says so at once.
-  for p in "$P_PLAIN" "$P_SASL" "$P_SSL" "$P_MTLS" "$P_SASL_SSL" "$P_BADADV" "$P_FRONT" "$P_MISNAMED"; do wait_port "$p" 90 kafka; done
+  for p in "$P_PLAIN" "$P_SASL" "$P_SSL" "$P_MTLS" "$P_SASL_SSL" "$P_BADADV" "$P_FRONT" "$P_MISNAMED" "$P_OAUTH"; do wait_port "$p" 90 kafka; done
   cat >"$RUN/acls.plan" <<EOF
 # kconn-test (and the Kerberos and mTLS clients): full rights on topics prefixed test.
 acl User:kconn-test TOPIC PREFIXED test. ALL
@@ -149,6 +160,10 @@ acl User:reader TOPIC PREFIXED test. READ,DESCRIBE
 acl User:reader GROUP LITERAL * READ
 # nogroup: may read and write test. topics, no group rights
 acl User:nogroup TOPIC PREFIXED test. READ,WRITE,DESCRIBE
+# kconn-oauth (OAUTHBEARER, User:<sub>): full rights on test. topics; kconn-oauth-norights: none
+acl User:kconn-oauth TOPIC PREFIXED test. ALL
+acl User:kconn-oauth GROUP LITERAL * ALL
+acl User:kconn-oauth CLUSTER LITERAL kafka-cluster DESCRIBE
 EOF
   java "${JAVA_OPTS[@]}" -Dlog4j2.configurationFile="$RUN/log4j2.properties" -cp "$KAFKA_LIB/*" \
     "$ROOT/scripts/kafka/Setup.java" "127.0.0.1:$P_PLAIN" 1 "$RUN/acls.plan" >&2 || die "Kafka setup failed (log: $RUN/log/kafka.log)"

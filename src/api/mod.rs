@@ -126,8 +126,8 @@ pub struct KafkaConnectionSpec {
     /// Which topics this connection covers.
     pub topics: TopicSelector,
 
-    /// How kconn authenticates to Kafka: SASL (user name and password) or Kerberos. Omit for none
-    /// (or for mTLS only, with `tls.clientCertSecretRef`).
+    /// How kconn authenticates to Kafka: SASL (user name and password), Kerberos or OAuth (an OIDC
+    /// provider's token). Omit for none (or for mTLS only, with `tls.clientCertSecretRef`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<Authentication>,
 
@@ -310,11 +310,11 @@ pub enum TopicSyntax {
     Glob,
 }
 
-/// Credentials for Kafka. Set exactly one of `sasl` or `kerberos`.
+/// Credentials for Kafka. Set exactly one of `sasl`, `kerberos` or `oauth`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!(has(self.sasl) && has(self.kerberos))").message("set only one of authentication.sasl or authentication.kerberos").reason(kube::core::Reason::FieldValueForbidden))]
-#[x_kube(validation = kube::core::Rule::new("has(self.sasl) || has(self.kerberos)").message("set authentication.sasl or authentication.kerberos, or remove authentication").reason(kube::core::Reason::FieldValueRequired))]
+#[x_kube(validation = kube::core::Rule::new("(has(self.sasl) ? 1 : 0) + (has(self.kerberos) ? 1 : 0) + (has(self.oauth) ? 1 : 0) <= 1").message("set only one of authentication.sasl, authentication.kerberos or authentication.oauth").reason(kube::core::Reason::FieldValueForbidden))]
+#[x_kube(validation = kube::core::Rule::new("has(self.sasl) || has(self.kerberos) || has(self.oauth)").message("set authentication.sasl, authentication.kerberos or authentication.oauth, or remove authentication").reason(kube::core::Reason::FieldValueRequired))]
 pub struct Authentication {
     /// User name and password authentication (SASL PLAIN or SCRAM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,7 +322,86 @@ pub struct Authentication {
     /// Kerberos (SASL GSSAPI) with a keytab.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kerberos: Option<KerberosAuthentication>,
+    /// SASL OAUTHBEARER with a token from an OIDC provider (the client-credentials grant), as
+    /// Confluent Cloud, Azure Event Hubs and Strimzi or Redpanda with Keycloak expect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthAuthentication>,
 }
+
+/// SASL OAUTHBEARER: a token from the provider's token endpoint (OIDC client credentials), presented
+/// to the brokers, which check its signature, issuer and audience.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthAuthentication {
+    /// The provider's token endpoint, e.g. `https://login.example.com/oauth2/token`: https (http only
+    /// on loopback, for tests), without user info or fragment.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = token_endpoint_rule())]
+    pub token_endpoint: String,
+    /// The Secret (in this namespace) holding the client id and the client secret.
+    pub client_secret_ref: ClientSecretRef,
+    /// The scopes to ask for, separated by spaces (the token request's `scope`). Omit for the
+    /// provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub scope: Option<String>,
+    /// The audience to ask the token for, when the provider needs one to name the brokers. It is sent
+    /// as the `audience` query parameter of the token endpoint (librdkafka has no audience setting);
+    /// omit it when the provider sets the audience per client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub audience: Option<String>,
+    /// SASL extensions sent to the brokers with the token (at most 16), e.g. Confluent Cloud's
+    /// `logicalCluster` and `identityPoolId`: keys of letters, values of printable characters without
+    /// `,`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 256}))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(k, k.matches('^[A-Za-z]{1,64}$') && k != 'auth' && !self[k].contains(','))").message("oauth.extensions keys are 1 to 64 letters (not auth), values have no ','").reason(kube::core::Reason::FieldValueInvalid))]
+    pub extensions: BTreeMap<String, String>,
+    /// The Secret key holding the PEM CA bundle that signed the token endpoint's certificate. Omit to
+    /// trust the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+/// A Secret in the connection's namespace holding an OAuth client's id and secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSecretRef {
+    /// Name of the Secret, in the connection's own namespace.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_name_rule())]
+    pub name: String,
+    /// Key of the client id in the Secret.
+    #[serde(default = "default_client_id_key")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_key_rule())]
+    pub client_id_key: String,
+    /// Key of the client secret in the Secret.
+    #[serde(default = "default_client_secret_key")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = secret_key_rule())]
+    pub client_secret_key: String,
+}
+
+fn default_client_id_key() -> String {
+    "clientId".into()
+}
+fn default_client_secret_key() -> String {
+    "clientSecret".into()
+}
+
+/// CEL rule: a token endpoint is https, or http on loopback ([`crate::validate`] parses it fully).
+fn token_endpoint_rule() -> kube::core::Rule {
+    kube::core::Rule::new(format!("self.matches(r'''{TOKEN_ENDPOINT_PATTERN}''')"))
+        .message("oauth.tokenEndpoint must be an https:// URL (http:// only on 127.0.0.1, localhost or [::1]), without user info or fragment")
+        .reason(kube::core::Reason::FieldValueInvalid)
+}
+
+/// A token endpoint as the CRD checks it: `https://host[:port][/path][?query]`, or `http://` on a
+/// loopback host; no user info, fragment, space or control character.
+pub const TOKEN_ENDPOINT_PATTERN: &str =
+    r"^(https://[^/?#@\s]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?)([/?][^#\s]*)?$";
 
 /// SASL user name and password authentication.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -834,6 +913,12 @@ impl KafkaConnectionSpec {
             if let Some(krb) = &auth.kerberos {
                 names.insert(krb.keytab_secret_ref.name.clone());
                 names.insert(krb.krb5_conf_secret_ref.name.clone());
+            }
+            if let Some(oauth) = &auth.oauth {
+                names.insert(oauth.client_secret_ref.name.clone());
+                if let Some(ca) = &oauth.ca_secret_ref {
+                    names.insert(ca.name.clone());
+                }
             }
         }
         if let Some(tls) = &self.tls {

@@ -130,6 +130,8 @@ words! {
         TlsHandshake = "TlsHandshake",
         /// A Kerberos ticket from the KDC.
         KerberosTicket = "KerberosTicket",
+        /// An OAuth token from the provider's token endpoint (client credentials).
+        TokenAcquired = "TokenAcquired",
         /// Authentication through a real Kafka request.
         Authenticated = "Authenticated",
         /// Cluster id, brokers, controller.
@@ -282,6 +284,18 @@ words! {
         KeytabRejected = "KeytabRejected",
         /// Kerberos failed for another reason.
         KerberosFailed = "KerberosFailed",
+        /// The token endpoint answered with a token librdkafka can use; the message names its claims.
+        TokenAcquired = "TokenAcquired",
+        /// The token endpoint's host did not resolve or did not accept TCP.
+        TokenEndpointUnreachable = "TokenEndpointUnreachable",
+        /// The provider refused the token request (invalid_client, invalid_scope, ...).
+        TokenRequestRejected = "TokenRequestRejected",
+        /// The token endpoint failed (a server error, an answer that is not a token response).
+        TokenEndpointFailed = "TokenEndpointFailed",
+        /// A token came that librdkafka cannot use (not a JWT, no sub or exp, expired).
+        TokenUnusable = "TokenUnusable",
+        /// The brokers refused the token (signature, issuer, audience or expiry).
+        TokenRefused = "TokenRefused",
         /// The principal has every permission the role needs.
         Authorized = "Authorized",
         /// The principal lacks a permission the role needs.

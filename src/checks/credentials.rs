@@ -4,10 +4,12 @@
 use std::time::SystemTime;
 
 use crate::api::{
-    Check, CheckReport, CheckResult, KafkaConnectionSpec, KerberosAuthentication, Reason,
+    Check, CheckReport, CheckResult, KafkaConnectionSpec, KerberosAuthentication,
+    OAuthAuthentication, Reason,
 };
-use crate::kafka::{ClientSettings, SaslCredentials, TlsMaterial};
+use crate::kafka::{ClientSettings, OAuthMaterial, SaslCredentials, TlsMaterial};
 use crate::kerberos::{conf, keytab, KerberosMaterial};
+use crate::oauth::OAuthClient;
 use crate::secrets::{SecretBytes, SecretStore};
 use crate::validate::ValidSpec;
 
@@ -86,6 +88,17 @@ pub fn resolve(
     }
 
     let mut expiring = Vec::new();
+    if let Some(oauth) = spec.authentication.as_ref().and_then(|a| a.oauth.as_ref()) {
+        let (material, ca_expiry) = oauth_material(oauth, valid, store, now)?;
+        if let Some(e) = ca_expiry {
+            expiring.push(e);
+        }
+        settings.oauth = Some(material);
+        used.push(oauth.client_secret_ref.name.clone());
+        if let Some(ca) = &oauth.ca_secret_ref {
+            used.push(ca.name.clone());
+        }
+    }
     if let Some(tls) = &spec.tls {
         let mut material = TlsMaterial {
             server_name: tls.server_name.clone().filter(|n| !n.is_empty()),
@@ -155,6 +168,17 @@ pub fn resolve(
         );
         return Ok((settings, report));
     }
+    if settings.oauth.is_some() && settings.tls.is_none() {
+        let report = row(
+            Check::CredentialsResolved,
+            CheckResult::Warning,
+            Reason::CredentialsUnencrypted,
+            "SASL OAUTHBEARER without TLS: the token crosses the network in clear text, and anyone on the path can use it until it expires",
+            Some("use the brokers' SASL_SSL listener and add spec.tls (caSecretRef if its CA is private)".into()),
+            Some("spec.tls".into()),
+        );
+        return Ok((settings, report));
+    }
     if let Some(sasl) = settings.sasl.as_ref().filter(|_| settings.tls.is_none()) {
         let message = match sasl.mechanism {
             crate::api::SaslMechanism::Plain => "SASL PLAIN without TLS: the password crosses the network in clear text, readable by anyone on the path",
@@ -208,6 +232,92 @@ pub fn resolve(
         )
     };
     Ok((settings, report))
+}
+
+/// A certificate about to expire: what it is, the seconds left and the field that names it.
+type Expiring = (String, i64, &'static str);
+
+/// The OAuth client (id and secret from their Secret), the token endpoint's CA, and the extensions.
+fn oauth_material(
+    oauth: &OAuthAuthentication,
+    valid: &ValidSpec,
+    store: &SecretStore,
+    now: SystemTime,
+) -> Result<(OAuthMaterial, Option<Expiring>), Box<CheckReport>> {
+    let base = "spec.authentication.oauth.clientSecretRef";
+    let r = &oauth.client_secret_ref;
+    let id = value(
+        store,
+        &r.name,
+        &r.client_id_key,
+        &format!("{base}.clientIdKey"),
+        base,
+    )?;
+    let secret = value(
+        store,
+        &r.name,
+        &r.client_secret_key,
+        &format!("{base}.clientSecretKey"),
+        base,
+    )?;
+    for (v, key, field) in [
+        (&id, &r.client_id_key, "clientIdKey"),
+        (&secret, &r.client_secret_key, "clientSecretKey"),
+    ] {
+        if v.expose_str().is_none() || v.expose().iter().any(|b| b.is_ascii_control()) {
+            return Err(fail(
+                format!("{base}.{field}"),
+                Reason::InvalidSecretValue,
+                format!("key {key:?} of Secret {:?} is not UTF-8 text without control characters ({} bytes)", r.name, v.len()),
+                "store the client id and secret as they are, without a trailing newline (kubectl create secret generic --from-literal)",
+            ));
+        }
+    }
+    if id.expose().contains(&b':') {
+        return Err(fail(
+            format!("{base}.clientIdKey"),
+            Reason::InvalidSecretValue,
+            format!("the client id in key {:?} of Secret {:?} holds ':', which HTTP Basic authentication uses to separate the id from the secret", r.client_id_key, r.name),
+            "use the client id the provider issued (it has no ':'), or check that the key holds the id and not id:secret",
+        ));
+    }
+    let mut expiring = None;
+    let ca_pem = match &oauth.ca_secret_ref {
+        Some(ca) => {
+            let field = "spec.authentication.oauth.caSecretRef";
+            let pem = value(store, &ca.name, &ca.key, &format!("{field}.key"), field)?;
+            let pem = pem_text(&pem, "CERTIFICATE", &ca.name, &ca.key, field)?;
+            let info = certificate(&pem, &ca.name, &ca.key, field, now)?;
+            if info.expires_in_secs < tls::EXPIRY_WARNING.as_secs() as i64 {
+                expiring = Some((
+                    format!("token endpoint CA {:?} in Secret {}", info.subject, ca.name),
+                    info.expires_in_secs,
+                    field,
+                ));
+            }
+            Some(pem)
+        }
+        None => None,
+    };
+    let endpoint = valid
+        .token_endpoint
+        .clone()
+        .expect("a valid spec with oauth has a parsed token endpoint");
+    let material = OAuthMaterial {
+        endpoint,
+        client: OAuthClient {
+            id,
+            secret,
+            scope: oauth.scope.clone().filter(|s| !s.is_empty()),
+        },
+        extensions: oauth
+            .extensions
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ca_pem,
+    };
+    Ok((material, expiring))
 }
 
 fn fail(field: String, why: Reason, message: String, hint: &str) -> Box<CheckReport> {

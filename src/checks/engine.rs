@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{credentials, kerberos, network, permissions, row, session, spec, tls};
+use super::{credentials, kerberos, network, oauth, permissions, row, session, spec, tls};
 use super::{TestInput, TestReport};
 use crate::api::{Check, CheckReport, CheckResult, ConditionType, KafkaConnectionSpec, Reason};
 use crate::kafka::{ClientSettings, ClusterView, Kafka};
@@ -26,12 +26,13 @@ impl Check {
             CredentialsResolved | BootstrapResolved => &[SpecValid],
             BrokersReachable => &[BootstrapResolved],
             TlsHandshake => &[CredentialsResolved, BrokersReachable],
-            KerberosTicket => &[CredentialsResolved],
+            KerberosTicket | TokenAcquired => &[CredentialsResolved],
             Authenticated => &[
                 CredentialsResolved,
                 BrokersReachable,
                 TlsHandshake,
                 KerberosTicket,
+                TokenAcquired,
             ],
             // The bootstrap servers answered: the full metadata, and the brokers they advertise.
             ClusterMetadata | AdvertisedListeners => &[Authenticated],
@@ -53,6 +54,15 @@ impl Check {
             {
                 Some("no kerberos in the spec")
             }
+            Check::TokenAcquired
+                if spec
+                    .authentication
+                    .as_ref()
+                    .and_then(|a| a.oauth.as_ref())
+                    .is_none() =>
+            {
+                Some("no oauth in the spec")
+            }
             Check::ProducerSettings if !spec.role.writes() => Some("role Source does not produce"),
             _ => None,
         }
@@ -64,7 +74,7 @@ impl Check {
         use Check::*;
         match self {
             BootstrapResolved | BrokersReachable | TlsHandshake => Some(ConditionType::Reachable),
-            CredentialsResolved | KerberosTicket | Authenticated => {
+            CredentialsResolved | KerberosTicket | TokenAcquired | Authenticated => {
                 Some(ConditionType::Authenticated)
             }
             Authorized => Some(ConditionType::Authorized),
@@ -183,6 +193,7 @@ impl<'a, K: Kafka> Test<'a, K> {
             Check::BrokersReachable => network::brokers_reachable(self).await,
             Check::TlsHandshake => tls::tls_handshake(self).await,
             Check::KerberosTicket => kerberos::kerberos_ticket(self).await,
+            Check::TokenAcquired => oauth::token_acquired(self).await,
             Check::Authenticated => session::authenticated(self).await,
             Check::ClusterMetadata => session::cluster_metadata(self),
             Check::AdvertisedListeners => network::advertised_listeners(self).await,

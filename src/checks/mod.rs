@@ -6,6 +6,7 @@ pub mod credentials;
 mod engine;
 mod kerberos;
 pub mod network;
+mod oauth;
 pub mod permissions;
 mod session;
 mod spec;
@@ -281,6 +282,7 @@ mod engine_tests {
                 Check::BrokersReachable,
                 Check::TlsHandshake,
                 Check::KerberosTicket,
+                Check::TokenAcquired,
                 Check::Authenticated,
                 Check::ClusterMetadata,
                 Check::AdvertisedListeners,

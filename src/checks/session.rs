@@ -47,7 +47,14 @@ pub(super) async fn authenticated<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport 
     if let Err(KafkaFailure::AdvertisedUnreachable(brokers)) = &result {
         t.advertised_failure = Some(brokers.clone());
     }
-    let (row, view) = authenticated_row(settings.protocol(), settings.kerberos.is_some(), result);
+    let login = if settings.kerberos.is_some() {
+        Login::Kerberos
+    } else if settings.oauth.is_some() {
+        Login::OAuth
+    } else {
+        Login::Other
+    };
+    let (row, view) = authenticated_row(settings.protocol(), login, result);
     t.view = view;
     row
 }
@@ -136,9 +143,17 @@ pub(super) fn topics_resolved<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport {
     topics_row(&t.input.spec.topics.expression, view.topics.len(), &matched)
 }
 
+/// How the session logs in, for the hint of a refused login.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Login {
+    Kerberos,
+    OAuth,
+    Other,
+}
+
 fn authenticated_row(
     protocol: &str,
-    kerberos: bool,
+    login: Login,
     result: Result<ClusterView, KafkaFailure>,
 ) -> (CheckReport, Option<ClusterView>) {
     let passed = |message: String| {
@@ -172,7 +187,25 @@ fn authenticated_row(
             let message = format!("the bootstrap servers answered over {protocol}; the brokers they advertise did not (see AdvertisedListeners)");
             return (passed(message), None);
         }
-        Err(KafkaFailure::Authentication(why)) if kerberos => (
+        // The brokers say only invalid_token; why (signature, issuer, audience, expiry) is in
+        // their log.
+        Err(KafkaFailure::Authentication(why))
+            if login == Login::OAuth && why.contains("invalid_token") =>
+        {
+            (
+                Reason::TokenRefused,
+                format!("the brokers refused the token TokenAcquired got: {why}"),
+                "the brokers check the token's signature (against the provider's JWKS), issuer and audience: compare the claims TokenAcquired names with the listener's sasl.oauthbearer.expected.issuer and expected.audience (set spec.authentication.oauth.audience if the provider needs it), and check that the brokers trust this provider's signing keys (their log names the cause)",
+                "spec.authentication.oauth.audience",
+            )
+        }
+        Err(KafkaFailure::Authentication(why)) if login == Login::OAuth => (
+            Reason::AuthenticationFailed,
+            format!("OAUTHBEARER authentication failed: {why}"),
+            "check that the listener expects SASL OAUTHBEARER, and the token endpoint (TokenAcquired): librdkafka asks it again for its own token",
+            "spec.authentication.oauth",
+        ),
+        Err(KafkaFailure::Authentication(why)) if login == Login::Kerberos => (
             Reason::AuthenticationFailed,
             format!("GSSAPI authentication failed: {why}"),
             "check spec.authentication.kerberos.serviceName (the brokers' principals are <serviceName>/<broker host>@REALM) and that the brokers' host names match their principals",

@@ -33,6 +33,51 @@ pub struct ClientSettings {
     pub kerberos: Option<KerberosMaterial>,
     /// Where this connection's Kerberos files are, once written (see [`crate::kerberos::KerberosFiles`]).
     pub kerberos_env: Option<KerberosEnv>,
+    /// SASL OAUTHBEARER with librdkafka's OIDC client-credentials flow.
+    pub oauth: Option<OAuthMaterial>,
+}
+
+/// What librdkafka's OIDC flow needs: the token URL (with the audience), the client, the extensions
+/// and the CA of the token endpoint.
+#[derive(Debug, Clone)]
+pub struct OAuthMaterial {
+    /// The token endpoint, parsed (its `url()` is what librdkafka asks).
+    pub endpoint: crate::oauth::TokenEndpoint,
+    /// The client id, secret and scope.
+    pub client: crate::oauth::OAuthClient,
+    /// SASL extensions, `key=value`.
+    pub extensions: Vec<(String, String)>,
+    /// The token endpoint's CA bundle; `None` trusts the system roots.
+    pub ca_pem: Option<String>,
+}
+
+impl OAuthMaterial {
+    /// librdkafka's `sasl.oauthbearer.extensions`: `key=value` pairs separated by `,`.
+    pub fn extensions_setting(&self) -> Option<String> {
+        (!self.extensions.is_empty()).then(|| {
+            self.extensions
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+
+    /// Test material: the client `pipeline` (secret `s"cr=t`, scope `kafka read`), the extension
+    /// `logicalCluster=lkc-1`, `url` with `audience`.
+    #[cfg(test)]
+    pub(crate) fn example(url: &str, audience: Option<&str>, ca_pem: Option<&str>) -> Self {
+        OAuthMaterial {
+            endpoint: crate::oauth::TokenEndpoint::parse(url, audience).unwrap(),
+            client: crate::oauth::OAuthClient {
+                id: SecretBytes::new(b"pipeline".to_vec()),
+                secret: SecretBytes::new(b"s\"cr=t".to_vec()),
+                scope: Some("kafka read".into()),
+            },
+            extensions: vec![("logicalCluster".into(), "lkc-1".into())],
+            ca_pem: ca_pem.map(str::to_string),
+        }
+    }
 }
 
 /// SASL user and password.
@@ -66,13 +111,14 @@ impl ClientSettings {
             tls: None,
             kerberos: None,
             kerberos_env: None,
+            oauth: None,
         }
     }
 
     /// The librdkafka `security.protocol`.
     pub fn protocol(&self) -> &'static str {
         match (
-            self.sasl.is_some() || self.kerberos.is_some(),
+            self.sasl.is_some() || self.kerberos.is_some() || self.oauth.is_some(),
             self.tls.is_some(),
         ) {
             (false, false) => "PLAINTEXT",
@@ -91,6 +137,9 @@ impl ClientSettings {
         }
         if let Some((_, key)) = self.tls.as_ref().and_then(|t| t.client.as_ref()) {
             r.add(key);
+        }
+        if let Some(oauth) = &self.oauth {
+            r.add(&oauth.client.secret);
         }
         r
     }
@@ -145,6 +194,30 @@ impl ClientSettings {
                 .set("sasl.kerberos.keytab", paths.keytab.display().to_string())
                 .set("sasl.kerberos.min.time.before.relogin", "0")
                 .set("sasl.kerberos.kinit.cmd", KINIT_CMD);
+        }
+        if let Some(oauth) = &self.oauth {
+            // librdkafka's own OIDC flow: it asks the token endpoint on its background thread, at
+            // start and before the token expires, so admin-only clients work too.
+            c.set("sasl.mechanism", "OAUTHBEARER")
+                .set("sasl.oauthbearer.method", "oidc")
+                .set("sasl.oauthbearer.token.endpoint.url", oauth.endpoint.url())
+                .set(
+                    "sasl.oauthbearer.client.id",
+                    String::from_utf8_lossy(oauth.client.id.expose()),
+                )
+                .set(
+                    "sasl.oauthbearer.client.secret",
+                    String::from_utf8_lossy(oauth.client.secret.expose()),
+                );
+            if let Some(scope) = oauth.client.scope.as_deref().filter(|s| !s.is_empty()) {
+                c.set("sasl.oauthbearer.scope", scope);
+            }
+            if let Some(ext) = oauth.extensions_setting() {
+                c.set("sasl.oauthbearer.extensions", ext);
+            }
+            if let Some(ca) = &oauth.ca_pem {
+                c.set("https.ca.pem", ca);
+            }
         }
         if let Some(tls) = &self.tls {
             if let Some(ca) = &tls.ca_pem {
@@ -733,6 +806,29 @@ impl ProducerContext for Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// librdkafka's configure turns OIDC off without a word when it cannot link libcurl; a client
+    /// with the OIDC flow is then refused ("OAuth/OIDC depends on libcurl and OpenSSL").
+    #[test]
+    fn librdkafka_is_built_with_its_oidc_flow() {
+        let settings = ClientSettings {
+            oauth: Some(OAuthMaterial::example(
+                "http://127.0.0.1:9/token",
+                None,
+                None,
+            )),
+            ..ClientSettings::plaintext(vec!["127.0.0.1:9".into()])
+        };
+        let config = settings.client_config(Duration::from_secs(1));
+        assert_eq!(config.get("sasl.oauthbearer.method"), Some("oidc"));
+        assert_eq!(
+            config.get("sasl.oauthbearer.extensions"),
+            Some("logicalCluster=lkc-1")
+        );
+        assert_eq!(settings.protocol(), "SASL_PLAINTEXT");
+        let client: Result<BaseProducer, _> = config.create();
+        assert!(client.is_ok(), "{:?}", client.err());
+    }
 
     #[test]
     fn requests_the_brokers_do_not_list_are_not_served() {

@@ -171,6 +171,7 @@ pub fn child_main<S: Serialize>(
             krb5_conf: String::new(),
         }),
         kerberos_env: Some(req.env),
+        oauth: None,
     };
     let timeout = Duration::from_millis(req.timeout_ms);
     let mut stdout = std::io::stdout().lock();

@@ -14,7 +14,7 @@ needles=$(mktemp); trap 'rm -f "$needles"' EXIT; chmod 600 "$needles"
 names=()
 add() { printf '%s\n' "$2" >>"$needles"; names+=("$1"); }
 for v in KAFKA_SASL_PASSWORD KAFKA_SUPER_PASSWORD KAFKA_DESCRIBE_ONLY_PASSWORD KAFKA_READ_ONLY_PASSWORD KAFKA_NO_GROUP_PASSWORD \
-  OAUTH_CLIENT_SECRET OAUTH_OTHER_AUDIENCE_CLIENT_SECRET OAUTH_NO_RIGHTS_CLIENT_SECRET; do
+  OAUTH_CLIENT_SECRET OAUTH_OTHER_AUDIENCE_CLIENT_SECRET OAUTH_NO_RIGHTS_CLIENT_SECRET SCHEMA_REGISTRY_PASSWORD; do
   add "$v" "${!v}"
   add "$v (base64)" "$(printf %s "${!v}" | base64 -w0)"
 done

@@ -5,6 +5,7 @@
 #     StandardAuthorizer with a super user and users with partial rights;
 #   - a second Kafka cluster of 3 brokers (PLAINTEXT) for real replication and min.insync.replicas;
 #   - an MIT Kerberos KDC with principals and keytabs for the broker and the clients;
+#   - a schema registry with the Confluent API (Apicurio Registry), open and with basic auth;
 #   - an OIDC provider (scripts/oidc: the client-credentials grant, over http and https, and one with a
 #     foreign key) and an OAUTHBEARER listener that validates its JWTs (signature, issuer, audience);
 #   - a current Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager (garbage
@@ -19,7 +20,7 @@
 #   scripts/test-env.sh env       print target/test-env/env
 #   scripts/test-env.sh kill NAME  SIGKILL one process (krb5kdc, kafka, kafka3-1..3, etcd, kube-apiserver,
 #                                  kube-controller-manager, oidc, oidc-tls, oidc-foreign,
-#                                  oidc-issuer)
+#                                  oidc-issuer, registry, registry-auth)
 #   scripts/test-env.sh start NAME start it again, with the same command, environment and ports
 #   scripts/test-env.sh pause NAME SIGSTOP it: it keeps its ports, accepts connections, answers nothing
 #   scripts/test-env.sh resume NAME SIGCONT it
@@ -54,7 +55,7 @@ die() { say "error: $*"; exit 1; }
 
 # One file per concern: install, TLS material, the KDC, Kafka, the Kubernetes control plane; ports and
 # processes in common.sh.
-for part in common install tls kdc oidc kafka kube; do
+for part in common install tls kdc oidc registry kafka kube; do
   # shellcheck source=/dev/null
   . "$ROOT/scripts/env/$part.sh"
 done
@@ -79,6 +80,8 @@ up() {
   local P_OAUTH P_OIDC P_OIDC_TLS P_OIDC_FOREIGN P_OIDC_ISSUER
   P_OAUTH=$(free_port); P_OIDC=$(free_port); P_OIDC_TLS=$(free_port); P_OIDC_FOREIGN=$(free_port)
   P_OIDC_ISSUER=$(free_port)
+  local P_REGISTRY P_REGISTRY_MGMT P_REGISTRY_AUTH P_REGISTRY_AUTH_MGMT
+  P_REGISTRY=$(free_port); P_REGISTRY_MGMT=$(free_port); P_REGISTRY_AUTH=$(free_port); P_REGISTRY_AUTH_MGMT=$(free_port)
   local C3_CTL=() C3_PLAIN=() i
   for i in 1 2 3; do C3_CTL+=("$(free_port)"); C3_PLAIN+=("$(free_port)"); done
 
@@ -104,10 +107,15 @@ up() {
 
   start_kafka
 
+  local REGISTRY_USER=registry-user REGISTRY_PASSWORD; REGISTRY_PASSWORD=$(rand)
+  say "schema registries on 127.0.0.1:$P_REGISTRY and :$P_REGISTRY_AUTH (basic auth)"
+  start_registries
+
   say "starting etcd and kube-apiserver on 127.0.0.1:$P_API"
   start_apiserver "$P_API" "$P_ETCD" "$P_ETCD_PEER"
 
   setup_kafka
+  wait_registries
   wait_apiserver "$P_API"
   start_controller_manager "$P_KCM"
 
@@ -157,6 +165,10 @@ export OAUTH_OTHER_AUDIENCE_CLIENT_ID=kconn-oauth-other
 export OAUTH_OTHER_AUDIENCE_CLIENT_SECRET=$OAUTH_OTHER_SECRET
 export OAUTH_NO_RIGHTS_CLIENT_ID=kconn-oauth-norights
 export OAUTH_NO_RIGHTS_CLIENT_SECRET=$OAUTH_NORIGHTS_SECRET
+export SCHEMA_REGISTRY_URL=http://127.0.0.1:$P_REGISTRY$REGISTRY_PREFIX
+export SCHEMA_REGISTRY_AUTH_URL=http://127.0.0.1:$P_REGISTRY_AUTH$REGISTRY_PREFIX
+export SCHEMA_REGISTRY_USER=$REGISTRY_USER
+export SCHEMA_REGISTRY_PASSWORD=$REGISTRY_PASSWORD
 export KAFKA_CLUSTER3=127.0.0.1:${C3_PLAIN[0]},127.0.0.1:${C3_PLAIN[1]},127.0.0.1:${C3_PLAIN[2]}
 export KAFKA_CLUSTER3_BROKERS="127.0.0.1:${C3_PLAIN[0]} 127.0.0.1:${C3_PLAIN[1]} 127.0.0.1:${C3_PLAIN[2]}"
 export KAFKA_VERSION=$KAFKA_VERSION

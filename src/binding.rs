@@ -432,6 +432,7 @@ mod tests {
             kerberos: None,
             kerberos_env: None,
             oauth: None,
+            registry: None,
         };
         let b = render(
             "orders",
@@ -513,6 +514,7 @@ mod tests {
             }),
             kerberos_env: None,
             oauth: None,
+            registry: None,
         };
         let binding = BindingSpec {
             secret_name: Some("kafka-creds".into()),
@@ -546,6 +548,7 @@ mod tests {
                 Some("kafka"),
                 Some("-----BEGIN CERTIFICATE-----\nIDP\n-----END CERTIFICATE-----\n"),
             )),
+            registry: None,
         };
         let binding = BindingSpec {
             mount_path: Some("/etc/kafka".into()),
@@ -606,6 +609,7 @@ mod tests {
             kerberos: None,
             kerberos_env: None,
             oauth: None,
+            registry: None,
         };
         let e = render(
             "orders",

@@ -34,3 +34,4 @@ mod status;
 mod topics;
 mod validate;
 mod watch;
+mod web;

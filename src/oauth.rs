@@ -4,168 +4,43 @@
 //!
 //! The request is what librdkafka's own OIDC flow sends, so that a token kconn gets is one librdkafka
 //! gets: `POST` with `Authorization: Basic base64(id:secret)` (the id and secret as they are) and the
-//! form `grant_type=client_credentials[&scope=...]`; the audience rides in the token URL's query.
-//! Everything read from the endpoint is bounded: the answer (64 KiB), the time (the caller's budget),
-//! and the texts shown (clipped, printable only).
+//! form `grant_type=client_credentials[&scope=...]`; the audience rides in the token URL's query. It
+//! goes through [`crate::web`]: the answer is read to at most 64 KiB, within the caller's time, and
+//! the texts shown from it are clipped and printable.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 
-use crate::checks::tls::{self, TlsError};
+use crate::checks::tls::TlsError;
 use crate::kafka::TlsMaterial;
 use crate::secrets::{Redactor, SecretBytes};
+use crate::web::{self, form_encode, printable, Request, Url, WebError, MAX_SHOWN};
 
 /// The largest answer read from a token endpoint (a token with its JSON is a few KiB).
 pub const MAX_ANSWER: usize = 64 * 1024;
 
-/// The longest text of the provider's (an error description, a claim) shown in a message.
-const MAX_SHOWN: usize = 200;
-
-/// A token endpoint, parsed: `https://host[:port]/path?query` (http only on loopback).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenEndpoint {
-    /// `https` (else plain http, on loopback only).
-    pub https: bool,
-    /// The host, without brackets for IPv6.
-    pub host: String,
-    /// The port (443 or 80 when the URL names none).
-    pub port: u16,
-    /// The path and query, starting with `/`, with `audience=` added when the spec names one.
-    pub target: String,
-}
-
-impl TokenEndpoint {
-    /// Parses `url` (the spec's `tokenEndpoint`) and adds `audience` to its query. `Err` says what is
-    /// wrong, for the field's message.
-    pub fn parse(url: &str, audience: Option<&str>) -> Result<Self, String> {
-        if url.len() > 2048 {
-            return Err(format!("{} characters; at most 2048", url.len()));
-        }
-        if let Some(c) = url.chars().find(|c| !c.is_ascii_graphic()) {
-            return Err(format!(
-                "{c:?} is not allowed in a URL (spaces, control and non-ASCII characters must be percent-encoded)"
-            ));
-        }
-        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
+/// The token endpoint of a spec: `url` parsed, https (http only on loopback), with `audience=` added
+/// to its query when the spec names one. `Err` says what is wrong, for the field's message.
+pub fn token_endpoint(url: &str, audience: Option<&str>) -> Result<Url, String> {
+    let parsed = Url::parse(url).map_err(|why| {
+        if url.starts_with("http") {
+            why
         } else {
-            return Err("it must start with https:// (http:// only on loopback)".into());
-        };
-        if url.contains('#') {
-            return Err("a fragment (#...) has no place in a token endpoint".into());
+            "it must start with https:// (http:// only on loopback)".into()
         }
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, target) = rest.split_at(split);
-        if authority.contains('@') {
-            return Err("user info (user@host) is not allowed: the client id and secret come from clientSecretRef".into());
-        }
-        let (host, port) = split_host_port(authority)?;
-        let port = match port {
-            Some(p) => p,
-            None if https => 443,
-            None => 80,
-        };
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !https && !loopback {
-            return Err(format!(
-                "http:// sends the client secret in clear text: use https:// (http:// is accepted only on loopback, for tests), not {host:?}"
-            ));
-        }
-        let mut target = match target.strip_prefix('?') {
-            Some(query) => format!("/?{query}"),
-            None if target.is_empty() => "/".to_string(),
-            None => target.to_string(),
-        };
-        if let Some(audience) = audience {
-            let sep = if target.contains('?') { '&' } else { '?' };
-            target.push(sep);
-            target.push_str("audience=");
-            target.push_str(&form_encode(audience));
-        }
-        Ok(Self {
-            https,
-            host: host.to_string(),
-            port,
-            target,
-        })
+    })?;
+    if !parsed.https && !parsed.is_loopback() {
+        return Err(format!(
+            "http:// sends the client secret in clear text: use https:// (http:// is accepted only on loopback, for tests), not {:?}",
+            parsed.host
+        ));
     }
-
-    /// The URL librdkafka (and a client of the binding Secret) asks: the spec's, with the audience.
-    pub fn url(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        let scheme = if self.https { "https" } else { "http" };
-        let default = if self.https { 443 } else { 80 };
-        if self.port == default {
-            format!("{scheme}://{host}{}", self.target)
-        } else {
-            format!("{scheme}://{host}:{}{}", self.port, self.target)
-        }
-    }
-}
-
-fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (ip, after) = rest
-            .split_once(']')
-            .ok_or("an IPv6 address needs its closing ]")?;
-        if ip.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("[{ip}] is not an IPv6 address"));
-        }
-        match after.strip_prefix(':') {
-            Some(p) => (ip, Some(p)),
-            None if after.is_empty() => (ip, None),
-            None => return Err(format!("unexpected {after:?} after the IPv6 address")),
-        }
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("the URL names no host".into());
-    }
-    if !host.contains(':')
-        && !crate::validate::is_dns_name(host)
-        && host.parse::<std::net::Ipv4Addr>().is_err()
-    {
-        return Err(format!("{host:?} is not a host name or IP address"));
-    }
-    let port = match port {
-        None => None,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 && p.len() <= 5 => Some(n),
-            _ => return Err(format!("port {p:?} is not a number from 1 to 65535")),
-        },
-    };
-    Ok((host, port))
-}
-
-/// `application/x-www-form-urlencoded` encoding of one value.
-pub fn form_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    Ok(match audience {
+        Some(audience) => parsed.with_query("audience", audience),
+        None => parsed,
+    })
 }
 
 /// The OAuth client: its id and secret (from the Secret) and the scope to ask for.
@@ -259,40 +134,36 @@ pub enum TokenError {
     Unusable(String),
 }
 
-/// Asks `endpoint` (at `addr`) for a token with the client-credentials grant and reads its claims. The
-/// token itself is dropped here. Blocking; bounded by `timeout` per read and write.
+/// Asks `endpoint` (at the first of `addrs` that accepts TCP) for a token with the client-credentials
+/// grant, as librdkafka does, and reads its claims; the token itself is dropped here. Blocking; each read
+/// and write bounded by `timeout`.
 pub fn request_token(
-    endpoint: &TokenEndpoint,
-    addr: SocketAddr,
+    endpoint: &Url,
+    addrs: &[SocketAddr],
     client: &OAuthClient,
     ca_pem: Option<&str>,
     timeout: Duration,
     now: SystemTime,
-) -> Result<Claims, TokenError> {
-    let request = http_request(endpoint, client);
-    let answer = if endpoint.https {
-        let material = TlsMaterial {
-            ca_pem: ca_pem.map(str::to_string),
-            ..TlsMaterial::default()
-        };
-        let mut stream =
-            tls::connect(addr, &endpoint.host, &material, timeout).map_err(|e| match e {
-                TlsError::Connect(why) => TokenError::Connect(why),
-                other => TokenError::Tls(other),
-            })?;
-        exchange(&mut stream, request.expose())?
-    } else {
-        let mut stream = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|e| TokenError::Connect(e.to_string()))?;
-        stream
-            .set_read_timeout(Some(timeout))
-            .and_then(|_| stream.set_write_timeout(Some(timeout)))
-            .map_err(|e| TokenError::Connect(e.to_string()))?;
-        exchange(&mut stream, request.expose())?
+) -> Result<(SocketAddr, Claims), TokenError> {
+    let mut body = "grant_type=client_credentials".to_string();
+    if let Some(scope) = client.scope.as_deref().filter(|s| !s.is_empty()) {
+        body.push_str("&scope=");
+        body.push_str(&form_encode(scope));
+    }
+    let request = Request {
+        method: "POST",
+        url: endpoint,
+        basic: Some((&client.id, &client.secret)),
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: body.as_bytes(),
+        limit: MAX_ANSWER,
     };
-    let redactor = client.redactor();
-    let (status, body) = parse_response(&answer)?;
-    token_answer(status, &body, &redactor, now)
+    let tls = TlsMaterial {
+        ca_pem: ca_pem.map(str::to_string),
+        ..TlsMaterial::default()
+    };
+    let (addr, answer) = web::call_any(&request, addrs, &tls, timeout)?;
+    token_answer(answer.status, &answer.body, &client.redactor(), now).map(|c| (addr, c))
 }
 
 impl OAuthClient {
@@ -304,154 +175,13 @@ impl OAuthClient {
     }
 }
 
-/// The HTTP request: it holds the client secret, so it is a [`SecretBytes`].
-fn http_request(endpoint: &TokenEndpoint, client: &OAuthClient) -> SecretBytes {
-    let mut basic = Vec::with_capacity(client.id.len() + client.secret.len() + 1);
-    basic.extend_from_slice(client.id.expose());
-    basic.push(b':');
-    basic.extend_from_slice(client.secret.expose());
-    let basic = SecretBytes::new(basic);
-    let mut body = "grant_type=client_credentials".to_string();
-    if let Some(scope) = client.scope.as_deref().filter(|s| !s.is_empty()) {
-        body.push_str("&scope=");
-        body.push_str(&form_encode(scope));
-    }
-    let default = if endpoint.https { 443 } else { 80 };
-    let host = if endpoint.host.contains(':') {
-        format!("[{}]", endpoint.host)
-    } else {
-        endpoint.host.clone()
-    };
-    let host = if endpoint.port == default {
-        host
-    } else {
-        format!("{host}:{}", endpoint.port)
-    };
-    let mut text = format!(
-        "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kconn\r\nAccept: application/json\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Basic ",
-        endpoint.target,
-        body.len()
-    );
-    text.push_str(&base64::engine::general_purpose::STANDARD.encode(basic.expose()));
-    text.push_str("\r\n\r\n");
-    text.push_str(&body);
-    SecretBytes::new(text.into_bytes())
-}
-
-/// Writes the request and reads the answer: to its end (Content-Length, the last chunk, or the
-/// connection's close), at most [`MAX_ANSWER`] bytes.
-fn exchange(stream: &mut (impl Read + Write), request: &[u8]) -> Result<Vec<u8>, TokenError> {
-    stream
-        .write_all(request)
-        .and_then(|_| stream.flush())
-        .map_err(|e| TokenError::Protocol(format!("sending the request failed: {e}")))?;
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        if answer_complete(&answer) {
-            return Ok(answer);
+impl From<WebError> for TokenError {
+    fn from(e: WebError) -> Self {
+        match e {
+            WebError::Connect(why) => TokenError::Connect(why),
+            WebError::Tls(e) => TokenError::Tls(e),
+            WebError::Protocol(why) => TokenError::Protocol(why),
         }
-        match stream.read(&mut buf) {
-            Ok(0) => return Ok(answer),
-            Ok(n) => {
-                answer.extend_from_slice(&buf[..n]);
-                if answer.len() > MAX_ANSWER {
-                    return Err(TokenError::Protocol(format!(
-                        "the answer is larger than {} KiB; a token response is a few KiB",
-                        MAX_ANSWER / 1024
-                    )));
-                }
-            }
-            Err(e) if answer.is_empty() => {
-                return Err(TokenError::Protocol(format!("no answer: {e}")))
-            }
-            Err(e) => return Err(TokenError::Protocol(format!("the answer stopped: {e}"))),
-        }
-    }
-}
-
-fn header_end(answer: &[u8]) -> Option<usize> {
-    answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-}
-
-fn answer_complete(answer: &[u8]) -> bool {
-    let Some(end) = header_end(answer) else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
-    if let Some(len) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
-        return answer.len() >= end + len;
-    }
-    if header(&head, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        return answer.ends_with(b"0\r\n\r\n");
-    }
-    false
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k.trim() == name).then(|| v.trim())
-    })
-}
-
-/// The status and the body (de-chunked) of an HTTP/1.x answer.
-fn parse_response(answer: &[u8]) -> Result<(u16, Vec<u8>), TokenError> {
-    let Some(end) = header_end(answer) else {
-        return Err(TokenError::Protocol(if answer.is_empty() {
-            "the endpoint closed the connection without an answer".into()
-        } else {
-            format!(
-                "not an HTTP answer: {:?}",
-                printable(&String::from_utf8_lossy(&answer[..answer.len().min(60)]))
-            )
-        }));
-    };
-    let head = String::from_utf8_lossy(&answer[..end]);
-    let status_line = head.lines().next().unwrap_or("");
-    let status = status_line
-        .strip_prefix("HTTP/1.")
-        .and_then(|r| r.get(2..5))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| {
-            TokenError::Protocol(format!(
-                "not an HTTP status line: {:?}",
-                printable(status_line)
-            ))
-        })?;
-    let lower = head.to_ascii_lowercase();
-    let body = &answer[end..];
-    let body = if header(&lower, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        dechunk(body)?
-    } else if let Some(len) = header(&lower, "content-length").and_then(|v| v.parse::<usize>().ok())
-    {
-        body[..len.min(body.len())].to_vec()
-    } else {
-        body.to_vec()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, TokenError> {
-    let bad = || TokenError::Protocol("a malformed chunked answer".into());
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-        let size_text = std::str::from_utf8(&body[..line_end]).map_err(|_| bad())?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad())?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if body.len() < size + 2 {
-            return Err(bad());
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
     }
 }
 
@@ -557,19 +287,6 @@ pub fn claims(token: &str, now: SystemTime) -> Result<Claims, TokenError> {
     })
 }
 
-/// A text from the endpoint, as it may be shown: printable characters, at most [`MAX_SHOWN`].
-fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_SHOWN)
-        .collect();
-    if s.chars().count() > MAX_SHOWN {
-        out.push('…');
-    }
-    out.trim().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,109 +306,31 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_parse_or_say_why() {
-        let e = TokenEndpoint::parse("https://idp.example.com/oauth2/token", Some("kafka broker"))
-            .unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port, e.https),
-            ("idp.example.com", 443, true)
-        );
-        assert_eq!(e.target, "/oauth2/token?audience=kafka+broker");
+    fn token_endpoints_are_https_or_loopback_and_carry_the_audience() {
+        let e =
+            token_endpoint("https://idp.example.com/oauth2/token", Some("kafka broker")).unwrap();
         assert_eq!(
             e.url(),
             "https://idp.example.com/oauth2/token?audience=kafka+broker"
         );
-        let e = TokenEndpoint::parse("http://127.0.0.1:8080/token?x=1", Some("a&b")).unwrap();
+        let e = token_endpoint("http://127.0.0.1:8080/token?x=1", Some("a&b")).unwrap();
         assert_eq!(e.url(), "http://127.0.0.1:8080/token?x=1&audience=a%26b");
-        let e = TokenEndpoint::parse("https://[::1]:8443", None).unwrap();
         assert_eq!(
-            (e.host.as_str(), e.port, e.target.as_str()),
-            ("::1", 8443, "/")
+            token_endpoint("http://localhost/t", None).unwrap().url(),
+            "http://localhost/t"
         );
-        assert_eq!(e.url(), "https://[::1]:8443/");
+        assert!(token_endpoint("http://[::1]:9/t", None).is_ok());
         for (bad, says) in [
             ("ftp://idp/token", "https://"),
+            ("idp.example.com/token", "https://"),
             ("http://idp.example.com/token", "clear text"),
             ("http://10.0.0.1/token", "clear text"),
             ("https://user:pw@idp/token", "user info"),
-            ("https://idp/token#frag", "fragment"),
-            ("https://idp:0/token", "port"),
             ("https://idp:99999/token", "port"),
-            ("https:///token", "no host"),
-            ("https://idp/to ken", "not allowed"),
-            ("https://idp/tökén", "not allowed"),
-            ("https://[::1/token", "closing ]"),
-            ("https://-bad-/token", "not a host"),
         ] {
-            let why = TokenEndpoint::parse(bad, None).unwrap_err();
+            let why = token_endpoint(bad, None).unwrap_err();
             assert!(why.contains(says), "{bad}: {why}");
         }
-    }
-
-    #[test]
-    fn the_request_is_what_librdkafka_sends() {
-        let e = TokenEndpoint::parse("http://localhost:9/t", Some("kafka")).unwrap();
-        let client = OAuthClient {
-            id: SecretBytes::new(b"my-client".to_vec()),
-            secret: SecretBytes::new(b"s3cr:et".to_vec()),
-            scope: Some("kafka read".into()),
-        };
-        let req = http_request(&e, &client);
-        let text = String::from_utf8(req.expose().to_vec()).unwrap();
-        assert!(
-            text.starts_with("POST /t?audience=kafka HTTP/1.1\r\nHost: localhost:9\r\n"),
-            "{text}"
-        );
-        let b64 = base64::engine::general_purpose::STANDARD.encode("my-client:s3cr:et");
-        assert!(text.contains(&format!("\r\nAuthorization: Basic {b64}\r\n")));
-        assert!(text.ends_with("\r\n\r\ngrant_type=client_credentials&scope=kafka+read"));
-        assert!(text.contains("Content-Length: 46\r\n"));
-    }
-
-    #[test]
-    fn answers_are_read_to_their_end() {
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n";
-        assert!(answer_complete(chunked));
-        assert_eq!(
-            parse_response(chunked).unwrap(),
-            (200, b"hello world".to_vec())
-        );
-        let sized = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\n{}";
-        assert!(answer_complete(sized));
-        assert!(!answer_complete(&sized[..sized.len() - 1]));
-        assert_eq!(parse_response(sized).unwrap(), (401, b"{}".to_vec()));
-        let closed = b"HTTP/1.0 200 OK\r\n\r\n{\"a\":1}";
-        assert!(!answer_complete(closed));
-        assert_eq!(parse_response(closed).unwrap().1, b"{\"a\":1}".to_vec());
-        assert!(
-            matches!(parse_response(b""), Err(TokenError::Protocol(m)) if m.contains("without an answer"))
-        );
-        assert!(
-            matches!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n"), Err(TokenError::Protocol(m)) if m.contains("status line"))
-        );
-        assert!(dechunk(b"zz\r\nhello").is_err());
-        assert!(dechunk(b"ff\r\nshort\r\n").is_err());
-    }
-
-    #[test]
-    fn an_answer_larger_than_the_bound_is_refused() {
-        struct Endless;
-        impl Read for Endless {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                buf.fill(b'x');
-                Ok(buf.len())
-            }
-        }
-        impl Write for Endless {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let err = exchange(&mut Endless, b"POST / HTTP/1.1\r\n\r\n").unwrap_err();
-        assert!(matches!(err, TokenError::Protocol(m) if m.contains("64 KiB")));
     }
 
     #[test]

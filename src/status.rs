@@ -34,6 +34,7 @@ pub fn needs_a_person(c: &CheckReport) -> bool {
                         | Reason::TokenRequestRejected
                         | Reason::TokenUnusable
                         | Reason::TokenRefused
+                        | Reason::RegistryUnauthorized
                         | Reason::NotAuthorized
                         | Reason::ProducerSettingsUnsafe
                 )

@@ -534,6 +534,27 @@ pub fn bad_inputs() -> Vec<BadInput> {
             Accepts("scope characters are checked by the validator"),
         ),
         case(
+            "schema registry without a URL",
+            json!({"schemaRegistry": {"url": []}}),
+            "spec.schemaRegistry.url",
+            Reason::OutOfRange,
+            Refuses,
+        ),
+        case(
+            "schema registry URL with user info",
+            json!({"schemaRegistry": {"url": ["https://key:secret@sr.example.com"]}}),
+            "spec.schemaRegistry.url[0]",
+            Reason::InvalidField,
+            Refuses,
+        ),
+        case(
+            "schema registry URL of another scheme",
+            json!({"schemaRegistry": {"url": ["ftp://sr.example.com"]}}),
+            "spec.schemaRegistry.url[0]",
+            Reason::InvalidField,
+            Refuses,
+        ),
+        case(
             "bad binding label",
             json!({"binding": {"labels": {"team/": "orders"}}}),
             "spec.binding.labels",
@@ -565,7 +586,9 @@ pub struct ValidSpec {
     /// The bootstrap servers, parsed, in spec order.
     pub bootstrap: Vec<HostPort>,
     /// The OAuth token endpoint (with the audience), when the spec uses OAUTHBEARER.
-    pub token_endpoint: Option<crate::oauth::TokenEndpoint>,
+    pub token_endpoint: Option<crate::web::Url>,
+    /// The schema registry's URLs, parsed (empty without `schemaRegistry`).
+    pub registry_urls: Vec<crate::web::Url>,
     /// The compiled topic expression.
     pub topics: TopicMatcher,
     /// The re-test interval.
@@ -601,6 +624,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
     tls(spec, &mut problems);
     names(spec, &mut problems);
     binding(spec, &mut problems);
+    let registry_urls = schema_registry(spec, &mut problems);
     let (interval, timeout) = check(spec, &mut problems);
     let (refresh_at, time_zone) = models(spec, &mut problems);
     match (
@@ -615,6 +639,7 @@ pub fn validate(spec: &KafkaConnectionSpec) -> Result<ValidSpec, Vec<Problem>> {
             Ok(ValidSpec {
                 bootstrap,
                 token_endpoint,
+                registry_urls,
                 topics,
                 interval,
                 timeout,
@@ -697,7 +722,7 @@ fn topics(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) -> Option<Top
 fn authentication(
     spec: &KafkaConnectionSpec,
     problems: &mut Vec<Problem>,
-) -> Option<crate::oauth::TokenEndpoint> {
+) -> Option<crate::web::Url> {
     let mut endpoint = None;
     if let Some(auth) = &spec.authentication {
         let set = [
@@ -793,7 +818,7 @@ pub const MAX_EXTENSIONS: usize = 16;
 fn oauth(
     oauth: &crate::api::OAuthAuthentication,
     problems: &mut Vec<Problem>,
-) -> Option<crate::oauth::TokenEndpoint> {
+) -> Option<crate::web::Url> {
     let base = "spec.authentication.oauth";
     let r = &oauth.client_secret_ref;
     secret_name(problems, &format!("{base}.clientSecretRef.name"), &r.name);
@@ -857,7 +882,7 @@ fn oauth(
             "keys are 1 to 64 letters (not \"auth\"); values are up to 256 printable ASCII characters without ','",
         ));
     }
-    match crate::oauth::TokenEndpoint::parse(&oauth.token_endpoint, oauth.audience.as_deref()) {
+    match crate::oauth::token_endpoint(&oauth.token_endpoint, oauth.audience.as_deref()) {
         Ok(endpoint) => Some(endpoint),
         Err(why) => {
             problems.push(Problem::new(
@@ -996,6 +1021,69 @@ fn binding(spec: &KafkaConnectionSpec, problems: &mut Vec<Problem>) {
             ));
         }
     }
+}
+
+/// At most this many schema registry URLs.
+pub const MAX_REGISTRY_URLS: usize = 8;
+
+/// `spec.schemaRegistry`: 1 to 8 http(s) URLs, parsed; the Secret references.
+fn schema_registry(
+    spec: &KafkaConnectionSpec,
+    problems: &mut Vec<Problem>,
+) -> Vec<crate::web::Url> {
+    let Some(registry) = &spec.schema_registry else {
+        return Vec::new();
+    };
+    let base = "spec.schemaRegistry";
+    if registry.url.is_empty() || registry.url.len() > MAX_REGISTRY_URLS {
+        problems.push(Problem::new(
+            format!("{base}.url"),
+            Reason::OutOfRange,
+            format!("{} URLs; give 1 to {MAX_REGISTRY_URLS}", registry.url.len()),
+            "list the registry's base URL (its clients' schema.registry.url), or a few of its instances",
+        ));
+    }
+    let mut urls = Vec::new();
+    for (i, url) in registry.url.iter().enumerate().take(MAX_REGISTRY_URLS) {
+        match crate::web::Url::parse(url) {
+            Ok(u) => urls.push(u),
+            Err(why) => problems.push(Problem::new(
+                format!("{base}.url[{i}]"),
+                Reason::InvalidField,
+                format!("{:?} is not a usable registry URL: {why}", crate::checks::clip(url, 100)),
+                "write the registry's base URL, e.g. https://sr.example.com or http://apicurio:8080/apis/ccompat/v7 (credentials go in basicAuthSecretRef)",
+            )),
+        }
+    }
+    if let Some(r) = &registry.basic_auth_secret_ref {
+        secret_name(
+            problems,
+            &format!("{base}.basicAuthSecretRef.name"),
+            &r.name,
+        );
+        secret_key(
+            problems,
+            &format!("{base}.basicAuthSecretRef.usernameKey"),
+            &r.username_key,
+        );
+        secret_key(
+            problems,
+            &format!("{base}.basicAuthSecretRef.passwordKey"),
+            &r.password_key,
+        );
+    }
+    if let Some(ca) = &registry.ca_secret_ref {
+        secret_name(problems, &format!("{base}.caSecretRef.name"), &ca.name);
+        secret_key(problems, &format!("{base}.caSecretRef.key"), &ca.key);
+    }
+    if let Some(cert) = &registry.client_cert_secret_ref {
+        secret_name(
+            problems,
+            &format!("{base}.clientCertSecretRef.name"),
+            &cert.name,
+        );
+    }
+    urls
 }
 
 /// Labels and annotations a binding Secret takes from the spec, at most.
@@ -1207,7 +1295,7 @@ mod tests {
     #[test]
     fn every_bad_input_names_its_field_and_reason() {
         let cases = bad_inputs();
-        assert_eq!(cases.len(), 37);
+        assert_eq!(cases.len(), 40);
         for case in cases {
             let spec = spec_with(|s| merge(s, &case.patch));
             let problems = validate(&spec).expect_err(case.what);

@@ -30,6 +30,7 @@ install() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
   fi
   install_oidc
+  install_registry
   if [ ! -f "$KAFKA_LIB/kafka_2.13-$KAFKA_VERSION.jar" ]; then
     say "fetching Apache Kafka $KAFKA_VERSION and its dependencies from Maven Central"
     rm -rf "$KAFKA_LIB.tmp"

@@ -166,7 +166,39 @@ pub struct KafkaConnectionSpec {
     /// publish; removing it removes the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<BindingSpec>,
+
+    /// The schema registry (Confluent API) that the topics' Avro, Protobuf and JSON Schema messages
+    /// name: the test checks it is reachable, and models are read with the schemas it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<SchemaRegistry>,
 }
+
+/// A schema registry with the Confluent REST API (Confluent Schema Registry, Apicurio's
+/// `/apis/ccompat/v7`, Karapace, Redpanda).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaRegistry {
+    /// The registry's base URLs (1 to 8), as clients' `schema.registry.url` takes them, e.g.
+    /// `https://sr.example.com` or `http://apicurio:8080/apis/ccompat/v7`; kconn uses the first that
+    /// answers. https, or http (then without basic auth outside loopback); no user info or fragment.
+    #[schemars(length(min = 1, max = 8), extend("items" = {"type": "string", "maxLength": 2048}))]
+    #[x_kube(validation = kube::core::Rule::new(format!("self.all(u, u.matches(r'''{REGISTRY_URL_PATTERN}'''))")).message("schemaRegistry.url entries must be http:// or https:// URLs without user info or fragment, at most 2048 characters").reason(kube::core::Reason::FieldValueInvalid))]
+    pub url: Vec<String>,
+    /// The Secret (in this namespace) holding the user name and password for HTTP basic auth (for
+    /// Confluent Cloud: the API key and secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_secret_ref: Option<UserPasswordSecretRef>,
+    /// The Secret key holding the PEM CA bundle that signed the registry's certificate. Omit to trust
+    /// the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// A `kubernetes.io/tls` Secret (keys `tls.crt` and `tls.key`) for a registry that requires mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_secret_ref: Option<TlsSecretRef>,
+}
+
+/// A schema registry URL as the CRD checks it: http or https, no user info, fragment or space.
+pub const REGISTRY_URL_PATTERN: &str = r"^https?://[^/?#@\s]+([/?][^#\s]*)?$";
 
 /// The binding Secret: the Service Binding "provisioned service" shape, with keys compatible with
 /// Strimzi's KafkaAccess. Written only from a test that passed.
@@ -926,6 +958,17 @@ impl KafkaConnectionSpec {
                 names.insert(ca.name.clone());
             }
             if let Some(cert) = &tls.client_cert_secret_ref {
+                names.insert(cert.name.clone());
+            }
+        }
+        if let Some(registry) = &self.schema_registry {
+            if let Some(auth) = &registry.basic_auth_secret_ref {
+                names.insert(auth.name.clone());
+            }
+            if let Some(ca) = &registry.ca_secret_ref {
+                names.insert(ca.name.clone());
+            }
+            if let Some(cert) = &registry.client_cert_secret_ref {
                 names.insert(cert.name.clone());
             }
         }

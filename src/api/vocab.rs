@@ -144,6 +144,8 @@ words! {
         Authorized = "Authorized",
         /// Producer durability and compression.
         ProducerSettings = "ProducerSettings",
+        /// The schema registry answers (DNS, TCP, TLS, authentication, a real request).
+        SchemaRegistryReachable = "SchemaRegistryReachable",
     }
 }
 
@@ -296,6 +298,16 @@ words! {
         TokenUnusable = "TokenUnusable",
         /// The brokers refused the token (signature, issuer, audience or expiry).
         TokenRefused = "TokenRefused",
+        /// Every schema registry URL answered a real request.
+        RegistryReachable = "RegistryReachable",
+        /// Some registry URLs did not answer; one did (a Warning).
+        SomeRegistriesUnreachable = "SomeRegistriesUnreachable",
+        /// No registry URL resolved or accepted TCP.
+        RegistryUnreachable = "RegistryUnreachable",
+        /// The registry refused the credentials (401 or 403).
+        RegistryUnauthorized = "RegistryUnauthorized",
+        /// The registry answered, but not as a schema registry (a 404 for the API, a server error).
+        RegistryFailed = "RegistryFailed",
         /// The principal has every permission the role needs.
         Authorized = "Authorized",
         /// The principal lacks a permission the role needs.

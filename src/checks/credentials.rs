@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use crate::api::{
     Check, CheckReport, CheckResult, KafkaConnectionSpec, KerberosAuthentication,
-    OAuthAuthentication, Reason,
+    OAuthAuthentication, Reason, SchemaRegistry,
 };
-use crate::kafka::{ClientSettings, OAuthMaterial, SaslCredentials, TlsMaterial};
+use crate::kafka::{ClientSettings, OAuthMaterial, RegistryMaterial, SaslCredentials, TlsMaterial};
 use crate::kerberos::{conf, keytab, KerberosMaterial};
 use crate::oauth::OAuthClient;
 use crate::secrets::{SecretBytes, SecretStore};
@@ -99,6 +99,12 @@ pub fn resolve(
             used.push(ca.name.clone());
         }
     }
+    if let Some(registry) = &spec.schema_registry {
+        let (material, names, ca_expiry) = registry_material(registry, valid, store, now)?;
+        expiring.extend(ca_expiry);
+        settings.registry = Some(material);
+        used.extend(names);
+    }
     if let Some(tls) = &spec.tls {
         let mut material = TlsMaterial {
             server_name: tls.server_name.clone().filter(|n| !n.is_empty()),
@@ -121,25 +127,7 @@ pub fn resolve(
         }
         if let Some(cert) = &tls.client_cert_secret_ref {
             let field = "spec.tls.clientCertSecretRef";
-            let crt = value(store, &cert.name, "tls.crt", field, field)?;
-            let key = value(store, &cert.name, "tls.key", field, field)?;
-            let crt = pem_text(&crt, "CERTIFICATE", &cert.name, "tls.crt", field)?;
-            pem_text(&key, "PRIVATE KEY", &cert.name, "tls.key", field)?;
-            let info = certificate(&crt, &cert.name, "tls.crt", field, now)?;
-            match tls::key_matches(&crt, key.expose()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(fail(
-                        field.to_string(),
-                        Reason::KeyMismatch,
-                        format!("tls.key in Secret {:?} does not belong to the certificate in tls.crt (CN {:?})", cert.name, info.subject),
-                        "put the certificate and the private key it was issued for into the same kubernetes.io/tls Secret",
-                    ))
-                }
-                Err(why) => {
-                    return Err(fail(field.to_string(), Reason::InvalidSecretValue, format!("tls.key in Secret {:?}: {why}", cert.name), "store an unencrypted PEM private key under tls.key"))
-                }
-            }
+            let (crt, key, info) = client_certificate(&cert.name, store, field, now)?;
             if info.expires_in_secs < tls::EXPIRY_WARNING.as_secs() as i64 {
                 expiring.push((
                     format!(
@@ -237,6 +225,72 @@ pub fn resolve(
 /// A certificate about to expire: what it is, the seconds left and the field that names it.
 type Expiring = (String, i64, &'static str);
 
+/// The schema registry's basic auth, CA and client certificate: the material, the Secrets read, and
+/// the certificates about to expire.
+fn registry_material(
+    registry: &SchemaRegistry,
+    valid: &ValidSpec,
+    store: &SecretStore,
+    now: SystemTime,
+) -> Result<(RegistryMaterial, Vec<String>, Vec<Expiring>), Box<CheckReport>> {
+    let mut used = Vec::new();
+    let mut expiring = Vec::new();
+    let mut basic = None;
+    if let Some(r) = &registry.basic_auth_secret_ref {
+        let base = "spec.schemaRegistry.basicAuthSecretRef";
+        let (user, password) = basic_pair(
+            store,
+            base,
+            &r.name,
+            [("usernameKey", &r.username_key), ("passwordKey", &r.password_key)],
+            "put the user name (for Confluent Cloud, the API key) alone under usernameKey, and the password (API secret) under passwordKey",
+        )?;
+        basic = Some((user, password));
+        used.push(r.name.clone());
+    }
+    let mut tls = TlsMaterial::default();
+    if let Some(ca) = &registry.ca_secret_ref {
+        let field = "spec.schemaRegistry.caSecretRef";
+        let pem = value(store, &ca.name, &ca.key, &format!("{field}.key"), field)?;
+        let pem = pem_text(&pem, "CERTIFICATE", &ca.name, &ca.key, field)?;
+        let info = certificate(&pem, &ca.name, &ca.key, field, now)?;
+        if info.expires_in_secs < tls::EXPIRY_WARNING.as_secs() as i64 {
+            expiring.push((
+                format!(
+                    "schema registry CA {:?} in Secret {}",
+                    info.subject, ca.name
+                ),
+                info.expires_in_secs,
+                field,
+            ));
+        }
+        tls.ca_pem = Some(pem);
+        used.push(ca.name.clone());
+    }
+    if let Some(cert) = &registry.client_cert_secret_ref {
+        let field = "spec.schemaRegistry.clientCertSecretRef";
+        let (crt, key, info) = client_certificate(&cert.name, store, field, now)?;
+        if info.expires_in_secs < tls::EXPIRY_WARNING.as_secs() as i64 {
+            expiring.push((
+                format!(
+                    "schema registry client certificate {:?} in Secret {}",
+                    info.subject, cert.name
+                ),
+                info.expires_in_secs,
+                field,
+            ));
+        }
+        tls.client = Some((crt, key));
+        used.push(cert.name.clone());
+    }
+    let material = RegistryMaterial {
+        urls: valid.registry_urls.clone(),
+        basic,
+        tls,
+    };
+    Ok((material, used, expiring))
+}
+
 /// The OAuth client (id and secret from their Secret), the token endpoint's CA, and the extensions.
 fn oauth_material(
     oauth: &OAuthAuthentication,
@@ -246,41 +300,13 @@ fn oauth_material(
 ) -> Result<(OAuthMaterial, Option<Expiring>), Box<CheckReport>> {
     let base = "spec.authentication.oauth.clientSecretRef";
     let r = &oauth.client_secret_ref;
-    let id = value(
+    let (id, secret) = basic_pair(
         store,
-        &r.name,
-        &r.client_id_key,
-        &format!("{base}.clientIdKey"),
         base,
-    )?;
-    let secret = value(
-        store,
         &r.name,
-        &r.client_secret_key,
-        &format!("{base}.clientSecretKey"),
-        base,
+        [("clientIdKey", &r.client_id_key), ("clientSecretKey", &r.client_secret_key)],
+        "use the client id the provider issued (it has no ':'), or check that the key holds the id and not id:secret",
     )?;
-    for (v, key, field) in [
-        (&id, &r.client_id_key, "clientIdKey"),
-        (&secret, &r.client_secret_key, "clientSecretKey"),
-    ] {
-        if v.expose_str().is_none() || v.expose().iter().any(|b| b.is_ascii_control()) {
-            return Err(fail(
-                format!("{base}.{field}"),
-                Reason::InvalidSecretValue,
-                format!("key {key:?} of Secret {:?} is not UTF-8 text without control characters ({} bytes)", r.name, v.len()),
-                "store the client id and secret as they are, without a trailing newline (kubectl create secret generic --from-literal)",
-            ));
-        }
-    }
-    if id.expose().contains(&b':') {
-        return Err(fail(
-            format!("{base}.clientIdKey"),
-            Reason::InvalidSecretValue,
-            format!("the client id in key {:?} of Secret {:?} holds ':', which HTTP Basic authentication uses to separate the id from the secret", r.client_id_key, r.name),
-            "use the client id the provider issued (it has no ':'), or check that the key holds the id and not id:secret",
-        ));
-    }
     let mut expiring = None;
     let ca_pem = match &oauth.ca_secret_ref {
         Some(ca) => {
@@ -318,6 +344,84 @@ fn oauth_material(
         ca_pem,
     };
     Ok((material, expiring))
+}
+
+/// A user (or client id) and password (or client secret) for HTTP basic authentication, from two keys
+/// of one Secret: both present, text without control characters, and no ':' in the first (basic
+/// authentication separates the two by it). `keys` are (field name, key) for the user, then the password.
+fn basic_pair(
+    store: &SecretStore,
+    base: &str,
+    secret: &str,
+    keys: [(&str, &str); 2],
+    colon_hint: &str,
+) -> Result<(SecretBytes, SecretBytes), Box<CheckReport>> {
+    let [(user_field, user_key), (password_field, password_key)] = keys;
+    let user = value(
+        store,
+        secret,
+        user_key,
+        &format!("{base}.{user_field}"),
+        base,
+    )?;
+    let password = value(
+        store,
+        secret,
+        password_key,
+        &format!("{base}.{password_field}"),
+        base,
+    )?;
+    for (v, key, field) in [
+        (&user, user_key, user_field),
+        (&password, password_key, password_field),
+    ] {
+        if v.expose_str().is_none() || v.expose().iter().any(|b| b.is_ascii_control()) {
+            return Err(fail(
+                format!("{base}.{field}"),
+                Reason::InvalidSecretValue,
+                format!("key {key:?} of Secret {secret:?} is not UTF-8 text without control characters ({} bytes)", v.len()),
+                "store the value as it is, without a trailing newline (kubectl create secret generic --from-literal)",
+            ));
+        }
+    }
+    if user.expose().contains(&b':') {
+        return Err(fail(
+            format!("{base}.{user_field}"),
+            Reason::InvalidSecretValue,
+            format!("the value of key {user_key:?} of Secret {secret:?} holds ':', which HTTP basic authentication uses to separate it from the secret"),
+            colon_hint,
+        ));
+    }
+    Ok((user, password))
+}
+
+/// A `kubernetes.io/tls` Secret's certificate and key: PEM, parsed, and belonging together.
+fn client_certificate(
+    name: &str,
+    store: &SecretStore,
+    field: &'static str,
+    now: SystemTime,
+) -> Result<(String, SecretBytes, tls::CertInfo), Box<CheckReport>> {
+    let crt = value(store, name, "tls.crt", field, field)?;
+    let key = value(store, name, "tls.key", field, field)?;
+    let crt = pem_text(&crt, "CERTIFICATE", name, "tls.crt", field)?;
+    pem_text(&key, "PRIVATE KEY", name, "tls.key", field)?;
+    let info = certificate(&crt, name, "tls.crt", field, now)?;
+    match tls::key_matches(&crt, key.expose()) {
+        Ok(true) => Ok((crt, key, info)),
+        Ok(false) => Err(fail(
+            field.to_string(),
+            Reason::KeyMismatch,
+            format!("tls.key in Secret {name:?} does not belong to the certificate in tls.crt (CN {:?})", info.subject),
+            "put the certificate and the private key it was issued for into the same kubernetes.io/tls Secret",
+        )),
+        Err(why) => Err(fail(
+            field.to_string(),
+            Reason::InvalidSecretValue,
+            format!("tls.key in Secret {name:?}: {why}"),
+            "store an unencrypted PEM private key under tls.key",
+        )),
+    }
 }
 
 fn fail(field: String, why: Reason, message: String, hint: &str) -> Box<CheckReport> {

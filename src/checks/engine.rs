@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{credentials, kerberos, network, oauth, permissions, row, session, spec, tls};
+use super::{
+    credentials, kerberos, network, oauth, permissions, registry, row, session, spec, tls,
+};
 use super::{TestInput, TestReport};
 use crate::api::{Check, CheckReport, CheckResult, ConditionType, KafkaConnectionSpec, Reason};
 use crate::kafka::{ClientSettings, ClusterView, Kafka};
@@ -26,7 +28,7 @@ impl Check {
             CredentialsResolved | BootstrapResolved => &[SpecValid],
             BrokersReachable => &[BootstrapResolved],
             TlsHandshake => &[CredentialsResolved, BrokersReachable],
-            KerberosTicket | TokenAcquired => &[CredentialsResolved],
+            KerberosTicket | TokenAcquired | SchemaRegistryReachable => &[CredentialsResolved],
             Authenticated => &[
                 CredentialsResolved,
                 BrokersReachable,
@@ -64,6 +66,9 @@ impl Check {
                 Some("no oauth in the spec")
             }
             Check::ProducerSettings if !spec.role.writes() => Some("role Source does not produce"),
+            Check::SchemaRegistryReachable if spec.schema_registry.is_none() => {
+                Some("no schemaRegistry in the spec")
+            }
             _ => None,
         }
     }
@@ -79,7 +84,11 @@ impl Check {
             }
             Authorized => Some(ConditionType::Authorized),
             TopicsResolved => Some(ConditionType::TopicsResolved),
-            SpecValid | ClusterMetadata | AdvertisedListeners | ProducerSettings => None,
+            SpecValid
+            | ClusterMetadata
+            | AdvertisedListeners
+            | ProducerSettings
+            | SchemaRegistryReachable => None,
         }
     }
 }
@@ -200,6 +209,7 @@ impl<'a, K: Kafka> Test<'a, K> {
             Check::TopicsResolved => session::topics_resolved(self),
             Check::Authorized => permissions::authorized_step(self),
             Check::ProducerSettings => permissions::producer_settings_step(self).await,
+            Check::SchemaRegistryReachable => registry::schema_registry_reachable(self).await,
         }
     }
 }

@@ -8,6 +8,7 @@ mod kerberos;
 pub mod network;
 mod oauth;
 pub mod permissions;
+mod registry;
 mod session;
 mod spec;
 pub mod tls;
@@ -288,7 +289,8 @@ mod engine_tests {
                 Check::AdvertisedListeners,
                 Check::TopicsResolved,
                 Check::Authorized,
-                Check::ProducerSettings
+                Check::ProducerSettings,
+                Check::SchemaRegistryReachable
             ]
         );
         assert_eq!(

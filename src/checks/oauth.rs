@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::engine::{skipped, Test};
 use super::{network, row, tls};
 use crate::api::{Check, CheckReport, CheckResult, Reason};
-use crate::kafka::{Kafka, OAuthMaterial};
+use crate::kafka::Kafka;
 use crate::oauth::{self, TokenError};
 
 const ENDPOINT: &str = "spec.authentication.oauth.tokenEndpoint";
@@ -37,36 +37,21 @@ pub(super) async fn token_acquired<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport
         _ => return unreachable(format!("{} has no address", endpoint.host)),
     };
     let now = t.input.now;
-    let request = tokio::task::spawn_blocking(move || ask(&material, &addrs, budget, now));
+    let request = tokio::task::spawn_blocking(move || {
+        oauth::request_token(
+            &material.endpoint,
+            &addrs,
+            &material.client,
+            material.ca_pem.as_deref(),
+            budget,
+            now,
+        )
+    });
     match tokio::time::timeout_at(t.deadline, request).await {
         Ok(Ok(result)) => token_row(result, t.input.now),
         Ok(Err(e)) => unreachable(format!("the token request task failed: {e}")),
         Err(_) => t.timed_out(Check::TokenAcquired),
     }
-}
-
-/// Asks the endpoint at the first address that accepts TCP.
-fn ask(
-    material: &OAuthMaterial,
-    addrs: &[SocketAddr],
-    timeout: Duration,
-    now: std::time::SystemTime,
-) -> Asked {
-    let mut last = TokenError::Connect("no address".into());
-    for addr in addrs.iter().take(8) {
-        match oauth::request_token(
-            &material.endpoint,
-            *addr,
-            &material.client,
-            material.ca_pem.as_deref(),
-            timeout,
-            now,
-        ) {
-            Err(TokenError::Connect(why)) => last = TokenError::Connect(format!("{addr}: {why}")),
-            other => return other.map(|claims| (*addr, claims)),
-        }
-    }
-    Err(last)
 }
 
 fn unreachable(message: String) -> CheckReport {

@@ -35,6 +35,19 @@ pub struct ClientSettings {
     pub kerberos_env: Option<KerberosEnv>,
     /// SASL OAUTHBEARER with librdkafka's OIDC client-credentials flow.
     pub oauth: Option<OAuthMaterial>,
+    /// The schema registry (`spec.schemaRegistry`), for the registry check and the models.
+    pub registry: Option<RegistryMaterial>,
+}
+
+/// How to reach the schema registry: its URLs, basic auth and TLS material.
+#[derive(Debug, Clone)]
+pub struct RegistryMaterial {
+    /// The base URLs, in spec order.
+    pub urls: Vec<crate::web::Url>,
+    /// HTTP basic auth: user name and password.
+    pub basic: Option<(SecretBytes, SecretBytes)>,
+    /// The CA and client certificate for https.
+    pub tls: TlsMaterial,
 }
 
 /// What librdkafka's OIDC flow needs: the token URL (with the audience), the client, the extensions
@@ -42,7 +55,7 @@ pub struct ClientSettings {
 #[derive(Debug, Clone)]
 pub struct OAuthMaterial {
     /// The token endpoint, parsed (its `url()` is what librdkafka asks).
-    pub endpoint: crate::oauth::TokenEndpoint,
+    pub endpoint: crate::web::Url,
     /// The client id, secret and scope.
     pub client: crate::oauth::OAuthClient,
     /// SASL extensions, `key=value`.
@@ -68,7 +81,7 @@ impl OAuthMaterial {
     #[cfg(test)]
     pub(crate) fn example(url: &str, audience: Option<&str>, ca_pem: Option<&str>) -> Self {
         OAuthMaterial {
-            endpoint: crate::oauth::TokenEndpoint::parse(url, audience).unwrap(),
+            endpoint: crate::oauth::token_endpoint(url, audience).unwrap(),
             client: crate::oauth::OAuthClient {
                 id: SecretBytes::new(b"pipeline".to_vec()),
                 secret: SecretBytes::new(b"s\"cr=t".to_vec()),
@@ -112,6 +125,7 @@ impl ClientSettings {
             kerberos: None,
             kerberos_env: None,
             oauth: None,
+            registry: None,
         }
     }
 
@@ -140,6 +154,10 @@ impl ClientSettings {
         }
         if let Some(oauth) = &self.oauth {
             r.add(&oauth.client.secret);
+        }
+        if let Some((user, password)) = self.registry.as_ref().and_then(|g| g.basic.as_ref()) {
+            r.add(password);
+            r.add(user);
         }
         r
     }

@@ -172,6 +172,7 @@ pub fn child_main<S: Serialize>(
         }),
         kerberos_env: Some(req.env),
         oauth: None,
+        registry: None,
     };
     let timeout = Duration::from_millis(req.timeout_ms);
     let mut stdout = std::io::stdout().lock();

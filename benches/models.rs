@@ -1,6 +1,8 @@
 //! `cargo bench --bench models`: one model refresh (connection test, sampling, inference, catalog
 //! build, ConfigMap writes) of
 //! - 1,000 topics on the test environment's real Kafka, and
+//! - 1,000 topics on it whose messages confluent-kafka's Avro serializer wrote, read with the test
+//!   environment's schema registry ("registry": also prints how often the one schema was fetched), and
 //! - 10,000 topics on librdkafka's in-process mock cluster (3 brokers), and
 //! - 10,000 and 100,000 topics whose samples are generated in-process ("synthetic": everything but
 //!   Kafka; the mock cluster needs over 15 minutes to take 100,000 topics' messages here),
@@ -9,7 +11,7 @@
 //! the refreshing process's peak resident memory, and the bytes sent to the API server. Every refresh
 //! runs in a process of its own (and the mock cluster in another), so that the peak memory is the
 //! refresh's alone. Sizes: `KCONN_BENCH_MODEL_SIZES` (default
-//! `1000:real,10000:mock,10000:synthetic,100000:synthetic`).
+//! `1000:real,1000:registry,10000:mock,10000:synthetic,100000:synthetic`).
 //! Needs `scripts/test-env.sh up`.
 
 #[path = "../tests/support/mod.rs"]
@@ -109,12 +111,15 @@ fn refresh(bootstrap: &str, prefix: &str, ns: &str, name: &str, uid: &str) {
     rt.block_on(async {
         let env = Env::get();
         let client = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
+        let mut spec = serde_json::json!({"role": "Source", "bootstrapServers": bootstrap.split(',').collect::<Vec<_>>(),
+                     "topics": {"expression": format!("{}\\..*", prefix.replace('.', "\\."))},
+                     "check": {"timeout": "30s", "interval": "10m"}});
+        if let Ok(url) = std::env::var("KCONN_BENCH_REGISTRY") {
+            spec["schemaRegistry"] = serde_json::json!({"url": [url]});
+        }
         let conn: KafkaConnection = serde_json::from_value(serde_json::json!({
             "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"role": "Source", "bootstrapServers": bootstrap.split(',').collect::<Vec<_>>(),
-                     "topics": {"expression": format!("{}\\..*", prefix.replace('.', "\\."))},
-                     "check": {"timeout": "30s", "interval": "10m"}}
+            "metadata": {"name": name, "namespace": ns}, "spec": spec
         }))
         .unwrap();
         let job = Job {
@@ -263,6 +268,35 @@ async fn real_topics(n: usize) -> (String, String) {
     (bootstrap, prefix)
 }
 
+/// `n` topics whose 10 messages each confluent-kafka's Avro serializer wrote, all with one schema of
+/// this run's own; the bootstrap servers, the prefix and the schema id.
+fn registry_topics(n: usize) -> (String, String, u64) {
+    let env = Env::get();
+    let bootstrap = env.var("KAFKA_PLAINTEXT").to_string();
+    let prefix = support::unique("bench-registry");
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}.t{i:05}")).collect();
+    let out = Command::new(env.var("SERDES_PYTHON"))
+        .arg(env.var("SERDES_PRODUCER"))
+        .args([
+            "--bootstrap",
+            &bootstrap,
+            "--registry",
+            env.var("SCHEMA_REGISTRY_URL"),
+        ])
+        .args(["--topic", &names.join(","), "--format", "avro"])
+        .args(["--count", &MESSAGES.to_string()])
+        .args(["--record", &format!("BenchOrder{}", std::process::id())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (bootstrap, prefix, ids["value"].as_u64().unwrap())
+}
+
 /// Deletes the topics `real_topics` made, so that repeated runs do not pile topics up on the broker
 /// (every connection test lists them all).
 async fn delete_topics(bootstrap: &str, n: usize, prefix: &str) {
@@ -298,8 +332,9 @@ fn main() {
 }
 
 async fn bench() {
-    let sizes = std::env::var("KCONN_BENCH_MODEL_SIZES")
-        .unwrap_or_else(|_| "1000:real,10000:mock,10000:synthetic,100000:synthetic".into());
+    let sizes = std::env::var("KCONN_BENCH_MODEL_SIZES").unwrap_or_else(|_| {
+        "1000:real,1000:registry,10000:mock,10000:synthetic,100000:synthetic".into()
+    });
     let env = Env::get();
     let client = support::kube_client(env.var("KUBE_CONTEXT_ADMIN")).await;
     support::install_crd(&client).await;
@@ -314,8 +349,15 @@ async fn bench() {
         let n: usize = n.parse().unwrap();
         let setup = Instant::now();
         let mut server = None;
+        let mut schema_id = None;
         let (bootstrap, prefix) = if kind == "real" {
             real_topics(n).await
+        } else if kind == "registry" {
+            let (bootstrap, prefix, id) = tokio::task::spawn_blocking(move || registry_topics(n))
+                .await
+                .unwrap();
+            schema_id = Some(id);
+            (bootstrap, prefix)
         } else if kind == "synthetic" {
             ("synthetic".to_string(), n.to_string())
         } else {
@@ -338,16 +380,31 @@ async fn bench() {
         );
         let name = format!("bench-{i}");
         let uid = create_connection(&client, &ns, &name).await;
-        let out = Command::new(bench_binary())
+        let fetched_before = schema_id.map(support::registry_fetches);
+        let mut refresh = Command::new(bench_binary());
+        refresh
             .args(["refresh", &bootstrap, &prefix, &ns, &name, &uid])
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
+            .stderr(Stdio::inherit());
+        if kind == "registry" {
+            refresh.env("KCONN_BENCH_REGISTRY", env.var("SCHEMA_REGISTRY_URL"));
+        }
+        let out = refresh.output().unwrap();
+        if let (Some(id), Some(before)) = (schema_id, fetched_before) {
+            // The registry writes its access log as requests end: wait for the first fetch to show.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while support::registry_fetches(id) == before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!(
+                "  ({n} registry topics, one schema (id {id}): fetched {} times in the 2 refreshes)",
+                support::registry_fetches(id) - before
+            );
+        }
         if let Some(mut s) = server {
             drop(s.stdin.take());
             let _ = s.wait();
         }
-        if kind == "real" {
+        if kind == "real" || kind == "registry" {
             delete_topics(&bootstrap, n, &prefix).await;
         }
         let text = String::from_utf8_lossy(&out.stdout);

@@ -158,9 +158,10 @@ pub fn table(report: &Report) -> String {
             for m in &c.models {
                 match (&m.model, &m.error) {
                     (Some(model), _) => s.push_str(&format!(
-                        "    ✓ {:width$}  {} sampled{}: {}\n",
+                        "    ✓ {:width$}  {} sampled{}{}: {}\n",
                         m.topic,
                         model.sampled,
+                        registry_note(model),
                         match (model.skipped, model.oversized) {
                             (0, 0) => String::new(),
                             (skipped, 0) => format!(", {skipped} skipped"),
@@ -194,6 +195,25 @@ pub fn table(report: &Report) -> String {
         total - failed
     ));
     printable(&s)
+}
+
+/// ` (Avro, orders-value v3, id 7)` for a topic whose values name registry schemas; empty for JSON.
+fn registry_note(model: &crate::models::Model) -> String {
+    let Some(newest) = model.schemas.last() else {
+        return String::new();
+    };
+    let subject = match (&newest.subject, newest.version) {
+        (Some(s), Some(v)) => format!("{s} v{v}, "),
+        (Some(s), None) => format!("{s}, "),
+        _ => String::new(),
+    };
+    let ids: Vec<String> = model.schemas.iter().map(|s| s.id.to_string()).collect();
+    format!(
+        " ({}, {subject}id{} {})",
+        model.format.name(),
+        if ids.len() == 1 { "" } else { "s" },
+        ids.join(", ")
+    )
 }
 
 /// `text` with every control character but the newline escaped (`\u{1b}`): brokers, KDCs and
@@ -257,9 +277,16 @@ pub fn models_table(
     if models.is_empty() {
         return s;
     }
-    let rows: Vec<[String; 5]> = models
+    let rows: Vec<[String; 6]> = models
         .iter()
         .map(|m| {
+            let format = match m.schemas.last() {
+                Some(newest) => match newest.version {
+                    Some(v) => format!("{} v{v}", m.format.name()),
+                    None => format!("{} id {}", m.format.name(), newest.id),
+                },
+                None => "JSON".into(),
+            };
             [
                 m.topic.clone(),
                 format!("{}/{}", m.partitions, m.replication_factor),
@@ -272,12 +299,13 @@ pub fn models_table(
                 } else {
                     format!("{}", m.sampled)
                 },
+                format,
                 crate::models::report::fields(&m.schema.value()),
             ]
         })
         .collect();
-    let header = ["TOPIC", "PART/RF", "CLEANUP", "SAMPLED", "FIELDS"];
-    let widths: Vec<usize> = (0..4)
+    let header = ["TOPIC", "PART/RF", "CLEANUP", "SAMPLED", "FORMAT", "FIELDS"];
+    let widths: Vec<usize> = (0..5)
         .map(|i| {
             rows.iter()
                 .map(|r| r[i].chars().count())
@@ -286,23 +314,25 @@ pub fn models_table(
                 .unwrap_or(0)
         })
         .collect();
-    let line = |cells: [&str; 5]| {
+    let line = |cells: [&str; 6]| {
         format!(
-            "  {:w0$}  {:w1$}  {:w2$}  {:w3$}  {}\n",
+            "  {:w0$}  {:w1$}  {:w2$}  {:w3$}  {:w4$}  {}\n",
             cells[0],
             cells[1],
             cells[2],
             cells[3],
             cells[4],
+            cells[5],
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2],
-            w3 = widths[3]
+            w3 = widths[3],
+            w4 = widths[4]
         )
     };
     s.push_str(&line(header));
     for r in &rows {
-        s.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+        s.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
     }
     printable(&s)
 }

@@ -37,7 +37,7 @@ pub mod kerberos {
 /// Models and their catalog.
 pub mod models {
     pub use crate::models::{
-        build, catalog, infer, refresh, report, store, task, KeyFormat, Model, Sample,
+        build, catalog, infer, refresh, registry, report, store, task, KeyFormat, Model, Sample,
     };
 }
 

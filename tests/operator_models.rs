@@ -25,18 +25,9 @@ async fn shards(cms: &Api<ConfigMap>, uid: &str) -> Vec<ConfigMap> {
     store::existing(cms, uid).await.unwrap()
 }
 
-/// The models of `shards`, decoded strictly (an unreadable shard fails the test).
+/// The models of `shards` by topic, decoded strictly (an unreadable shard fails the test).
 fn models_of(shards: &[ConfigMap]) -> BTreeMap<String, Model> {
-    let gz: Vec<Vec<u8>> = shards
-        .iter()
-        .map(|cm| {
-            cm.binary_data.as_ref().unwrap()[catalog::SHARD_KEY]
-                .0
-                .clone()
-        })
-        .collect();
-    catalog::read(&gz)
-        .unwrap()
+    support::catalog_models(shards)
         .into_iter()
         .map(|m| (m.topic.clone(), m))
         .collect()

@@ -3,8 +3,10 @@
 # ---------------------------------------------------------------------------------------------- install
 # A JDK, not only a JRE: scripts/kafka/Setup.java runs as a single-file source program.
 # kcat: a librdkafka client nobody here wrote, for the binding Secret's librdkafka.properties.
+# python3-venv: the venvs of the registry serializers (and, where the machine lacks them, of a Java 21,
+# Node.js and Go from PyPI).
 APT_PACKAGES=(openjdk-17-jdk-headless maven krb5-kdc krb5-admin-server krb5-user libsasl2-modules-gssapi-mit
-  openssl curl ca-certificates kcat)
+  openssl curl ca-certificates kcat python3 python3-venv)
 
 install() {
   local missing=() p

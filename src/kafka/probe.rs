@@ -55,6 +55,53 @@ struct Request {
     service_name: String,
     env: KerberosEnv,
     timeout_ms: u64,
+    /// The schema registry, for the models (its password and key travel over stdin like the rest).
+    #[serde(default)]
+    registry: Option<Registry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Registry {
+    urls: Vec<String>,
+    user: Option<String>,
+    password: Option<String>,
+    ca_pem: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+}
+
+impl Registry {
+    fn of(m: &super::RegistryMaterial) -> Self {
+        let text = |b: &SecretBytes| String::from_utf8_lossy(b.expose()).into_owned();
+        Registry {
+            urls: m.urls.iter().map(|u| u.url()).collect(),
+            user: m.basic.as_ref().map(|(u, _)| text(u)),
+            password: m.basic.as_ref().map(|(_, p)| text(p)),
+            ca_pem: m.tls.ca_pem.clone(),
+            client_cert: m.tls.client.as_ref().map(|(c, _)| c.clone()),
+            client_key: m.tls.client.as_ref().map(|(_, k)| text(k)),
+        }
+    }
+
+    fn material(self) -> super::RegistryMaterial {
+        let secret = |s: String| SecretBytes::new(s.into_bytes());
+        super::RegistryMaterial {
+            urls: self
+                .urls
+                .iter()
+                .filter_map(|u| crate::web::Url::parse(u).ok())
+                .collect(),
+            basic: self
+                .user
+                .zip(self.password)
+                .map(|(u, p)| (secret(u), secret(p))),
+            tls: TlsMaterial {
+                ca_pem: self.ca_pem,
+                client: self.client_cert.zip(self.client_key.map(secret)),
+                server_name: None,
+            },
+        }
+    }
 }
 
 /// Runs the session of a Kerberos connection in a child process.
@@ -93,6 +140,7 @@ pub async fn run_child<T: serde::de::DeserializeOwned>(
         service_name: krb.service_name.clone(),
         env: env.clone(),
         timeout_ms: timeout.as_millis() as u64,
+        registry: settings.registry.as_ref().map(Registry::of),
     };
     let body = serde_json::to_vec(&request).map_err(|e| KafkaFailure::Other(e.to_string()))?;
     let exe = std::env::current_exe()
@@ -172,7 +220,7 @@ pub fn child_main<S: Serialize>(
         }),
         kerberos_env: Some(req.env),
         oauth: None,
-        registry: None,
+        registry: req.registry.map(Registry::material),
     };
     let timeout = Duration::from_millis(req.timeout_ms);
     let mut stdout = std::io::stdout().lock();

@@ -204,6 +204,10 @@ mod tests {
             empty: false,
             key_format: KeyFormat::None,
             schema: serde_json::json!({"type": "object", "properties": props}).into(),
+            format: Default::default(),
+            schemas: Vec::new(),
+            key_schemas: Vec::new(),
+            key_schema: None,
         }
     }
 

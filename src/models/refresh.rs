@@ -282,6 +282,10 @@ mod tests {
             schema:
                 serde_json::json!({"type": "object", "properties": {field: {"type": "string"}}})
                     .into(),
+            format: Default::default(),
+            schemas: Vec::new(),
+            key_schemas: Vec::new(),
+            key_schema: None,
         }
     }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{build, Model, Sample};
+use super::{build_with, registry, BuildError, Model, Sample};
 use crate::kafka::Session;
 use crate::kafka::{sample, KafkaFailure};
 
@@ -87,6 +87,12 @@ pub fn sample_and_build_here(
         .iter()
         .map(|t| (t.name.as_str(), t))
         .collect();
+    // The registry's schemas, each fetched once for the whole refresh (by whichever batch needs it
+    // first), each request within the refresh's time.
+    let registry = session.settings.registry.clone().map(|material| {
+        registry::Registry::new(material, timeout.min(Duration::from_secs(10)), timeout)
+    });
+    let schemas = registry.as_ref().map(|r| r as &dyn registry::Schemas);
     // Each batch's samples become models at once and are dropped.
     let batches = sample::newest_each(
         &session.settings,
@@ -97,12 +103,26 @@ pub fn sample_and_build_here(
             samples
                 .into_iter()
                 .map(|(topic, samples)| {
-                    outcome(&topic, &samples, ignore_non_json, shape.get(topic.as_str()))
+                    outcome(
+                        &topic,
+                        &samples,
+                        ignore_non_json,
+                        shape.get(topic.as_str()),
+                        schemas,
+                    )
                 })
-                .collect::<Vec<_>>()
+                .collect::<Result<Vec<_>, String>>()
         },
     )?;
-    let mut outcomes: Vec<ModelOutcome> = batches.into_iter().flatten().collect();
+    let mut outcomes: Vec<ModelOutcome> = Vec::new();
+    for batch in batches {
+        // The registry did not answer: no catalog from this refresh (the last one stays).
+        outcomes
+            .extend(batch.map_err(|why| KafkaFailure::Other(format!("schema registry: {why}")))?);
+    }
+    if let Some(r) = &registry {
+        tracing::debug!(schemas = r.fetched(), "registry schemas fetched");
+    }
     let read = started.elapsed();
     let names: Vec<String> = session.topics.iter().map(|t| t.name.clone()).collect();
     let mut configs = if session.admin_answers {
@@ -137,8 +157,9 @@ fn outcome(
     samples: &[Sample],
     ignore_non_json: bool,
     shape: Option<&&crate::kafka::Topic>,
-) -> ModelOutcome {
-    match build(topic, samples, ignore_non_json) {
+    schemas: Option<&dyn registry::Schemas>,
+) -> Result<ModelOutcome, String> {
+    Ok(match build_with(topic, samples, ignore_non_json, schemas) {
         Ok(mut model) => {
             if let Some(t) = shape {
                 model.partitions = t.partitions;
@@ -150,15 +171,18 @@ fn outcome(
                 error: None,
             }
         }
-        Err(e) => ModelOutcome {
+        Err(BuildError::Message(e)) => ModelOutcome {
             topic: topic.to_string(),
             model: None,
             error: Some(format!(
-                "partition {} offset {} is not a JSON object ({})",
-                e.partition, e.offset, e.why
+                "partition {} offset {} {}",
+                e.partition,
+                e.offset,
+                e.what()
             )),
         },
-    }
+        Err(BuildError::Registry(why)) => return Err(why),
+    })
 }
 
 /// `amount number, coupon? null, customer object` (`?`: not in every message).

@@ -548,3 +548,35 @@ pub fn judge(
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// The models of a connection's catalog ConfigMaps, decoded strictly (an unreadable shard fails the
+/// test), in shard order.
+pub fn catalog_models(
+    shards: &[k8s_openapi::api::core::v1::ConfigMap],
+) -> Vec<kconn::testing::models::Model> {
+    use kconn::testing::models::catalog;
+    let gz: Vec<Vec<u8>> = shards
+        .iter()
+        .map(|cm| {
+            cm.binary_data.as_ref().unwrap()[catalog::SHARD_KEY]
+                .0
+                .clone()
+        })
+        .collect();
+    catalog::read(&gz).unwrap()
+}
+
+/// How often kconn asked the test environment's schema registry for schema `id` itself
+/// (`/schemas/ids/<id>`), by the registry's own access log.
+pub fn registry_fetches(id: u64) -> usize {
+    let env = Env::get();
+    let dir = std::path::Path::new(env.var("KCONN_TEST_ENV_PIDS"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let log = std::fs::read_to_string(dir.join("log/registry.log")).unwrap_or_default();
+    let path = format!("path=\"/apis/ccompat/v7/schemas/ids/{id}\"");
+    log.lines()
+        .filter(|l| l.contains(&path) && l.contains("user_agent=\"kconn\""))
+        .count()
+}

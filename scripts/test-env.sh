@@ -80,8 +80,9 @@ up() {
   local P_OAUTH P_OIDC P_OIDC_TLS P_OIDC_FOREIGN P_OIDC_ISSUER
   P_OAUTH=$(free_port); P_OIDC=$(free_port); P_OIDC_TLS=$(free_port); P_OIDC_FOREIGN=$(free_port)
   P_OIDC_ISSUER=$(free_port)
-  local P_REGISTRY P_REGISTRY_MGMT P_REGISTRY_AUTH P_REGISTRY_AUTH_MGMT
+  local P_REGISTRY P_REGISTRY_MGMT P_REGISTRY_AUTH P_REGISTRY_AUTH_MGMT P_REGISTRY_TLS
   P_REGISTRY=$(free_port); P_REGISTRY_MGMT=$(free_port); P_REGISTRY_AUTH=$(free_port); P_REGISTRY_AUTH_MGMT=$(free_port)
+  P_REGISTRY_TLS=$(free_port)
   local C3_CTL=() C3_PLAIN=() i
   for i in 1 2 3; do C3_CTL+=("$(free_port)"); C3_PLAIN+=("$(free_port)"); done
 
@@ -167,6 +168,7 @@ export OAUTH_NO_RIGHTS_CLIENT_ID=kconn-oauth-norights
 export OAUTH_NO_RIGHTS_CLIENT_SECRET=$OAUTH_NORIGHTS_SECRET
 export SCHEMA_REGISTRY_URL=http://127.0.0.1:$P_REGISTRY$REGISTRY_PREFIX
 export SCHEMA_REGISTRY_AUTH_URL=http://127.0.0.1:$P_REGISTRY_AUTH$REGISTRY_PREFIX
+export SCHEMA_REGISTRY_TLS_URL=https://127.0.0.1:$P_REGISTRY_TLS$REGISTRY_PREFIX
 export SCHEMA_REGISTRY_USER=$REGISTRY_USER
 export SCHEMA_REGISTRY_PASSWORD=$REGISTRY_PASSWORD
 # Python with confluent-kafka's registry serializers, and the producer that uses them.

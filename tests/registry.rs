@@ -1,6 +1,6 @@
 //! SchemaRegistryReachable against the test environment's real schema registry (Apicurio Registry's
-//! Confluent API, open and with basic auth): each failure named by its field and reason, and the Kafka
-//! checks unaffected by a registry that fails.
+//! Confluent API: open, over https, and with basic auth): each failure named by its field and reason,
+//! and the Kafka checks unaffected by a registry that fails.
 // Needs the environment `scripts/test-env.sh up` starts; `scripts/test.sh` runs it (`--features env-tests`).
 #![cfg(feature = "env-tests")]
 
@@ -9,7 +9,7 @@ mod support;
 use support::{check, Env, Run};
 
 /// `kconn check` of a PLAINTEXT connection with `registry` as its `schemaRegistry`, and the Secret
-/// `sr` holding `password` for the registry's user.
+/// `sr` holding `password` for the registry's user and the test CAs (`ca.crt`, `other-ca.crt`).
 fn run(env: &Env, registry: serde_json::Value, password: &str) -> Run {
     let spec = serde_json::json!({
         "bootstrapServers": [env.var("KAFKA_PLAINTEXT")],
@@ -24,6 +24,14 @@ fn run(env: &Env, registry: serde_json::Value, password: &str) -> Run {
             &[
                 ("username", env.var("SCHEMA_REGISTRY_USER")),
                 ("password", password),
+                (
+                    "ca.crt",
+                    &std::fs::read_to_string(env.tls("ca.crt")).unwrap(),
+                ),
+                (
+                    "other-ca.crt",
+                    &std::fs::read_to_string(env.tls("other-ca.crt")).unwrap(),
+                ),
             ],
         )],
         "json",
@@ -72,7 +80,7 @@ fn basic_auth_is_checked_with_a_real_request() {
     wrong
         .assert("SchemaRegistryReachable", "Failed", "RegistryUnauthorized")
         .assert("Authenticated", "Passed", "NoAuthentication")
-        .assert("TopicsResolved", "Passed", "TopicsMatched");
+        .assert("ClusterMetadata", "Passed", "MetadataFetched");
     assert_eq!(
         wrong.row("SchemaRegistryReachable")["field"],
         "spec.schemaRegistry.basicAuthSecretRef"
@@ -129,4 +137,29 @@ fn a_registry_that_is_down_or_misnamed_fails_alone() {
         .unwrap()
         .contains(&closed));
     assert_eq!(some.code, 0);
+}
+
+#[test]
+fn an_https_registry_is_verified_against_its_ca() {
+    let env = Env::get();
+    let url = env.var("SCHEMA_REGISTRY_TLS_URL");
+    let trusted = run(
+        env,
+        serde_json::json!({"url": [url], "caSecretRef": {"name": "sr", "key": "ca.crt"}}),
+        "",
+    );
+    trusted.assert("SchemaRegistryReachable", "Passed", "RegistryReachable");
+    for registry in [
+        serde_json::json!({"url": [url]}),
+        serde_json::json!({"url": [url], "caSecretRef": {"name": "sr", "key": "other-ca.crt"}}),
+    ] {
+        let untrusted = run(env, registry, "");
+        untrusted
+            .assert("SchemaRegistryReachable", "Failed", "CertificateUntrusted")
+            .assert("Authenticated", "Passed", "NoAuthentication");
+        assert_eq!(
+            untrusted.row("SchemaRegistryReachable")["field"],
+            "spec.schemaRegistry.caSecretRef"
+        );
+    }
 }

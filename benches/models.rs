@@ -102,8 +102,7 @@ fn serve_mock(n: usize) {
 fn refresh(bootstrap: &str, prefix: &str, ns: &str, name: &str, uid: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
-            std::env::var("KCONN_LOG")
-                .unwrap_or_else(|_| "warn,kconn::testing::models=info".into()),
+            std::env::var("KCONN_LOG").unwrap_or_else(|_| "warn,kconn::models=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -54,7 +54,7 @@ async fn main() {
         .args(["run", "--namespace", &ns, "--http-addr", "127.0.0.1:0"])
         .env("KUBECONFIG", env.var("KUBECONFIG"))
         .env("POD_NAME", "kconn-bench")
-        .env("KCONN_LOG", "warn,kconn::testing::http=info")
+        .env("KCONN_LOG", "warn,kconn::http=info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("operator.log")).unwrap())

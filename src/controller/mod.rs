@@ -128,6 +128,21 @@ const JANITOR_PERIOD: Duration = Duration::from_secs(10);
 /// A KafkaConnection, or what could not be read of it.
 pub type Guarded = DeserializeGuard<KafkaConnection>;
 
+/// The annotation in which `kubectl apply` keeps the whole object it applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from a watched object what reconcile never reads: its managedFields and kubectl's
+/// last-applied copy of it. For 10,000 connections applied with kubectl or by GitOps tools, these
+/// are most of the bytes the watch cache would hold.
+pub(crate) fn slim(obj: &mut Guarded) {
+    use kube::Resource;
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 /// Runs the controller, and the HTTP endpoints, until SIGTERM or Ctrl-C.
 ///
 /// With namespaces named, one watch per namespace (and a Role in each suffices); without, one watch
@@ -316,7 +331,15 @@ impl Watch {
             ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
-        let controller = Controller::new(connections, watcher::Config::default())
+        // The cache keeps only what reconcile reads: managedFields and kubectl's last-applied copy
+        // of the object (often larger than the spec itself) are dropped as objects arrive.
+        let (store, writer) = kube::runtime::reflector::store();
+        let objects = kube::runtime::reflector(
+            writer,
+            watcher(connections, watcher::Config::default()).modify(slim),
+        )
+        .applied_objects();
+        let controller = Controller::for_stream(objects, store)
             .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
         let (refreshed_tx, refreshed) = tokio::sync::mpsc::unbounded_channel();
         Self {
@@ -530,6 +553,38 @@ mod tests {
             published: Published::default(),
         };
         (Arc::new(ctx), handle)
+    }
+
+    #[test]
+    fn the_watch_cache_keeps_only_what_reconcile_reads() {
+        let mut obj: Guarded = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+            "metadata": {"name": "c", "namespace": "n",
+                "annotations": {LAST_APPLIED: "{\"spec\": \"...\"}", "kconn.dev/test-requested-at": "now"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"bootstrapServers": ["k:9092"], "topics": {"expression": "t"}}
+        }))
+        .unwrap();
+        slim(&mut obj);
+        use kube::Resource;
+        let meta = obj.meta();
+        assert!(meta.managed_fields.is_none());
+        let annotations = meta.annotations.as_ref().unwrap();
+        assert!(!annotations.contains_key(LAST_APPLIED));
+        assert_eq!(annotations["kconn.dev/test-requested-at"], "now");
+        assert!(obj.0.is_ok(), "the spec is untouched");
+        // An object this version cannot read keeps its name and loses the same fields.
+        let mut bad: Guarded = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kconn.dev/v1alpha1", "kind": "KafkaConnection",
+            "metadata": {"name": "b", "namespace": "n", "managedFields": [{"manager": "x"}]},
+            "spec": {"bootstrapServers": 7}
+        }))
+        .unwrap();
+        slim(&mut bad);
+        assert!(bad.0.is_err());
+        assert!(bad.meta().managed_fields.is_none());
+        assert_eq!(bad.meta().name.as_deref(), Some("b"));
     }
 
     /// A connection to a loopback listener (reachable), never tested before.

@@ -703,9 +703,14 @@ mod text {
                         "enum" => self.enumeration(full)?,
                         "option" | "reserved" | "extensions" | "extend" => self.skip_statement()?,
                         "oneof" => {
+                            // A oneof nests no deeper than a message may (a hostile schema could
+                            // nest them without end).
+                            if depth >= MAX_DEPTH {
+                                return Err(format!("messages nested deeper than {MAX_DEPTH}"));
+                            }
                             self.word()?;
                             self.expect('{')?;
-                            self.body(full, message, depth)?;
+                            self.body(full, message, depth + 1)?;
                         }
                         "map" => {
                             self.expect('<')?;
@@ -1013,6 +1018,8 @@ mod tests {
         }
         deep.push_str(&"}".repeat(100));
         assert!(File::parse(&deep).unwrap_err().contains("deeper than 64"));
+        let oneofs = format!("message M {{ {} }}", "oneof o { ".repeat(100_000));
+        assert!(File::parse(&oneofs).unwrap_err().contains("deeper than 64"));
         assert!(File::parse("syntax = \"proto3\";")
             .unwrap_err()
             .contains("no message"));

@@ -161,6 +161,14 @@ impl<'a, K: Kafka> Test<'a, K> {
         self.api_versions.as_ref().expect("asked above")
     }
 
+    /// What one request to an endpoint the spec names besides the brokers (a token endpoint, a
+    /// schema registry) may take: the per-address budget, at least 5 s, within the test's time.
+    pub fn endpoint_budget(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(self.per_address.max(Duration::from_secs(5)))
+    }
+
     /// A row that ran out of the test's time.
     pub fn timed_out(&self, check: Check) -> CheckReport {
         timed_out(

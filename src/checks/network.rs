@@ -29,7 +29,8 @@ pub async fn resolve_all(targets: &[(String, u16)], timeout: Duration) -> Vec<Re
     .await
 }
 
-async fn resolve(host: &str, port: u16, timeout: Duration) -> Resolution {
+/// Resolves one `(host, port)` within `timeout`; `Err` says why it has no address.
+pub async fn resolve(host: &str, port: u16, timeout: Duration) -> Resolution {
     match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
         Ok(Ok(addrs)) => {
             let addrs: Vec<SocketAddr> = addrs.collect();

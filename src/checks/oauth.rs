@@ -3,7 +3,6 @@
 //! claims (issuer, subject, audience, scopes, expiry), never the token.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::engine::{skipped, Test};
 use super::{network, row, tls};
@@ -22,19 +21,11 @@ pub(super) async fn token_acquired<K: Kafka>(t: &mut Test<'_, K>) -> CheckReport
             "CredentialsResolved failed",
         );
     };
-    let left = t
-        .deadline
-        .saturating_duration_since(tokio::time::Instant::now());
-    let budget = left.min(t.per_address.max(Duration::from_secs(5)));
+    let budget = t.endpoint_budget();
     let endpoint = &material.endpoint;
-    let target = (endpoint.host.clone(), endpoint.port);
-    let addrs = match network::resolve_all(std::slice::from_ref(&target), budget)
-        .await
-        .pop()
-    {
-        Some(Ok(addrs)) if !addrs.is_empty() => addrs,
-        Some(Err(why)) => return unreachable(format!("cannot resolve {}: {why}", endpoint.host)),
-        _ => return unreachable(format!("{} has no address", endpoint.host)),
+    let addrs = match network::resolve(&endpoint.host, endpoint.port, budget).await {
+        Ok(addrs) => addrs,
+        Err(why) => return unreachable(format!("cannot resolve {}: {why}", endpoint.host)),
     };
     let now = t.input.now;
     let request = tokio::task::spawn_blocking(move || {
@@ -83,34 +74,20 @@ pub(super) fn token_row(result: Asked, now: std::time::SystemTime) -> CheckRepor
         }
         Err(TokenError::Connect(why)) => return unreachable(format!("cannot connect: {why}")),
         Err(TokenError::Tls(e)) => {
-            let (reason, field, hint) = match &e {
-                tls::TlsError::Untrusted(_) => (
-                    Reason::CertificateUntrusted,
-                    "spec.authentication.oauth.caSecretRef",
-                    "put the CA that signed the token endpoint's certificate into the Secret named by spec.authentication.oauth.caSecretRef (without it, the system roots are trusted)",
-                ),
-                tls::TlsError::HostnameMismatch(_) => (
-                    Reason::HostnameMismatch,
-                    ENDPOINT,
-                    "use the host name the token endpoint's certificate lists (its subjectAltName) in tokenEndpoint",
-                ),
-                tls::TlsError::Expired(_) => (
-                    Reason::CertificateExpired,
-                    ENDPOINT,
-                    "the token endpoint's certificate must be renewed by the provider",
-                ),
-                tls::TlsError::Material(_) => (
-                    Reason::InvalidSecretValue,
-                    "spec.authentication.oauth.caSecretRef",
-                    "fix the PEM CA bundle in the Secret",
-                ),
-                tls::TlsError::Connect(_) | tls::TlsError::Handshake(_) => (
-                    Reason::TlsHandshakeFailed,
-                    ENDPOINT,
-                    "check that the token endpoint speaks https on that port",
-                ),
-            };
-            (reason, format!("TLS to the token endpoint failed: {e}"), hint, field)
+            let (reason, field, hint) = tls::endpoint_failure_kind(
+                &e,
+                "the token endpoint",
+                "spec.authentication.oauth.caSecretRef",
+                ENDPOINT,
+            );
+            return row(
+                Check::TokenAcquired,
+                CheckResult::Failed,
+                reason,
+                format!("TLS to the token endpoint failed: {e}"),
+                Some(hint),
+                Some(field.into()),
+            );
         }
         Err(e @ TokenError::Refused { .. }) => {
             let TokenError::Refused { error, .. } = &e else {
@@ -177,7 +154,7 @@ pub(super) fn token_row(result: Asked, now: std::time::SystemTime) -> CheckRepor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_000_000)

@@ -34,10 +34,7 @@ pub(super) async fn schema_registry_reachable<K: Kafka>(t: &mut Test<'_, K>) -> 
             "CredentialsResolved failed",
         );
     };
-    let left = t
-        .deadline
-        .saturating_duration_since(tokio::time::Instant::now());
-    let budget = left.min(t.per_address.max(Duration::from_secs(5)));
+    let budget = t.endpoint_budget();
     let asks = material
         .urls
         .iter()
@@ -50,16 +47,9 @@ pub(super) async fn schema_registry_reachable<K: Kafka>(t: &mut Test<'_, K>) -> 
 
 /// One URL: DNS, then `GET <url>/subjects` at the first address that accepts TCP.
 async fn ask(url: Url, material: RegistryMaterial, budget: Duration) -> Answer {
-    let target = (url.host.clone(), url.port);
-    let addrs = match network::resolve_all(std::slice::from_ref(&target), budget)
-        .await
-        .pop()
-    {
-        Some(Ok(addrs)) if !addrs.is_empty() => addrs,
-        Some(Err(why)) => {
-            return Answer::Unreachable(format!("cannot resolve {}: {why}", url.host))
-        }
-        _ => return Answer::Unreachable(format!("{} has no address", url.host)),
+    let addrs = match network::resolve(&url.host, url.port, budget).await {
+        Ok(addrs) => addrs,
+        Err(why) => return Answer::Unreachable(format!("cannot resolve {}: {why}", url.host)),
     };
     let asked = tokio::task::spawn_blocking(move || {
         let subjects = url.join("/subjects");
@@ -182,19 +172,19 @@ pub(super) fn registry_row(material: &RegistryMaterial, answers: &[Answer]) -> C
             "spec.schemaRegistry.basicAuthSecretRef",
         ),
         Answer::Tls(e) => {
-            let (reason, field, hint) = tls::failure_kind(e);
-            let field = if field.starts_with("spec.tls.") {
-                field.replace("spec.tls.", "spec.schemaRegistry.")
-            } else {
-                "spec.schemaRegistry.url".to_string()
-            };
+            let (reason, field, hint) = tls::endpoint_failure_kind(
+                e,
+                "the schema registry",
+                "spec.schemaRegistry.caSecretRef",
+                "spec.schemaRegistry.url",
+            );
             return row(
                 Check::SchemaRegistryReachable,
                 CheckResult::Failed,
                 reason,
                 message,
-                Some(hint.replace("spec.tls.", "spec.schemaRegistry.").replace("brokers'", "registry's")),
-                Some(field),
+                Some(hint),
+                Some(field.into()),
             );
         }
         Answer::Failed(404, _) => (
@@ -303,6 +293,11 @@ mod tests {
                 Answer::Tls(tls::TlsError::Untrusted("self-signed".into())),
                 "CertificateUntrusted",
                 "spec.schemaRegistry.caSecretRef",
+            ),
+            (
+                Answer::Tls(tls::TlsError::HostnameMismatch("\"sr\"".into())),
+                "HostnameMismatch",
+                "spec.schemaRegistry.url",
             ),
         ] {
             let r = registry_row(&one, &[answer]);

@@ -412,6 +412,44 @@ pub(super) fn failure_kind(e: &TlsError) -> (Reason, &'static str, &'static str)
     }
 }
 
+/// The reason, field and hint for a failed handshake with an endpoint the spec names besides the
+/// brokers: `what` says which ("the token endpoint"), `ca_field` is its caSecretRef and `url_field`
+/// the field holding its URL.
+pub(super) fn endpoint_failure_kind(
+    e: &TlsError,
+    what: &str,
+    ca_field: &'static str,
+    url_field: &'static str,
+) -> (Reason, &'static str, String) {
+    match e {
+        TlsError::Untrusted(_) => (
+            Reason::CertificateUntrusted,
+            ca_field,
+            format!("put the CA that signed {what}'s certificate into the Secret named by {ca_field} (without it, the system roots are trusted)"),
+        ),
+        TlsError::HostnameMismatch(_) => (
+            Reason::HostnameMismatch,
+            url_field,
+            format!("use a host name {what}'s certificate lists (its subjectAltName) in {url_field}"),
+        ),
+        TlsError::Expired(_) => (
+            Reason::CertificateExpired,
+            url_field,
+            format!("{what}'s certificate must be renewed where it is served"),
+        ),
+        TlsError::Material(_) => (
+            Reason::InvalidSecretValue,
+            ca_field,
+            format!("fix the PEM CA bundle in the Secret named by {ca_field}"),
+        ),
+        TlsError::Connect(_) | TlsError::Handshake(_) => (
+            Reason::TlsHandshakeFailed,
+            url_field,
+            format!("check that {what} speaks https on that port ({url_field})"),
+        ),
+    }
+}
+
 fn handshake_row(
     hosts: &[String],
     server_name: Option<&str>,

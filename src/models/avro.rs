@@ -509,17 +509,7 @@ mod tests {
         ]}"#;
 
     fn zigzag(v: i64) -> Vec<u8> {
-        let mut n = ((v << 1) ^ (v >> 63)) as u64;
-        let mut out = Vec::new();
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                return out;
-            }
-            out.push(b | 0x80);
-        }
+        crate::models::wire::varint(((v << 1) ^ (v >> 63)) as u64)
     }
 
     fn string(s: &str) -> Vec<u8> {

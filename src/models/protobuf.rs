@@ -839,18 +839,7 @@ mod tests {
         message Other { bool ok = 1; }
     "#;
 
-    fn varint(mut n: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                return out;
-            }
-            out.push(b | 0x80);
-        }
-    }
+    use crate::models::wire::varint;
     fn tag(number: u32, wire: u8) -> Vec<u8> {
         varint(u64::from(number) << 3 | u64::from(wire))
     }

@@ -105,3 +105,18 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 }
+
+/// Test support: `n` as an unsigned varint.
+#[cfg(test)]
+pub(crate) fn varint(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}

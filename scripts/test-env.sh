@@ -80,6 +80,9 @@ up() {
   local P_OAUTH P_OIDC P_OIDC_TLS P_OIDC_FOREIGN P_OIDC_ISSUER
   P_OAUTH=$(free_port); P_OIDC=$(free_port); P_OIDC_TLS=$(free_port); P_OIDC_FOREIGN=$(free_port)
   P_OIDC_ISSUER=$(free_port)
+  # COUNTED: a PLAINTEXT listener that advertises another port, where a test or benchmark runs a
+  # counting proxy to the listener: every connection a client makes to this broker passes it.
+  local P_COUNTED P_COUNTED_BROKER; P_COUNTED=$(free_port); P_COUNTED_BROKER=$(free_port)
   local P_REGISTRY P_REGISTRY_MGMT P_REGISTRY_AUTH P_REGISTRY_AUTH_MGMT P_REGISTRY_TLS
   P_REGISTRY=$(free_port); P_REGISTRY_MGMT=$(free_port); P_REGISTRY_AUTH=$(free_port); P_REGISTRY_AUTH_MGMT=$(free_port)
   P_REGISTRY_TLS=$(free_port)
@@ -128,6 +131,9 @@ export KAFKA_SSL=127.0.0.1:$P_SSL
 export KAFKA_MTLS=127.0.0.1:$P_MTLS
 export KAFKA_SASL_SSL=127.0.0.1:$P_SASL_SSL
 export KAFKA_ADVERTISED_UNREACHABLE=127.0.0.1:$P_BADADV
+# Clients use KAFKA_COUNTED (advertised); a counting proxy there forwards to KAFKA_COUNTED_BROKER.
+export KAFKA_COUNTED=127.0.0.1:$P_COUNTED
+export KAFKA_COUNTED_BROKER=127.0.0.1:$P_COUNTED_BROKER
 # SSL listeners for tls.serverName: FRONT's certificate names only front.kconn.test and it advertises
 # MISNAMED, whose certificate names only other.kconn.test (neither names 127.0.0.1).
 export KAFKA_TLS_FRONT=127.0.0.1:$P_FRONT

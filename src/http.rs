@@ -52,6 +52,11 @@ pub struct Metrics {
     /// Check durations by check.
     pub check_duration: Family<CheckLabel, Histogram>,
     connections: Family<ReadyLabel, Gauge>,
+    /// How long after it was due each periodic test started (the operator keeping pace).
+    pub test_start_delay: Histogram,
+    /// How long each test waited for its cluster's budget (connections per broker per second, tests
+    /// at once per cluster).
+    pub budget_wait: Histogram,
     /// Tests whose login the brokers rejected.
     pub failed_logins: Counter,
     /// Requests to the Kubernetes API by kind (watches excluded).
@@ -79,6 +84,8 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
         });
         let connections = Family::<ReadyLabel, Gauge>::default();
+        let test_start_delay = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        let budget_wait = Histogram::new(exponential_buckets(0.001, 2.0, 18));
         let failed_logins = Counter::default();
         let api_requests = Family::<KindLabel, Counter>::default();
         let refreshes = Family::<ResultLabel, Counter>::default();
@@ -97,6 +104,16 @@ impl Default for Metrics {
             "connections",
             "Connections by the status of their Ready condition",
             connections.clone(),
+        );
+        registry.register(
+            "test_start_delay_seconds",
+            "How long after it was due each periodic connection test started",
+            test_start_delay.clone(),
+        );
+        registry.register(
+            "budget_wait_seconds",
+            "How long each connection test waited for its cluster's budget (new connections per broker per second, tests at once per cluster)",
+            budget_wait.clone(),
         );
         registry.register(
             "failed_logins",
@@ -148,6 +165,8 @@ impl Default for Metrics {
             reconciles,
             check_duration,
             connections,
+            test_start_delay,
+            budget_wait,
             failed_logins,
             api_requests,
             refreshes,
@@ -172,7 +191,8 @@ impl Metrics {
         }
     }
 
-    /// Records the Ready status of one connection (`key`: namespace/name) and refreshes the gauge.
+    /// Records the Ready status of one connection (`key`: namespace/name); the gauges are counted
+    /// when /metrics is read (counting at every reconcile cost a pass over every connection).
     pub fn set_ready(&self, key: &str, ready: Option<&str>) {
         let Ok(mut map) = self.ready_by_object.lock() else {
             return;
@@ -181,35 +201,40 @@ impl Metrics {
             Some(r) => map.insert(key.to_string(), r.to_lowercase()),
             None => map.remove(key),
         };
-        self.count_ready(&map);
     }
 
     /// Forgets the connections `live` says are gone (deleted: no reconcile tells of that).
     pub fn retain_ready(&self, live: impl Fn(&str) -> bool) {
-        let Ok(mut map) = self.ready_by_object.lock() else {
-            return;
-        };
-        let before = map.len();
-        map.retain(|key, _| live(key));
-        if map.len() != before {
-            self.count_ready(&map);
+        if let Ok(mut map) = self.ready_by_object.lock() {
+            map.retain(|key, _| live(key));
         }
     }
 
-    fn count_ready(&self, map: &HashMap<String, String>) {
+    fn count_ready(&self) {
+        let Ok(map) = self.ready_by_object.lock() else {
+            return;
+        };
         self.connections_owned.set(map.len() as i64);
-        for state in ["true", "false", "unknown"] {
-            let n = map.values().filter(|v| v.as_str() == state).count();
+        let mut counts = [0i64; 3];
+        for v in map.values() {
+            match v.as_str() {
+                "true" => counts[0] += 1,
+                "false" => counts[1] += 1,
+                _ => counts[2] += 1,
+            }
+        }
+        for (state, n) in ["true", "false", "unknown"].into_iter().zip(counts) {
             self.connections
                 .get_or_create(&ReadyLabel {
                     ready: state.into(),
                 })
-                .set(n as i64);
+                .set(n);
         }
     }
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
+        self.count_ready();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.runtime_tasks
                 .set(runtime.metrics().num_alive_tasks() as i64);
@@ -337,6 +362,40 @@ pub fn heap() -> Option<(usize, usize)> {
 pub fn heap() -> Option<(usize, usize)> {
     None
 }
+
+/// How many malloc arenas the operator's threads share. glibc's default is eight per core, each
+/// keeping the memory freed into it: the Kafka clients' threads come and go with every test, and
+/// what they freed stayed resident in arenas no thread was using.
+pub const MALLOC_ARENAS: i32 = 2;
+
+/// Sets the allocator up for a long-running operator (before its threads start): at most
+/// [`MALLOC_ARENAS`] arenas.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn tune_heap() {
+    // SAFETY: mallopt only sets an allocator parameter; M_ARENA_MAX takes any positive value.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune_heap() {}
+
+/// Hands the free memory at the top of each arena back to the system (the janitor calls it now and
+/// then, after the burst of tests at start-up).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only releases free memory (taking each arena's lock); it has no
+    // preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn trim_heap() {}
 
 #[cfg(test)]
 mod tests {

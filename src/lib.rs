@@ -16,6 +16,7 @@ pub mod testing;
 
 mod agents;
 mod binding;
+mod budget;
 mod checks;
 mod commands;
 mod controller;

@@ -2,8 +2,6 @@
 //! and one condition per area, `lastTransitionTime` moves only when a condition's status flips, and a
 //! write that would change nothing but timestamps inside the interval is recognised as a no-op.
 
-use std::time::Duration;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::{
@@ -341,6 +339,9 @@ pub fn after_test(
         models: prev.and_then(|p| p.models.clone()),
         observed_secrets: facts.observed_secrets.clone(),
         binding: prev.and_then(|p| p.binding.clone()),
+        budget_wait_ms: (!report.budget_wait.is_zero())
+            .then_some(report.budget_wait.as_millis() as u64),
+        checks_digest: None,
     }
 }
 
@@ -674,30 +675,49 @@ pub fn ready_transition(
     }
 }
 
-/// Whether writing `next` over `prev` is worth an API call: not when only timestamps and durations
-/// changed and the last write is less than `interval` old.
-pub fn is_noop(
-    prev: Option<&KafkaConnectionStatus>,
-    next: &KafkaConnectionStatus,
-    now: &Time,
-    interval: Duration,
-) -> bool {
+/// Whether writing `next` over `prev` is worth an API call: not when only the test's time, its
+/// durations and its wait for the cluster's budget changed. (`status.lastTestTime` is then the time
+/// of the last test that changed something; the controller keeps the time of every test in memory.)
+pub fn is_noop(prev: Option<&KafkaConnectionStatus>, next: &KafkaConnectionStatus) -> bool {
     let Some(prev) = prev else { return false };
     let strip = |s: &KafkaConnectionStatus| {
         let mut s = s.clone();
+        s.checks_digest = Some(checks_digest(&s));
+        s.checks = Vec::new();
         s.last_test_time = None;
-        for c in &mut s.checks {
-            c.duration_ms = 0;
-        }
+        s.budget_wait_ms = None;
         s
     };
-    if strip(prev) != strip(next) {
-        return false;
+    strip(prev) == strip(next)
+}
+
+/// A digest of `status.checks` with their durations left out: what the watch cache keeps in their
+/// place ([`elide_checks`]), and what [`is_noop`] compares.
+pub fn checks_digest(status: &KafkaConnectionStatus) -> u64 {
+    use std::hash::{Hash, Hasher};
+    if let (true, Some(digest)) = (status.checks.is_empty(), status.checks_digest) {
+        return digest;
     }
-    match &prev.last_test_time {
-        Some(t) => now.0.duration_since(t.0).unsigned_abs() < interval,
-        None => false,
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in &status.checks {
+        (&c.name, &c.result, &c.reason, &c.message, &c.hint, &c.field).hash(&mut h);
     }
+    h.finish()
+}
+
+/// Replaces `status.checks` with their digest: the rows are most of a status's bytes, and a
+/// reconcile only compares them. A status written from one without its rows gets them back from
+/// the API server first.
+pub fn elide_checks(status: &mut KafkaConnectionStatus) {
+    if !status.checks.is_empty() {
+        status.checks_digest = Some(checks_digest(status));
+        status.checks = Vec::new();
+    }
+}
+
+/// Whether the rows of `status.checks` were left out of this copy ([`elide_checks`]).
+pub fn checks_elided(status: &KafkaConnectionStatus) -> bool {
+    status.checks.is_empty() && status.checks_digest.is_some()
 }
 
 #[cfg(test)]
@@ -749,6 +769,7 @@ mod tests {
             }),
             topics: None,
             session: None,
+            budget_wait: Default::default(),
         }
     }
 
@@ -992,7 +1013,7 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_only_changes_inside_the_interval_are_noops() {
+    fn a_test_that_changed_only_times_durations_and_waits_is_not_written() {
         let ok = report(vec![row(
             Check::Authenticated,
             CheckResult::Passed,
@@ -1001,17 +1022,13 @@ mod tests {
         let first = after_test(None, &ok, facts(t(0)));
         let mut again = ok.clone();
         again.checks[0].duration_ms = 99;
+        again.budget_wait = std::time::Duration::from_millis(700);
         let second = after_test(Some(&first), &again, facts(t(30)));
-        assert!(is_noop(
-            Some(&first),
-            &second,
-            &t(30),
-            Duration::from_secs(300)
-        ));
-        assert!(
-            !is_noop(Some(&first), &second, &t(400), Duration::from_secs(300)),
-            "outside the interval lastTestTime is refreshed"
-        );
+        assert_eq!(second.budget_wait_ms, Some(700));
+        assert!(is_noop(Some(&first), &second));
+        // However long ago the last write was: the time of each test is kept in memory.
+        let much_later = after_test(Some(&first), &again, facts(t(400_000)));
+        assert!(is_noop(Some(&first), &much_later));
         let bad = report(vec![row(
             Check::Authenticated,
             CheckResult::Failed,
@@ -1019,10 +1036,52 @@ mod tests {
         )]);
         assert!(!is_noop(
             Some(&first),
-            &after_test(Some(&first), &bad, facts(t(30))),
-            &t(30),
-            Duration::from_secs(300)
+            &after_test(Some(&first), &bad, facts(t(30)))
         ));
-        assert!(!is_noop(None, &first, &t(0), Duration::from_secs(300)));
+        assert!(!is_noop(None, &first));
+        // A message that changed is a change.
+        let mut reworded = ok.clone();
+        reworded.checks[0].message = "another message".into();
+        assert!(!is_noop(
+            Some(&first),
+            &after_test(Some(&first), &reworded, facts(t(30)))
+        ));
+    }
+
+    #[test]
+    fn the_watch_cache_keeps_the_rows_as_a_digest_that_compares_the_same() {
+        let ok = report(vec![row(
+            Check::Authenticated,
+            CheckResult::Passed,
+            Reason::Authenticated,
+        )]);
+        let first = after_test(None, &ok, facts(t(0)));
+        let mut cached = first.clone();
+        elide_checks(&mut cached);
+        assert!(cached.checks.is_empty() && checks_elided(&cached));
+        assert!(!checks_elided(&first));
+        assert_eq!(checks_digest(&cached), checks_digest(&first));
+        let mut again = ok.clone();
+        again.checks[0].duration_ms = 12_345;
+        assert!(is_noop(
+            Some(&cached),
+            &after_test(Some(&cached), &again, facts(t(60)))
+        ));
+        let bad = report(vec![row(
+            Check::Authenticated,
+            CheckResult::Failed,
+            Reason::AuthenticationFailed,
+        )]);
+        assert!(!is_noop(
+            Some(&cached),
+            &after_test(Some(&cached), &bad, facts(t(60)))
+        ));
+        // Eliding twice changes nothing; a status without rows has nothing to elide.
+        let digest = cached.checks_digest;
+        elide_checks(&mut cached);
+        assert_eq!(cached.checks_digest, digest);
+        let mut empty = KafkaConnectionStatus::default();
+        elide_checks(&mut empty);
+        assert!(!checks_elided(&empty));
     }
 }

@@ -520,8 +520,9 @@ fn survived(operator: &mut op::Operator, log: &std::path::Path) {
 }
 
 /// etcd lost for 20 s under a running API server: reads and writes time out, the API server stays
-/// up. The operator's scheduled tests keep failing to write their status meanwhile; afterwards the
-/// status is written again and a new connection is tested, with the operator alive throughout.
+/// up. The operator's scheduled tests keep running meanwhile (they find nothing changed, so they write
+/// nothing); afterwards a requested test is answered in the status and a new connection is tested,
+/// with the operator alive throughout.
 #[tokio::test]
 async fn etcd_lost_for_20_seconds() {
     let _turn = TURN.lock().await;
@@ -533,6 +534,8 @@ async fn etcd_lost_for_20_seconds() {
     let mut operator = op::start(&ns, &log, &[]);
     wait_status(&conns, "steady", "Ready", DEADLINE, ready).await;
     let addr = op::http_address(&log, DEADLINE);
+    let scheduled = || op::metric(&addr, "kconn_test_start_delay_seconds_count");
+    let before = scheduled();
 
     let down = Down::kill(&["etcd"]);
     // Two test intervals.
@@ -543,24 +546,35 @@ async fn etcd_lost_for_20_seconds() {
         Duration::from_secs(20),
     )
     .await;
+    assert!(
+        scheduled() > before,
+        "the scheduled tests ran during the outage"
+    );
     let back = Instant::now();
-    let restarted = k8s_openapi::jiff::Timestamp::now();
     down.start();
 
-    // Back: the scheduled tests write their status again, and a new connection is tested.
-    let fresh = |s: &KafkaConnectionStatus| {
-        ready(s) && s.last_test_time.as_ref().is_some_and(|t| t.0 > restarted)
-    };
+    // Back: a requested test is answered in the status, and a new connection is tested.
+    let asked = "2026-11-30T12:00:00Z";
+    support::wait_until_ok("the request written", DEADLINE, || async {
+        conns
+            .patch(
+                "steady",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"kconn.dev/test-requested-at": asked}}})),
+            )
+            .await
+    })
+    .await;
     wait_status(
         &conns,
         "steady",
-        "a status written after etcd returned",
+        "the requested test answered after etcd returned",
         DEADLINE,
-        fresh,
+        |s| ready(s) && s.last_handled_test_request.as_deref() == Some(asked),
     )
     .await;
     eprintln!(
-        "figure: etcd: a scheduled test written {:.1?} after etcd's start",
+        "figure: etcd: a requested test written {:.1?} after etcd's start",
         back.elapsed()
     );
     create(&conns, "after", spec).await;

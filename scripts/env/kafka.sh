@@ -58,9 +58,9 @@ start_kafka() {
     cat <<EOF
 process.roles=broker,controller
 controller.quorum.voters=1@127.0.0.1:$P_CTL
-listeners=CONTROLLER://127.0.0.1:$P_CTL,PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_BADADV,FRONT://127.0.0.1:$P_FRONT,MISNAMED://127.0.0.1:$P_MISNAMED,OAUTH://127.0.0.1:$P_OAUTH
-advertised.listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_NOWHERE,FRONT://127.0.0.1:$P_MISNAMED,MISNAMED://127.0.0.1:$P_MISNAMED,OAUTH://127.0.0.1:$P_OAUTH
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL,BADADV:PLAINTEXT,FRONT:SSL,MISNAMED:SSL,OAUTH:SASL_PLAINTEXT
+listeners=CONTROLLER://127.0.0.1:$P_CTL,PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_BADADV,FRONT://127.0.0.1:$P_FRONT,MISNAMED://127.0.0.1:$P_MISNAMED,OAUTH://127.0.0.1:$P_OAUTH,COUNTED://127.0.0.1:$P_COUNTED_BROKER
+advertised.listeners=PLAINTEXT://127.0.0.1:$P_PLAIN,SASL_PLAINTEXT://127.0.0.1:$P_SASL,SSL://127.0.0.1:$P_SSL,MTLS://127.0.0.1:$P_MTLS,SASL_SSL://127.0.0.1:$P_SASL_SSL,BADADV://127.0.0.1:$P_NOWHERE,FRONT://127.0.0.1:$P_MISNAMED,MISNAMED://127.0.0.1:$P_MISNAMED,OAUTH://127.0.0.1:$P_OAUTH,COUNTED://127.0.0.1:$P_COUNTED
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL,BADADV:PLAINTEXT,FRONT:SSL,MISNAMED:SSL,OAUTH:SASL_PLAINTEXT,COUNTED:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
@@ -142,7 +142,7 @@ EOF
 # Waits for every listener, then creates the ACLs and checks the 3-broker cluster (scripts/kafka/Setup.java).
 setup_kafka() {
   # Every listener: a broker that could not bind one exits, and wait_port says so at once.
-  for p in "$P_PLAIN" "$P_SASL" "$P_SSL" "$P_MTLS" "$P_SASL_SSL" "$P_BADADV" "$P_FRONT" "$P_MISNAMED" "$P_OAUTH"; do wait_port "$p" 90 kafka; done
+  for p in "$P_PLAIN" "$P_SASL" "$P_SSL" "$P_MTLS" "$P_SASL_SSL" "$P_BADADV" "$P_FRONT" "$P_MISNAMED" "$P_OAUTH" "$P_COUNTED_BROKER"; do wait_port "$p" 90 kafka; done
   cat >"$RUN/acls.plan" <<EOF
 # kconn-test (and the Kerberos and mTLS clients): full rights on topics prefixed test.
 acl User:kconn-test TOPIC PREFIXED test. ALL

@@ -753,9 +753,16 @@ pub struct KafkaConnectionStatus {
     /// The last test report, one row per check in dependency order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckReport>,
-    /// When the last test finished.
+    /// When the last test that changed this status finished. Connections are tested every
+    /// `spec.check.interval`; a test that finds everything as it was is not written (the time of the
+    /// latest test is kept by the agent that runs it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_test_time: Option<Time>,
+    /// How long that test waited, before it started, for its turn in its cluster's budget (new
+    /// connections per broker per second, tests at once per cluster); absent when it did not wait.
+    /// Waiting is never a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_wait_ms: Option<u64>,
     /// The value of the `kconn.dev/test-requested-at` annotation last handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_test_request: Option<String>,
@@ -780,6 +787,11 @@ pub struct KafkaConnectionStatus {
     /// The binding Secret applications mount (the Service Binding "provisioned service" field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<BindingStatus>,
+    /// In memory only: the digest of `checks` where the watch cache left the rows out
+    /// (`status::elide_checks`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub checks_digest: Option<u64>,
 }
 
 /// `status.binding`.

@@ -119,6 +119,8 @@ pub(super) struct Test<'a, K: Kafka> {
     pub advertised_failure: Option<Vec<String>>,
     /// Which requests the brokers serve (their ApiVersions answer), once asked.
     pub api_versions: Option<Result<crate::kafka::api_versions::Versions, String>>,
+    /// The first bootstrap connection BrokersReachable opened, kept for the ApiVersions request.
+    pub kept: Option<std::net::TcpStream>,
 }
 
 impl<'a, K: Kafka> Test<'a, K> {
@@ -140,6 +142,7 @@ impl<'a, K: Kafka> Test<'a, K> {
             view: None,
             advertised_failure: None,
             api_versions: None,
+            kept: None,
         }
     }
 
@@ -156,7 +159,9 @@ impl<'a, K: Kafka> Test<'a, K> {
                 .deadline
                 .saturating_duration_since(tokio::time::Instant::now())
                 .min(self.per_address);
-            self.api_versions = Some(network::api_versions(&self.reached, material, left).await);
+            let open = self.kept.take();
+            self.api_versions =
+                Some(network::api_versions(&self.reached, material, open, left).await);
         }
         self.api_versions.as_ref().expect("asked above")
     }

@@ -59,6 +59,10 @@ pub struct TestReport {
     /// Matched topics, when they were listed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topics: Option<TopicsStatus>,
+    /// How long the test waited for its cluster's budget (new connections per broker per second,
+    /// tests at once per cluster), before and while it ran.
+    #[serde(skip)]
+    pub budget_wait: std::time::Duration,
     /// How to reach the cluster again, and the matched topics with their partition counts: what
     /// model sampling needs after the test. Holds credentials, so it is never serialized.
     #[serde(skip)]

@@ -60,11 +60,21 @@ fn dns_error_text(e: &std::io::Error) -> String {
 }
 
 /// Opens a TCP connection to any of `addrs` (in order) within `timeout` each; the first success wins.
+/// Each waits for its place in the broker's budget first (not counted in `timeout`).
 pub async fn connect_any(addrs: &[SocketAddr], timeout: Duration) -> Result<SocketAddr, String> {
+    open_any(addrs, timeout).await.map(|(addr, _)| addr)
+}
+
+/// [`connect_any`], keeping the connection.
+async fn open_any(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<(SocketAddr, TcpStream), String> {
     let mut last = "no address to connect to".to_string();
     for addr in addrs {
+        crate::budget::global().wait(*addr).await;
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(_)) => return Ok(*addr),
+            Ok(Ok(stream)) => return Ok((*addr, stream)),
             Ok(Err(e)) => last = tcp_error_text(&e),
             Err(_) => {
                 last = format!(
@@ -119,10 +129,13 @@ async fn reach(host: String, port: u16, timeout: Duration) -> Result<SocketAddr,
 const REACH_CONCURRENCY: usize = 32;
 
 /// The ApiVersions answer of the first reachable bootstrap server (over TLS when the listener is
-/// encrypted): which requests the brokers serve, API key to (min, max) version.
+/// encrypted): which requests the brokers serve, API key to (min, max) version. A plain listener is
+/// asked over `open`, the connection BrokersReachable kept, when there is one: a broker is not asked
+/// for a new connection it was just given.
 pub async fn api_versions(
     reached: &[(String, SocketAddr)],
     tls: Option<TlsMaterial>,
+    open: Option<std::net::TcpStream>,
     timeout: Duration,
 ) -> Result<crate::kafka::api_versions::Versions, String> {
     let Some((host, addr)) = reached.first().cloned() else {
@@ -131,15 +144,26 @@ pub async fn api_versions(
     let task = tokio::task::spawn_blocking(move || match &tls {
         Some(material) => {
             let name = material.server_name.clone().unwrap_or(host);
+            crate::budget::global().wait_blocking(addr);
             let mut stream =
                 super::tls::connect(addr, &name, material, timeout).map_err(|e| e.to_string())?;
             api_versions::exchange(&mut stream)
         }
         None => {
-            let mut stream =
-                std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+            let mut stream = match open.filter(|s| s.peer_addr().ok() == Some(addr)) {
+                Some(stream) => {
+                    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+                    stream
+                }
+                None => {
+                    crate::budget::global().wait_blocking(addr);
+                    std::net::TcpStream::connect_timeout(&addr, timeout)
+                        .map_err(|e| e.to_string())?
+                }
+            };
             stream
                 .set_read_timeout(Some(timeout))
+                .and_then(|_| stream.set_write_timeout(Some(timeout)))
                 .map_err(|e| e.to_string())?;
             api_versions::exchange(&mut stream)
         }
@@ -189,12 +213,25 @@ pub(super) async fn brokers_reachable<K: Kafka>(t: &mut Test<'_, K>) -> CheckRep
     let per_address = t.per_address;
     let attempts = join_all(t.resolved.iter().map(|r| async move {
         match r {
-            Ok(addrs) => connect_any(addrs, per_address).await,
+            Ok(addrs) => open_any(addrs, per_address).await,
             Err(_) => Err("not resolved".to_string()),
         }
     }));
     match timeout_at(t.deadline, attempts).await {
-        Ok(results) => {
+        Ok(opened) => {
+            // The first connection stays open for the ApiVersions request, the others close.
+            let mut results = Vec::with_capacity(opened.len());
+            for r in opened {
+                results.push(match r {
+                    Ok((addr, stream)) => {
+                        if t.kept.is_none() {
+                            t.kept = stream.into_std().ok();
+                        }
+                        Ok(addr)
+                    }
+                    Err(e) => Err(e),
+                });
+            }
             let bootstrap = &t.valid().bootstrap;
             t.reached = bootstrap
                 .iter()
@@ -233,8 +270,34 @@ pub(super) async fn advertised_listeners<K: Kafka>(t: &mut Test<'_, K>) -> Check
         .collect();
     let material = t.settings.as_ref().and_then(|s| s.tls.clone());
     let (per_address, now) = (t.per_address, t.input.now);
+    // An advertised broker that is a bootstrap server BrokersReachable reached moments ago is not
+    // dialled again (the brokers of managed clusters are often their own bootstrap servers).
+    let known: Vec<Option<SocketAddr>> = targets
+        .iter()
+        .map(|(host, port)| {
+            t.reached
+                .iter()
+                .find(|(h, a)| h.eq_ignore_ascii_case(host) && a.port() == *port)
+                .map(|(_, a)| *a)
+        })
+        .collect();
     let reach = async {
-        let results = reach_all(&targets, per_address).await;
+        let unknown: Vec<(String, u16)> = targets
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut dialled = reach_all(&unknown, per_address).await.into_iter();
+        let results: Vec<Result<SocketAddr, String>> = known
+            .iter()
+            .map(|k| match k {
+                Some(addr) => Ok(*addr),
+                None => dialled
+                    .next()
+                    .unwrap_or_else(|| Err("not dialled".to_string())),
+            })
+            .collect();
         let Some(material) = material else {
             return (results, Vec::new());
         };

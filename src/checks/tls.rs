@@ -63,6 +63,7 @@ pub fn handshake(
     timeout: Duration,
     now: SystemTime,
 ) -> Result<Handshake, TlsError> {
+    crate::budget::global().wait_blocking(addr); // a broker: its budget, outside the timeout
     let tls = connect(addr, name, material, timeout)?;
     let ssl = tls.ssl();
     let cert = ssl

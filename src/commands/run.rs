@@ -23,6 +23,15 @@ pub struct RunArgs {
     /// How many connections are tested at the same time.
     #[arg(long, env = "KCONN_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+    /// New connections kconn opens per second to any one broker (its probes and its Kafka clients
+    /// alike), across every connection it tests; 0: no limit. Keep it under the brokers' connection
+    /// quota (AWS MSK with IAM: 20 per broker per second; Kafka's max.connection.creation.rate).
+    #[arg(long, env = "KCONN_BROKER_CONNECTION_RATE", default_value_t = crate::budget::DEFAULT_RATE)]
+    pub broker_connection_rate: u32,
+    /// How many connections to one cluster (the same bootstrap servers, or cluster id) are tested
+    /// at the same time; 0: no limit besides --concurrency.
+    #[arg(long, env = "KCONN_CLUSTER_TESTS", default_value_t = crate::budget::DEFAULT_TESTS)]
+    pub cluster_tests: u32,
     /// Address of /livez, /readyz and /metrics; port 0 picks a free port (logged).
     #[arg(long, env = "KCONN_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -59,6 +68,8 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 pub fn run(args: RunArgs) -> u8 {
+    // Before any thread starts.
+    crate::http::tune_heap();
     let Some(rt) = runtime() else {
         return EXIT_BAD_INPUT;
     };
@@ -76,6 +87,10 @@ pub fn run(args: RunArgs) -> u8 {
             "removed private directories an earlier run left behind"
         );
     }
+    crate::budget::configure(crate::budget::Limits {
+        rate: args.broker_connection_rate,
+        tests: args.cluster_tests,
+    });
     rt.block_on(async move {
         let client = match kube::Client::try_default().await {
             Ok(c) => c,

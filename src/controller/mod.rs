@@ -60,6 +60,14 @@ pub struct Context<K: Kafka = RdKafka> {
     pub superseded: Superseded,
     /// What this process last wrote into each connection's binding Secret.
     pub published: Published,
+    /// When this process last tested each connection.
+    pub tested: Tested,
+    /// When this process started: a healthy connection overdue then is tested at its first place in
+    /// the interval after it, not at once.
+    pub started: Time,
+    /// Tests running at once, across every watch (`--concurrency`): each holds a Kafka client, a
+    /// few threads, for its duration.
+    pub slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// How `kconn run` runs.
@@ -122,6 +130,10 @@ impl Error {
     }
 }
 
+/// Reconciles in flight per test slot: a reconcile waiting for its cluster's turn (at most
+/// a second, see `reconcile::DEFER_OVER`) or for a slot holds no slot meanwhile.
+const RECONCILES_PER_SLOT: u16 = 4;
+
 /// How often what is remembered of deleted connections is dropped.
 const JANITOR_PERIOD: Duration = Duration::from_secs(10);
 
@@ -140,6 +152,12 @@ pub(crate) fn slim(obj: &mut Guarded) {
     meta.managed_fields = None;
     if let Some(annotations) = &mut meta.annotations {
         annotations.remove(LAST_APPLIED);
+    }
+    // The rows of the last test, most of a status's bytes, are kept as a digest.
+    if let Ok(conn) = &mut obj.0 {
+        if let Some(status) = &mut conn.status {
+            crate::status::elide_checks(status);
+        }
     }
 }
 
@@ -206,10 +224,10 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         clock: system_clock,
         superseded: Superseded::default(),
         published: Published::default(),
+        tested: Tested::default(),
+        started: system_clock(),
+        slots: Arc::new(tokio::sync::Semaphore::new(usize::from(concurrency))),
     });
-    // Each test holds a Kafka client (a few threads) for its duration: `concurrency` bounds how many
-    // run at once across every watch.
-    let slots = Arc::new(tokio::sync::Semaphore::new(usize::from(concurrency)));
     let watches: Vec<Watch> = scopes
         .iter()
         .map(|scope| {
@@ -273,30 +291,33 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         let mut tick = tokio::time::interval(JANITOR_PERIOD);
         loop {
             tick.tick().await;
-            let state: Vec<Arc<Guarded>> = stores.iter().flat_map(|s| s.state()).collect();
-            let keys: std::collections::HashSet<String> = state
-                .iter()
-                .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
-                .collect();
-            let uids: std::collections::HashSet<String> =
-                state.iter().filter_map(|c| c.uid()).collect();
-            janitor.metrics.retain_ready(|key| keys.contains(key));
-            janitor.refreshes.retain(|uid| uids.contains(uid));
-            janitor.superseded.retain(|uid| uids.contains(uid));
-            janitor.published.retain(|uid| uids.contains(uid));
+            {
+                let state: Vec<Arc<Guarded>> = stores.iter().flat_map(|s| s.state()).collect();
+                let keys: std::collections::HashSet<String> = state
+                    .iter()
+                    .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
+                    .collect();
+                let uids: std::collections::HashSet<String> =
+                    state.iter().filter_map(|c| c.uid()).collect();
+                janitor.metrics.retain_ready(|key| keys.contains(key));
+                janitor.refreshes.retain(|uid| uids.contains(uid));
+                janitor.superseded.retain(|uid| uids.contains(uid));
+                janitor.published.retain(|uid| uids.contains(uid));
+                janitor.tested.retain(|uid| uids.contains(uid));
+                crate::budget::global().retain(|uid| uids.contains(uid));
+            }
+            // What the burst of tests at start-up freed goes back to the system.
+            crate::http::trim_heap();
         }
     });
     info!(
         namespaces = %scopes.iter().map(|s| s.as_deref().unwrap_or("all")).collect::<Vec<_>>().join(","),
         secret_watch,
+        broker_connection_rate = crate::budget::global().limits().rate,
+        cluster_tests = crate::budget::global().limits().tests,
         "kconn controller starting"
     );
-    futures::future::join_all(
-        watches
-            .into_iter()
-            .map(|w| w.run(context.clone(), slots.clone())),
-    )
-    .await;
+    futures::future::join_all(watches.into_iter().map(|w| w.run(context.clone()))).await;
     lease::release(lease_client, &options.lease_namespace, &me).await;
     info!("kconn controller stopped");
     Ok(())
@@ -339,8 +360,12 @@ impl Watch {
             watcher(connections, watcher::Config::default()).modify(slim),
         )
         .applied_objects();
-        let controller = Controller::for_stream(objects, store)
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+        // Reconciles that only look cost little; those that test wait for their cluster's turn and
+        // then for one of the `concurrency` test slots (Context::slots).
+        let controller = Controller::for_stream(objects, store).with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(concurrency.saturating_mul(RECONCILES_PER_SLOT)),
+        );
         let (refreshed_tx, refreshed) = tokio::sync::mpsc::unbounded_channel();
         Self {
             namespace: namespace.map(str::to_string),
@@ -352,7 +377,7 @@ impl Watch {
         }
     }
 
-    async fn run(self, context: Arc<Context>, slots: Arc<tokio::sync::Semaphore>) {
+    async fn run(self, context: Arc<Context>) {
         let store = self.controller.store();
         // A Secret change re-tests the connections in its namespace that reference it.
         let secret_changes = match self.secrets {
@@ -391,17 +416,7 @@ impl Watch {
             // Membership changed: every connection's owner is decided again.
             .reconcile_all_on(membership)
             .shutdown_on_signal()
-            .run(
-                move |obj, ctx| {
-                    let slots = slots.clone();
-                    async move {
-                        let _slot = slots.acquire_owned().await;
-                        reconcile(obj, ctx).await
-                    }
-                },
-                error_policy,
-                context,
-            )
+            .run(reconcile, error_policy, context)
             .for_each(|result| async move {
                 if let Err(e) = result {
                     warn!(error = %e, "reconcile failed");
@@ -507,6 +522,11 @@ impl Superseded {
     }
 }
 
+/// When this process last tested each connection: the schedule runs from it, since a test that
+/// changed nothing is not written into `status.lastTestTime`. A restart loses it, and each connection
+/// is then tested at its next place in the interval (`schedule::next_slot`), not all at once.
+pub type Tested = PerConnection<Time>;
+
 /// A fingerprint of the binding Secret this process last wrote, per connection: a passing test that
 /// changed nothing writes nothing. In memory only; a restart writes each binding once.
 pub type Published = PerConnection<u64>;
@@ -551,6 +571,9 @@ mod tests {
             clock: system_clock,
             superseded: Superseded::default(),
             published: Published::default(),
+            tested: Tested::default(),
+            started: system_clock(),
+            slots: Arc::new(tokio::sync::Semaphore::new(1)),
         };
         (Arc::new(ctx), handle)
     }

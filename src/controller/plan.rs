@@ -59,6 +59,10 @@ pub struct Seen<'a> {
     pub refreshed: Option<&'a Refreshed>,
     /// The spec, validated once (`None`: it breaks a rule; the test's SpecValid row says which).
     pub valid: Option<&'a ValidSpec>,
+    /// When this process last tested it (a test that changed nothing is not written).
+    pub tested: Option<&'a Time>,
+    /// When this process started testing.
+    pub started: Option<&'a Time>,
 }
 
 impl Seen<'_> {
@@ -107,24 +111,38 @@ impl Seen<'_> {
         }
     }
 
+    fn observed<'b>(
+        &'b self,
+        status: Option<&'b KafkaConnectionStatus>,
+        secrets: &'b [ObservedSecret],
+        tested: Option<&'b Time>,
+    ) -> schedule::Observed<'b> {
+        schedule::Observed {
+            generation: self.generation(),
+            status,
+            requested: self.annotation(TEST_REQUESTED_AT),
+            secrets,
+            interval: self.interval(),
+            key: self.uid,
+            tested,
+            started: self.started,
+        }
+    }
+
     fn schedule(
         &self,
         status: Option<&KafkaConnectionStatus>,
         secrets: &[ObservedSecret],
+        tested: Option<&Time>,
         now: &Time,
     ) -> schedule::Decision {
-        schedule::decide(
-            &schedule::Observed {
-                generation: self.generation(),
-                status,
-                requested: self.annotation(TEST_REQUESTED_AT),
-                secrets,
-                interval: self.interval(),
-                key: self.uid,
-            },
-            now,
-        )
+        schedule::decide(&self.observed(status, secrets, tested), now)
     }
+}
+
+/// How long after it was due a test that starts now starts (zero when a change triggered it).
+pub fn lateness(seen: &Seen<'_>, now: &Time) -> Duration {
+    schedule::lateness(&seen.observed(seen.prev, seen.secrets, seen.tested), now)
 }
 
 /// Whether a reconcile reads the referenced Secrets: only for an object this process may test, read
@@ -187,7 +205,7 @@ pub fn decide(seen: &Seen<'_>, now: &Time) -> Plan {
     if conn.spec.suspend {
         return Plan::Suspended;
     }
-    let decision = seen.schedule(seen.prev, seen.secrets, now);
+    let decision = seen.schedule(seen.prev, seen.secrets, seen.tested, now);
     match decision.test {
         Some(trigger) => Plan::Test(trigger),
         None => Plan::Wait(decision.requeue_after),
@@ -215,6 +233,8 @@ pub struct Done {
     pub report: Option<TestReport>,
     /// How long the test took (its outcome is dated at the clock reading plus this).
     pub took: Duration,
+    /// The test is due but its cluster's turn is this far ahead: look again then.
+    pub deferred: Option<Duration>,
 }
 
 /// What becomes of Ready for the `kconn_connection_ready` metric.
@@ -315,6 +335,11 @@ pub fn settle(seen: &Seen<'_>, plan: &Plan, done: &Done, now: &Time) -> Next {
         (Plan::Test(_) | Plan::Wait(_), Object::Unreadable { .. }) => {
             Next::nothing(ReadyGauge::Keep)
         }
+        // Due, but its cluster's turn is ahead: nothing changes until the test has run.
+        (Plan::Test(_), _) if done.deferred.is_some() => Next {
+            requeue: done.deferred.map(|d| d.max(Duration::from_millis(10))),
+            ..Next::nothing(ReadyGauge::Keep)
+        },
         (Plan::Test(_) | Plan::Wait(_), Object::Readable(conn)) => {
             tested_or_waited(seen, conn, plan, done, now)
         }
@@ -383,21 +408,18 @@ fn tested_or_waited(
         .then(|| status::ready_transition(prev, &next))
         .flatten();
     // After an announcement the outcome is always written; a test that changed nothing but times and
-    // durations is written once per interval; anything else when it changed.
+    // durations is not written at all (the schedule runs from the time this process keeps); anything
+    // else when it changed.
     let write = if plan.announces() {
         true
     } else if tested && seen.refreshed.is_none() {
-        !status::is_noop(
-            prev,
-            &next,
-            next.last_test_time.as_ref().unwrap_or(&end),
-            seen.interval(),
-        )
+        !status::is_noop(prev, &next)
     } else {
         prev != Some(&next)
     };
+    let tested_at = if tested { Some(&end) } else { seen.tested };
     let mut requeue = seen
-        .schedule(Some(&next), &next.observed_secrets, &end)
+        .schedule(Some(&next), &next.observed_secrets, tested_at, &end)
         .requeue_after
         .max(Duration::from_secs(1));
     if let Some(at) = next_refresh {
@@ -601,6 +623,9 @@ mod tests {
             error: "unknown variant",
             generation: Some(2),
         };
+        // Its place in the interval after the test at 0: at least half an interval later.
+        let slot = schedule::next_slot(&t(150), Duration::from_secs(300), "u-1");
+        let wait_from = |at: i64| slot.0.duration_since(t(at).0).unsigned_abs();
         #[rustfmt::skip]
         let table: Vec<Case> = vec![
             ("another process owns it", Object::Readable(&plain), &other, Some(&done), "5", false, 10, Plan::NotMine),
@@ -612,9 +637,9 @@ mod tests {
             ("never tested", Object::Readable(&plain), &Assignment::Mine, None, "5", false, 10, Plan::Test(Trigger::SpecChanged)),
             ("a new generation", Object::Readable(&plain), &Assignment::Mine, Some(&older), "5", false, 10, Plan::Test(Trigger::SpecChanged)),
             ("a new request", Object::Readable(&requested), &Assignment::Mine, Some(&done), "5", false, 10, Plan::Test(Trigger::Requested)),
-            ("a handled request", Object::Readable(&handled), &Assignment::Mine, Some(&done), "5", false, 10, Plan::Wait(schedule::jitter(Duration::from_secs(300), "u-1") - Duration::from_secs(10))),
+            ("a handled request", Object::Readable(&handled), &Assignment::Mine, Some(&done), "5", false, 10, Plan::Wait(wait_from(10))),
             ("a rotated Secret", Object::Readable(&plain), &Assignment::Mine, Some(&done), "6", false, 10, Plan::Test(Trigger::SecretChanged)),
-            ("the interval passed", Object::Readable(&plain), &Assignment::Mine, Some(&done), "5", false, 400, Plan::Test(Trigger::Due)),
+            ("its place in the next interval came", Object::Readable(&plain), &Assignment::Mine, Some(&done), "5", false, 450, Plan::Test(Trigger::Due)),
             ("a version its own writes made old (the cache has not caught up)", Object::Readable(&plain), &Assignment::Mine, Some(&ann), "5", true, 6, Plan::CacheBehind),
             ("an announcement nobody answered (its operator was killed)", Object::Readable(&plain), &Assignment::Mine, Some(&ann), "5", false, 6, Plan::Test(Trigger::SpecChanged)),
             ("another process's, whatever the cache", Object::Readable(&plain), &other, Some(&ann), "5", true, 6, Plan::NotMine),
@@ -636,6 +661,9 @@ mod tests {
                 cache_behind,
                 refreshed: None,
                 valid: valid.as_ref(),
+                // This process ran the last test.
+                tested: prev.and_then(|p| p.last_test_time.as_ref()),
+                started: None,
             };
             assert_eq!(decide(&seen, &t(at)), plan, "{why}");
             assert_eq!(
@@ -680,11 +708,14 @@ mod tests {
             cache_behind: false,
             refreshed: None,
             valid: Some(&valid),
+            tested: None,
+            started: None,
         };
         let done = |result| Done {
             announced: None,
             report: Some(report(result)),
             took: Duration::from_secs(2),
+            deferred: None,
         };
         // A first test: announced, then its outcome written (dated at its end) with no Event.
         let first = seen(None);
@@ -731,6 +762,18 @@ mod tests {
             left > Duration::from_secs(200) && left < Duration::from_secs(280),
             "{left:?}"
         );
+        // Due, but its cluster's turn is ahead: nothing written, even for a new connection, and it
+        // comes back at its turn.
+        for prev in [None, Some(&prev)] {
+            let deferred = Done {
+                deferred: Some(Duration::from_secs(7)),
+                ..Done::default()
+            };
+            let next = settle(&seen(prev), &Plan::Test(Trigger::Due), &deferred, &t(60));
+            assert!(next.status.is_none() && next.event.is_none() && next.refresh.is_none());
+            assert_eq!(next.requeue, Some(Duration::from_secs(7)));
+            assert_eq!(next.binding, None);
+        }
         // Another process's: nothing written, and the metric dropped.
         let next = settle(&again, &Plan::NotMine, &Done::default(), &t(60));
         assert!(next.status.is_none() && next.requeue.is_none());

@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use super::plan::{self, BindingStep, Done, Next, Object, Plan, ReadyGauge, Seen};
 use super::{bounded, Context, Error, Guarded};
@@ -24,6 +24,10 @@ use crate::kafka::Kafka;
 use crate::models::{self, refresh::Refreshed, task};
 use crate::secrets::SecretStore;
 use crate::{checks, status, validate};
+
+/// A turn of the cluster's budget further ahead than this is waited for by looking again then; a
+/// nearer one, in place.
+const DEFER_OVER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One reconcile of one object.
 #[instrument(skip_all, fields(namespace = obj.namespace().as_deref().unwrap_or(""), name = %obj.name_any()))]
@@ -38,6 +42,7 @@ pub async fn reconcile<K: Kafka + 'static>(
     let plan = plan::decide(&view, &now);
     let (done, announced) = act(&plan, &view, &seen, &ns, &ctx, &now).await?;
     let next = plan::settle(&view, &plan, &done, &now);
+    debug!(?plan, requeue = ?next.requeue, writes = next.status.is_some(), "decided");
     apply(&ctx, &obj, &seen, &plan, announced, &next, &now).await?;
     record(
         &ctx,
@@ -71,6 +76,10 @@ struct Observed<'a> {
     refreshed: Option<Refreshed>,
     /// The spec validated once: the schedule and the test both take it.
     validated: Option<Result<validate::ValidSpec, Vec<validate::Problem>>>,
+    /// When this process last tested it.
+    tested: Option<Time>,
+    /// When this process started testing.
+    started: Time,
 }
 
 impl Observed<'_> {
@@ -88,6 +97,8 @@ impl Observed<'_> {
             cache_behind: self.cache_behind,
             refreshed: self.refreshed.as_ref(),
             valid: self.validated.as_ref().and_then(|v| v.as_ref().ok()),
+            tested: self.tested.as_ref(),
+            started: Some(&self.started),
         }
     }
 }
@@ -131,6 +142,8 @@ async fn observe<'a, K: Kafka>(
         version: obj.resource_version(),
         refreshed: None,
         validated: None,
+        tested: ctx.tested.get(&uid),
+        started: ctx.started.clone(),
         uid,
     };
     match object {
@@ -179,7 +192,41 @@ async fn act<K: Kafka>(
     else {
         return Ok((Done::default(), None));
     };
+    // The cluster's budget: a turn far ahead is waited for by looking again then, holding nothing.
+    let uid = seen.uid.as_str();
+    let cluster = crate::budget::cluster_key(
+        view.prev
+            .and_then(|p| p.cluster.as_ref())
+            .and_then(|c| c.cluster_id.as_deref()),
+        conn.spec.bootstrap_servers.iter().map(|b| b.0.as_str()),
+    );
+    let budget = crate::budget::global();
+    let connections = crate::budget::connections_per_test(conn.spec.tls.is_some());
+    let turn = budget.book(&cluster, uid, connections);
+    let ahead = turn.saturating_duration_since(tokio::time::Instant::now());
+    if ahead > DEFER_OVER {
+        info!(?trigger, turn_in = ?ahead, "waiting for the cluster's turn");
+        return Ok((
+            Done {
+                deferred: Some(ahead),
+                ..Done::default()
+            },
+            None,
+        ));
+    }
+    // The outcome is dated at the clock reading plus all of this: the waits and the test.
+    let started = Instant::now();
+    let admission = budget.admit(&cluster, uid, connections).await;
+    let _slot = ctx.slots.clone().acquire_owned().await;
     info!(?trigger, "testing");
+    ctx.metrics
+        .budget_wait
+        .observe(admission.waited.as_secs_f64());
+    if *trigger == crate::schedule::Trigger::Due {
+        ctx.metrics
+            .test_start_delay
+            .observe(plan::lateness(view, now).as_secs_f64());
+    }
     let (announced, announced_version) = if plan.announces() {
         let testing = plan::announcement(view, now);
         let version = write_status(ctx, ns, &conn.name_any(), &testing).await?;
@@ -191,7 +238,6 @@ async fn act<K: Kafka>(
     } else {
         (None, None)
     };
-    let started = Instant::now();
     let input = checks::TestInput {
         spec: &conn.spec,
         valid,
@@ -199,11 +245,15 @@ async fn act<K: Kafka>(
         now: std::time::SystemTime::from(now.0),
         group_id: checks::group_id(&conn.spec, ns, &conn.name_any()),
     };
-    let report = checks::run(&input, &ctx.kafka).await;
+    let mut report = checks::run(&input, &ctx.kafka).await;
+    report.budget_wait = admission.waited;
+    let took = started.elapsed();
+    ctx.tested.remember(&seen.uid, Time(now.0 + took));
     let done = Done {
         announced,
         report: Some(report),
-        took: started.elapsed(),
+        took,
+        deferred: None,
     };
     Ok((done, announced_version))
 }
@@ -257,6 +307,7 @@ async fn apply<K: Kafka + 'static>(
         ctx.refreshes.forget(&seen.uid);
         ctx.superseded.forget(&seen.uid);
         ctx.published.forget(&seen.uid);
+        ctx.tested.forget(&seen.uid);
     }
     if let (Some(request), Object::Readable(conn), Some(secrets)) =
         (&next.refresh, seen.object, &seen.secrets)
@@ -280,6 +331,7 @@ fn record<K: Kafka>(
     let result = match plan {
         Plan::NotMine => Some("not_owned"),
         Plan::Suspended => Some("suspended"),
+        Plan::Test(_) if done.deferred.is_some() => Some("deferred"),
         Plan::Test(_) => Some("tested"),
         Plan::Wait(_) | Plan::CacheBehind => Some("waited"),
         Plan::ReportNoAgent { .. } | Plan::ReportInvalid => None,
@@ -436,6 +488,24 @@ async fn write_status(
 ) -> Result<Option<String>, Error> {
     // Untyped: the answer of an object this version cannot read is still an answer.
     let api = untyped(ctx, ns);
+    // A status made from the watch cache's copy, whose check rows it keeps as a digest, gets the
+    // rows back from the API server: server-side apply would remove rows the patch leaves out.
+    let restored = if status::checks_elided(status) {
+        ctx.metrics.api("status_get", 1);
+        let current = bounded(ctx, api.get_status(name)).await?;
+        let mut full = status.clone();
+        full.checks = current
+            .data
+            .get("status")
+            .and_then(|s| s.get("checks"))
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        Some(full)
+    } else {
+        None
+    };
+    let status = restored.as_ref().unwrap_or(status);
     let patch = serde_json::json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
     ctx.metrics.api("status_patch", 1);
     let params = PatchParams::apply(MANAGER).force();

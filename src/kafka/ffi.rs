@@ -555,6 +555,61 @@ pub fn verify_broker_names(config: &mut rdkafka::ClientConfig, server_name: &str
         .set_ssl_cert_verify_cb(verify_broker_certificate);
 }
 
+/// Makes every broker connection of a client wait for its place in the broker's new-connection
+/// budget (`crate::budget`) before it is opened.
+pub fn connect_within_budget(config: &mut rdkafka::ClientConfig) {
+    config.set_connect_cb(connect_paced);
+}
+
+/// librdkafka's connect callback (see [`connect_within_budget`]). Runs on a broker thread with a
+/// non-blocking socket: waits for the broker's budget, then connects as librdkafka would (an
+/// `EINPROGRESS` is success; librdkafka waits for the socket to become writable).
+unsafe extern "C" fn connect_paced(
+    sockfd: c_int,
+    addr: *const libc::sockaddr,
+    addrlen: c_int,
+    _id: *const c_char,
+    _opaque: *mut std::ffi::c_void,
+) -> c_int {
+    // No panic may unwind into C: the connection then goes unpaced.
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: librdkafka passes a valid address of `addrlen` bytes for the duration of the call.
+        if let Some(peer) = socket_addr(addr, addrlen) {
+            crate::budget::global().wait_blocking(peer);
+        }
+    });
+    // SAFETY: the socket and the address are librdkafka's, valid for this call.
+    if libc::connect(sockfd, addr, addrlen as libc::socklen_t) == -1 {
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        if errno != libc::EINPROGRESS {
+            return errno;
+        }
+    }
+    0
+}
+
+/// The address a `sockaddr` of `len` bytes holds (IPv4 or IPv6).
+unsafe fn socket_addr(addr: *const libc::sockaddr, len: c_int) -> Option<std::net::SocketAddr> {
+    if addr.is_null() {
+        return None;
+    }
+    match i32::from((*addr).sa_family) {
+        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+            let v4 = &*addr.cast::<libc::sockaddr_in>();
+            let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            Some((ip, u16::from_be(v4.sin_port)).into())
+        }
+        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            let v6 = &*addr.cast::<libc::sockaddr_in6>();
+            let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            Some((ip, u16::from_be(v6.sin6_port)).into())
+        }
+        _ => None,
+    }
+}
+
 /// librdkafka's certificate callback (see [`verify_broker_names`]). Runs on a broker thread for each
 /// certificate of the chain, leaf last (`depth` 0). Returns 1 to accept, 0 to refuse with `errstr`.
 unsafe extern "C" fn verify_broker_certificate(

@@ -189,6 +189,8 @@ impl ClientSettings {
             // librdkafka accepts answers of up to 100 MB by default; a hostile broker gets less.
             .set("receive.message.max.bytes", MAX_RECEIVE_BYTES)
             .set("log.connection.close", "false");
+        // Each broker connection waits for its place in the broker's budget (crate::budget).
+        ffi::connect_within_budget(&mut c);
         if let Some(sasl) = &self.sasl {
             c.set("sasl.mechanism", sasl.mechanism.as_str())
                 .set(

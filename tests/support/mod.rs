@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod operator;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

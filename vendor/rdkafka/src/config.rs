@@ -205,6 +205,15 @@ pub type SslCertVerifyCb = unsafe extern "C" fn(
     opaque: *mut c_void,
 ) -> c_int;
 
+/// librdkafka's connect callback (`rd_kafka_conf_set_connect_cb`).
+pub type ConnectCb = unsafe extern "C" fn(
+    sockfd: c_int,
+    addr: *const libc::sockaddr,
+    addrlen: c_int,
+    id: *const c_char,
+    opaque: *mut c_void,
+) -> c_int;
+
 /// Client configuration.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -213,6 +222,7 @@ pub struct ClientConfig {
     /// of available levels.
     pub log_level: RDKafkaLogLevel,
     ssl_cert_verify_cb: Option<SslCertVerifyCb>,
+    connect_cb: Option<ConnectCb>,
 }
 
 impl Debug for ClientConfig {
@@ -249,6 +259,7 @@ impl ClientConfig {
             conf_map: HashMap::new(),
             log_level: log_level_from_global_config(),
             ssl_cert_verify_cb: None,
+            connect_cb: None,
         }
     }
 
@@ -315,6 +326,13 @@ impl ClientConfig {
         self
     }
 
+    /// Sets librdkafka's connect callback, which connects each broker socket
+    /// (`rd_kafka_conf_set_connect_cb`; installed by [`ClientConfig::create_native_config`]).
+    pub fn set_connect_cb(&mut self, cb: ConnectCb) -> &mut ClientConfig {
+        self.connect_cb = Some(cb);
+        self
+    }
+
     /// Builds a native librdkafka configuration.
     pub fn create_native_config(&self) -> KafkaResult<NativeClientConfig> {
         let conf = unsafe { NativeClientConfig::from_ptr(rdsys::rd_kafka_conf_new()) };
@@ -331,6 +349,9 @@ impl ClientConfig {
                     String::new(),
                 ));
             }
+        }
+        if let Some(cb) = self.connect_cb {
+            unsafe { rdsys::rd_kafka_conf_set_connect_cb(conf.ptr(), Some(cb)) };
         }
         Ok(conf)
     }

@@ -61,7 +61,7 @@ async fn fleet(n: usize, flags: &[&str]) -> Vec<kconn::api::KafkaConnectionStatu
             let statuses: Vec<_> = list.items.into_iter().filter_map(|c| c.status).collect();
             let ready = statuses
                 .iter()
-                .filter(|s| condition(s, "Ready") == Some(("True", "PassedWithWarnings")))
+                .filter(|s| condition(s, "Ready").is_some_and(|r| r.0 == "True"))
                 .count();
             if ready == n {
                 Ok(statuses)
@@ -168,25 +168,36 @@ async fn a_test_that_changed_nothing_writes_nothing() {
         },
     )
     .await;
-    let writes = metric(&addr, "kconn_api_requests_total{kind=\"status_patch\"");
-    // Each connection tested at least three times more, at its interval (within the default budget:
-    // 5 connections every 4 s are fewer tests than one cluster's pace allows).
     let due_tests = || metric(&addr, "kconn_test_start_delay_seconds_count");
-    support::wait_until_ok("more tests", Duration::from_secs(60), || async {
-        let done = due_tests();
-        if done >= 3.0 * n as f64 {
-            Ok(())
-        } else {
-            Err(format!("{done} periodic tests so far"))
+    let tested = |rounds: usize| {
+        let due_tests = &due_tests;
+        async move {
+            support::wait_until_ok("more tests", Duration::from_secs(60), || async {
+                let done = due_tests();
+                if done >= (rounds * n) as f64 {
+                    Ok(())
+                } else {
+                    Err(format!("{done} periodic tests so far"))
+                }
+            })
+            .await
         }
-    })
-    .await;
+    };
+    // One round of periodic tests first: the first tests of a fresh environment may still change
+    // what they see (Kafka makes its group offsets topic when first asked for a coordinator).
+    tested(1).await;
+    drop(first);
+    let first = api.list(&Default::default()).await.unwrap().items;
+    let writes = metric(&addr, "kconn_api_requests_total{kind=\"status_patch\"");
+    // Each connection tested three times more, at its interval (within the default budget: 5
+    // connections every 4 s are fewer tests than one cluster's pace allows).
+    tested(4).await;
     assert_eq!(
         metric(&addr, "kconn_api_requests_total{kind=\"status_patch\""),
         writes,
         "tests that found everything as it was wrote no status"
     );
-    // The statuses are the ones written by the first tests, resourceVersion and all.
+    // The statuses are the ones read after the first round, resourceVersion and all.
     let list = api.list(&Default::default()).await.unwrap();
     for c in &first {
         let now = list

@@ -520,9 +520,9 @@ fn survived(operator: &mut op::Operator, log: &std::path::Path) {
 }
 
 /// etcd lost for 20 s under a running API server: reads and writes time out, the API server stays
-/// up. The operator's scheduled tests keep running meanwhile (they find nothing changed, so they write
-/// nothing); afterwards a requested test is answered in the status and a new connection is tested,
-/// with the operator alive throughout.
+/// up. The operator cannot renew its Lease meanwhile and steps back from its connections (another
+/// agent could hold them); afterwards a requested test is answered in the status and a new connection
+/// is tested, with the operator alive throughout.
 #[tokio::test]
 async fn etcd_lost_for_20_seconds() {
     let _turn = TURN.lock().await;
@@ -534,8 +534,6 @@ async fn etcd_lost_for_20_seconds() {
     let mut operator = op::start(&ns, &log, &[]);
     wait_status(&conns, "steady", "Ready", DEADLINE, ready).await;
     let addr = op::http_address(&log, DEADLINE);
-    let scheduled = || op::metric(&addr, "kconn_test_start_delay_seconds_count");
-    let before = scheduled();
 
     let down = Down::kill(&["etcd"]);
     // Two test intervals.
@@ -546,10 +544,6 @@ async fn etcd_lost_for_20_seconds() {
         Duration::from_secs(20),
     )
     .await;
-    assert!(
-        scheduled() > before,
-        "the scheduled tests ran during the outage"
-    );
     let back = Instant::now();
     down.start();
 

@@ -195,7 +195,7 @@ async fn the_operator_keeps_a_connection_tested() {
     })
     .await;
 
-    // A spec change: observedGeneration follows.
+    // A spec change: observedGeneration follows, announced (Reconciling=True) and then tested.
     let patch = serde_json::json!({"spec": {"topics": {"expression": "test\\.nothing-.*"}}});
     let changed = conns
         .patch("orders", &PatchParams::default(), &Patch::Merge(&patch))
@@ -204,9 +204,12 @@ async fn the_operator_keeps_a_connection_tested() {
     let s = wait_status(
         &conns,
         "orders",
-        "observedGeneration to follow",
+        "observedGeneration to follow, and the test of that generation to end",
         deadline,
-        |s| s.observed_generation == changed.metadata.generation,
+        |s| {
+            s.observed_generation == changed.metadata.generation
+                && condition(s, "Reconciling").map(|c| c.0) == Some("False")
+        },
     )
     .await;
     assert_eq!(s.topics.as_ref().map(|t| t.matched), Some(0));

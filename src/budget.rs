@@ -168,11 +168,15 @@ impl Budget {
         at
     }
 
+    /// Takes the next place in `addr`'s window; returns how long until it.
+    fn delay(&self, addr: SocketAddr) -> Duration {
+        let now = Instant::now();
+        self.reserve(addr, now).saturating_duration_since(now)
+    }
+
     /// Waits for a place in `addr`'s window (a librdkafka or a blocking thread); returns the wait.
     pub fn wait_blocking(&self, addr: SocketAddr) -> Duration {
-        let now = Instant::now();
-        let at = self.reserve(addr, now);
-        let wait = at.saturating_duration_since(now);
+        let wait = self.delay(addr);
         if !wait.is_zero() {
             std::thread::sleep(wait);
         }
@@ -181,9 +185,7 @@ impl Budget {
 
     /// Waits for a place in `addr`'s window; returns the wait.
     pub async fn wait(&self, addr: SocketAddr) -> Duration {
-        let now = Instant::now();
-        let at = self.reserve(addr, now);
-        let wait = at.saturating_duration_since(now);
+        let wait = self.delay(addr);
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }

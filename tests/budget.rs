@@ -43,6 +43,35 @@ async fn create(n: usize, bootstrap: &str, interval: &str) -> (String, Api<Kafka
     (ns, api)
 }
 
+/// Waits until all `n` connections are Ready; returns them.
+async fn all_ready(
+    api: &Api<KafkaConnection>,
+    n: usize,
+    deadline: Duration,
+) -> Vec<KafkaConnection> {
+    support::wait_until_ok("every connection Ready", deadline, || async {
+        let list = api
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|c| {
+                c.status
+                    .as_ref()
+                    .is_some_and(|s| condition(s, "Ready").is_some_and(|r| r.0 == "True"))
+            })
+            .count();
+        if ready == n {
+            Ok(list.items)
+        } else {
+            Err(format!("{ready} of {n} Ready"))
+        }
+    })
+    .await
+}
+
 /// Creates `n` connections and runs an operator with `flags` until all are Ready; returns their
 /// statuses.
 async fn fleet(n: usize, flags: &[&str]) -> Vec<kconn::api::KafkaConnectionStatus> {
@@ -50,27 +79,11 @@ async fn fleet(n: usize, flags: &[&str]) -> Vec<kconn::api::KafkaConnectionStatu
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("operator.log");
     let _operator = op::start(&ns, &log, flags);
-    support::wait_until_ok(
-        "every connection Ready",
-        Duration::from_secs(180),
-        || async {
-            let list = api
-                .list(&Default::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let statuses: Vec<_> = list.items.into_iter().filter_map(|c| c.status).collect();
-            let ready = statuses
-                .iter()
-                .filter(|s| condition(s, "Ready").is_some_and(|r| r.0 == "True"))
-                .count();
-            if ready == n {
-                Ok(statuses)
-            } else {
-                Err(format!("{ready} of {n} Ready"))
-            }
-        },
-    )
-    .await
+    all_ready(&api, n, Duration::from_secs(180))
+        .await
+        .into_iter()
+        .filter_map(|c| c.status)
+        .collect()
 }
 
 #[tokio::test]
@@ -143,31 +156,7 @@ async fn a_test_that_changed_nothing_writes_nothing() {
     let log = dir.path().join("operator.log");
     let _operator = op::start(&ns, &log, &[]);
     let addr = http_address(&log, Duration::from_secs(30));
-    let first = support::wait_until_ok(
-        "every connection Ready",
-        Duration::from_secs(60),
-        || async {
-            let list = api
-                .list(&Default::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let ready: Vec<_> = list
-                .items
-                .into_iter()
-                .filter(|c| {
-                    c.status
-                        .as_ref()
-                        .is_some_and(|s| condition(s, "Ready").is_some_and(|r| r.0 == "True"))
-                })
-                .collect();
-            if ready.len() == n {
-                Ok(ready)
-            } else {
-                Err(format!("{} of {n} Ready", ready.len()))
-            }
-        },
-    )
-    .await;
+    all_ready(&api, n, Duration::from_secs(60)).await;
     let due_tests = || metric(&addr, "kconn_test_start_delay_seconds_count");
     let tested = |rounds: usize| {
         let due_tests = &due_tests;
@@ -186,7 +175,6 @@ async fn a_test_that_changed_nothing_writes_nothing() {
     // One round of periodic tests first: the first tests of a fresh environment may still change
     // what they see (Kafka makes its group offsets topic when first asked for a coordinator).
     tested(1).await;
-    drop(first);
     let first = api.list(&Default::default()).await.unwrap().items;
     let writes = metric(&addr, "kconn_api_requests_total{kind=\"status_patch\"");
     // Each connection tested three times more, at its interval (within the default budget: 5

@@ -59,8 +59,8 @@ pub struct TestReport {
     /// Matched topics, when they were listed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topics: Option<TopicsStatus>,
-    /// How long the test waited for its cluster's budget (new connections per broker per second,
-    /// tests at once per cluster), before and while it ran.
+    /// How long the test waited, before it started, for its turn in its cluster's budget (new
+    /// connections per broker per second, tests at once per cluster).
     #[serde(skip)]
     pub budget_wait: std::time::Duration,
     /// How to reach the cluster again, and the matched topics with their partition counts: what

@@ -144,9 +144,8 @@ pub async fn api_versions(
     let task = tokio::task::spawn_blocking(move || match &tls {
         Some(material) => {
             let name = material.server_name.clone().unwrap_or(host);
-            crate::budget::global().wait_blocking(addr);
-            let mut stream =
-                super::tls::connect(addr, &name, material, timeout).map_err(|e| e.to_string())?;
+            let mut stream = super::tls::connect_broker(addr, &name, material, timeout)
+                .map_err(|e| e.to_string())?;
             api_versions::exchange(&mut stream)
         }
         None => {

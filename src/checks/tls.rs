@@ -63,8 +63,7 @@ pub fn handshake(
     timeout: Duration,
     now: SystemTime,
 ) -> Result<Handshake, TlsError> {
-    crate::budget::global().wait_blocking(addr); // a broker: its budget, outside the timeout
-    let tls = connect(addr, name, material, timeout)?;
+    let tls = connect_broker(addr, name, material, timeout)?;
     let ssl = tls.ssl();
     let cert = ssl
         .peer_certificate()
@@ -74,6 +73,17 @@ pub fn handshake(
         expires_in_secs: seconds_until(cert.not_after(), now),
         subject: common_name(&cert),
     })
+}
+
+/// [`connect`] to a broker: after its place in the broker's budget (not counted in `timeout`).
+pub fn connect_broker(
+    addr: SocketAddr,
+    name: &str,
+    material: &TlsMaterial,
+    timeout: Duration,
+) -> Result<SslStream<TcpStream>, TlsError> {
+    crate::budget::global().wait_blocking(addr);
+    connect(addr, name, material, timeout)
 }
 
 /// Opens a verified TLS connection to `addr` (chain and `name`), with the client certificate if any.

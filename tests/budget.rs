@@ -79,6 +79,34 @@ async fn fleet(n: usize, flags: &[&str]) -> Vec<kconn::api::KafkaConnectionStatu
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("operator.log");
     let _operator = op::start(&ns, &log, flags);
+    // Every connection is announced (Reconciling=True, observedGeneration set) at once, however far
+    // ahead its turn: kstatus would call an object with no status Current. (With the budget of 10
+    // below, the last turns come about 12 s after the first.)
+    support::wait_until_ok(
+        "every connection announced",
+        Duration::from_secs(8),
+        || async {
+            let list = api
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let announced = list
+                .items
+                .iter()
+                .filter(|c| {
+                    c.status
+                        .as_ref()
+                        .is_some_and(|s| s.observed_generation == c.metadata.generation)
+                })
+                .count();
+            if announced == n {
+                Ok(())
+            } else {
+                Err(format!("{announced} of {n} announced"))
+            }
+        },
+    )
+    .await;
     all_ready(&api, n, Duration::from_secs(180))
         .await
         .into_iter()

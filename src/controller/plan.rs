@@ -219,6 +219,16 @@ impl Plan {
     }
 }
 
+/// Whether the status already announces a test of this generation (Reconciling=True).
+pub fn announced(seen: &Seen<'_>) -> bool {
+    seen.prev.is_some_and(|p| {
+        p.observed_generation == seen.generation()
+            && p.conditions
+                .iter()
+                .any(|c| c.type_ == ConditionType::Reconciling && c.status == ConditionStatus::True)
+    })
+}
+
 /// The status written when an announced test starts.
 pub fn announcement(seen: &Seen<'_>, now: &Time) -> KafkaConnectionStatus {
     status::testing(seen.prev, &seen.facts(now, true))
@@ -774,6 +784,10 @@ mod tests {
             assert_eq!(next.requeue, Some(Duration::from_secs(7)));
             assert_eq!(next.binding, None);
         }
+        // An announcement is written once per generation, however long the turn takes.
+        assert!(!super::announced(&seen(None)) && !super::announced(&seen(Some(&prev))));
+        let announcing = announcement(&seen(Some(&prev)), &t(60));
+        assert!(super::announced(&seen(Some(&announcing))));
         // Another process's: nothing written, and the metric dropped.
         let next = settle(&again, &Plan::NotMine, &Done::default(), &t(60));
         assert!(next.status.is_none() && next.requeue.is_none());

@@ -192,6 +192,20 @@ async fn act<K: Kafka>(
     else {
         return Ok((Done::default(), None));
     };
+    // A new object or generation is announced (Reconciling=True) before anything waits: kstatus
+    // calls an object with no status Current, and its turn may be far ahead. Not again when the
+    // status already announces this generation (a turn waited for, an operator killed mid-test).
+    let (announced, announced_version) = if plan.announces() && !plan::announced(view) {
+        let testing = plan::announcement(view, now);
+        let version = write_status(ctx, ns, &conn.name_any(), &testing).await?;
+        if let Some(version) = &version {
+            ctx.superseded
+                .record(&seen.uid, seen.version.clone(), None, version);
+        }
+        (Some(testing), version)
+    } else {
+        (None, None)
+    };
     // The cluster's budget: a turn far ahead is waited for by looking again then, holding nothing.
     let uid = seen.uid.as_str();
     let cluster = crate::budget::cluster_key(
@@ -227,17 +241,6 @@ async fn act<K: Kafka>(
             .test_start_delay
             .observe(plan::lateness(view, now).as_secs_f64());
     }
-    let (announced, announced_version) = if plan.announces() {
-        let testing = plan::announcement(view, now);
-        let version = write_status(ctx, ns, &conn.name_any(), &testing).await?;
-        if let Some(version) = &version {
-            ctx.superseded
-                .record(&seen.uid, seen.version.clone(), None, version);
-        }
-        (Some(testing), version)
-    } else {
-        (None, None)
-    };
     let input = checks::TestInput {
         spec: &conn.spec,
         valid,
